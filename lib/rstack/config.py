@@ -1,0 +1,388 @@
+"""User configuration: one table of known keys, a commented YAML file, environment overrides.
+
+Precedence: `RSTACK_<KEY>` in the environment, then `$RSTACK_HOME/config.yaml`, then the default.
+Secrets (API keys, tokens) are never config keys: they come from the environment or a provider's
+own auth store. Writes are atomic (temp file + rename), keep the user's comments, and leave mode 600.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from . import paths
+from .errors import ConfigError
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One known configuration key: its type, the values it accepts and its default."""
+
+    name: str
+    kind: str  # enum | int | float | bool | url | str | list
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    # Optional extra check on the parsed value; returns an error text or None.
+    check: Callable[[Any], str | None] | None = field(default=None, compare=False)
+
+    @property
+    def env_var(self) -> str:
+        return "RSTACK_" + self.name.upper()
+
+    def describe_allowed(self) -> str:
+        if self.kind == "enum":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "int":
+            return f"an integer >= {self.minimum:g}" if self.minimum is not None else "an integer"
+        if self.kind == "float":
+            return f"a number >= {self.minimum:g}" if self.minimum is not None else "a number"
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "url":
+            return "an http(s) URL, or empty"
+        if self.kind == "list":
+            return "a comma-separated list"
+        return "a string"
+
+    def parse(self, raw: Any) -> Any:
+        """Turn a raw value (a CLI/env string or a YAML scalar) into this key's type.
+
+        Raises ValueError with the allowed values; callers add where the value came from.
+        """
+        value = self._parse(raw)
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    def _parse(self, raw: Any) -> Any:
+        bad = ValueError(f"invalid value {raw!r} for {self.name}: expected {self.describe_allowed()}")
+        if self.kind == "enum":
+            text = str(raw).strip()
+            if text not in self.choices:
+                raise bad
+            return text
+        if self.kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise bad
+        if self.kind == "int":
+            if isinstance(raw, bool):
+                raise bad
+            try:
+                value = int(str(raw).strip())
+            except ValueError:
+                raise bad from None
+            if self.minimum is not None and value < self.minimum:
+                raise bad
+            return value
+        if self.kind == "float":
+            if isinstance(raw, bool):
+                raise bad
+            try:
+                value = float(str(raw).strip())
+            except ValueError:
+                raise bad from None
+            if not math.isfinite(value) or (self.minimum is not None and value < self.minimum):
+                raise bad
+            return value
+        if self.kind == "url":
+            text = "" if raw is None else str(raw).strip()
+            if text == "":
+                return ""
+            parsed = urlparse(text)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise bad
+            return text.rstrip("/") if parsed.path not in ("", "/") else text
+        if self.kind == "list":
+            if raw is None:
+                return []
+            if isinstance(raw, (list, tuple)):
+                items = [str(item).strip() for item in raw]
+            else:
+                items = [part.strip() for part in str(raw).split(",")]
+            return [item for item in items if item]
+        if self.kind == "str":
+            return "" if raw is None else str(raw)
+        raise AssertionError(f"unknown key kind {self.kind!r}")
+
+    def format(self, value: Any) -> str:
+        """The value as `config get` prints it and `config set` accepts it back."""
+        if self.kind == "bool":
+            return "true" if value else "false"
+        if self.kind == "list":
+            return ",".join(value)
+        if self.kind == "float":
+            return f"{value:g}"
+        return str(value)
+
+    def to_yaml(self, value: Any) -> Any:
+        if self.kind == "list":
+            return ",".join(value)
+        return value
+
+
+KEYS: dict[str, Key] = {}
+
+
+# The one table of known keys. Later concerns add their rows here, so `config list`, the
+# commented defaults and the environment overrides always see every key.
+for _key in (
+    Key("compute_preferred", "enum", "auto",
+        "Where runs go: auto = modal when authenticated, else local.",
+        choices=("auto", "local", "ssh", "vastai", "modal")),
+    Key("venue", "enum", "arxiv", "Default paper venue template.",
+        choices=("arxiv", "neurips", "icml", "iclr", "acl")),
+    Key("experiment_checkpoint", "int", 3,
+        "Ask the human to review after this many runs in /experiment.", minimum=1),
+    Key("proactive", "bool", True, "Skills suggest the next phase without being asked."),
+    Key("telemetry", "enum", "off", "Usage telemetry tier.",
+        choices=("off", "anonymous", "community")),
+    Key("telemetry_url", "url", "", "Where `rstack telemetry sync` POSTs events (empty: never)."),
+    Key("max_cost_usd", "float", 10.0, "Spending cap for paid compute, in USD.", minimum=0),
+    Key("latex_engine", "enum", "auto", "LaTeX engine: auto tries tectonic, latexmk, pdflatex.",
+        choices=("auto", "tectonic", "latexmk", "pdflatex")),
+    Key("s2_api_url", "url", "https://api.semanticscholar.org/graph/v1",
+        "Semantic Scholar Graph API base URL."),
+    Key("arxiv_api_url", "url", "https://export.arxiv.org/api/query", "arXiv API query endpoint."),
+    Key("s2_min_interval_s", "float", 1.0, "Minimum seconds between Semantic Scholar requests.",
+        minimum=0),
+    Key("arxiv_min_interval_s", "float", 3.0, "Minimum seconds between arXiv requests.", minimum=0),
+    Key("ssh_hosts", "list", [], "SSH hosts for the ssh profile (aliases or user@host:port)."),
+    Key("ledger_fsync", "bool", True, "fsync each ledger append (durable across power loss)."),
+):
+    KEYS[_key.name] = _key
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def known_key(name: str) -> Key:
+    try:
+        return KEYS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown config key {name!r}. Known keys: {', '.join(sorted(KEYS))}",
+            hint="rstack config list shows every key with its value and default",
+        ) from None
+
+
+class ConfigFile:
+    """The parsed `config.yaml` (comments kept). Missing file = empty mapping."""
+
+    def __init__(self, path: Path, data: CommentedMap, exists: bool, header: str = ""):
+        self.path = path
+        self.data = data
+        self.exists = exists
+        # A file of comments only parses to None; keep its text so a first `set` does not drop it.
+        self.header = header
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "ConfigFile":
+        path = Path(path) if path else paths.config_path()
+        if not path.exists():
+            return cls(path, CommentedMap(), exists=False)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})",
+                              hint=f"check the file's permissions: chmod 600 {path}") from None
+        try:
+            data = _yaml().load(text)
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            problem = exc.problem or exc.context or "malformed YAML"
+            raise ConfigError(
+                f"{where}: malformed YAML ({problem}); the file was left untouched",
+                hint=f"edit line {mark.line + 1 if mark else '?'} of {path}, or move the file aside "
+                     "and re-run ./setup to write fresh defaults",
+            ) from None
+        except YAMLError as exc:
+            raise ConfigError(f"{path}: malformed YAML ({exc}); the file was left untouched",
+                              hint=f"fix {path} by hand or move it aside") from None
+        if data is None:
+            return cls(path, CommentedMap(), exists=True, header=text)
+        if not isinstance(data, CommentedMap):
+            raise ConfigError(
+                f"{path}: expected a mapping of `key: value` lines, found {type(data).__name__}",
+                hint=f"rewrite {path} as `key: value` lines (rstack config list shows the keys)",
+            )
+        return cls(path, data, exists=True)
+
+    def line_of(self, name: str) -> int | None:
+        try:
+            return self.data.lc.key(name)[0] + 1
+        except (KeyError, AttributeError, TypeError):
+            return None
+
+    def raw(self, name: str) -> Any:
+        return self.data.get(name)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def typed(self, key: Key) -> Any:
+        raw = self.data[key.name]
+        try:
+            return key.parse(raw)
+        except ValueError as exc:
+            line = self.line_of(key.name)
+            where = f"{self.path}:{line}" if line else str(self.path)
+            raise ConfigError(
+                f"{where}: {exc}",
+                hint=f"rstack config set {key.name} <value>  (or rstack config unset {key.name})",
+            ) from None
+
+    def unknown_keys(self) -> list[str]:
+        return [str(name) for name in self.data if name not in KEYS]
+
+    def save(self) -> None:
+        """Atomic write: temp file in the same directory, fsync, rename; mode 600."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.StringIO()
+        if self.header:
+            buf.write(self.header if self.header.endswith("\n") else self.header + "\n")
+        if self.data:
+            _yaml().dump(self.data, buf)
+        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(buf.getvalue())
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self.exists = True
+        if self.data:
+            # Comments now belong to the mapping ruamel wrote; do not repeat them on the next save.
+            self.header = ""
+            reloaded = ConfigFile.load(self.path)
+            self.data = reloaded.data
+
+
+@dataclass(frozen=True)
+class Resolved:
+    key: Key
+    value: Any
+    source: str  # env | file | default
+
+    def as_json(self) -> dict:
+        return {
+            "key": self.key.name,
+            "value": self.value,
+            "source": self.source,
+            "default": self.key.default,
+            "type": self.key.kind,
+            "allowed": self.key.describe_allowed(),
+            "env": self.key.env_var,
+        }
+
+
+def resolve(name: str, cfg: ConfigFile | None = None) -> Resolved:
+    key = known_key(name)
+    env = os.environ.get(key.env_var)
+    if env is not None:
+        try:
+            return Resolved(key, key.parse(env), "env")
+        except ValueError as exc:
+            raise ConfigError(f"environment {key.env_var}={env!r}: {exc}",
+                              hint=f"unset {key.env_var} or give it {key.describe_allowed()}") from None
+    cfg = cfg if cfg is not None else ConfigFile.load()
+    if cfg.has(name):
+        return Resolved(key, cfg.typed(key), "file")
+    return Resolved(key, key.default, "default")
+
+
+def get(name: str, cfg: ConfigFile | None = None) -> Any:
+    """The effective, typed value of a key (env, then file, then default)."""
+    return resolve(name, cfg).value
+
+
+def resolve_all(cfg: ConfigFile | None = None) -> list[Resolved]:
+    cfg = cfg if cfg is not None else ConfigFile.load()
+    return [resolve(name, cfg) for name in sorted(KEYS)]
+
+
+def set_value(name: str, raw: str, path: Path | None = None) -> Any:
+    key = known_key(name)
+    try:
+        value = key.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc), hint=f"rstack config set {name} <{key.describe_allowed()}>") from None
+    cfg = ConfigFile.load(path)
+    cfg.data[name] = key.to_yaml(value)
+    cfg.save()
+    return value
+
+
+def unset(name: str, path: Path | None = None) -> bool:
+    """Remove a key from the file (its default applies again). Returns whether it was set."""
+    known_key(name)
+    cfg = ConfigFile.load(path)
+    if name not in cfg.data:
+        return False
+    del cfg.data[name]
+    cfg.save()
+    return True
+
+
+def default_file_text() -> str:
+    """The commented config.yaml that ./setup writes: every key commented out at its default."""
+    lines = [
+        "# RStack configuration. Uncomment a line to change it, or use `rstack config set KEY VALUE`.",
+        "# Every key can be overridden for one command by RSTACK_<KEY> in the environment.",
+        "# Secrets (API keys, tokens) never go here: they come from the environment.",
+        "",
+    ]
+    for name in sorted(KEYS):
+        key = KEYS[name]
+        lines.append(f"# {key.help} Allowed: {key.describe_allowed()}.")
+        default = key.format(key.default)
+        lines.append(f"# {name}: {default}" if default != "" else f"# {name}: ''")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def init_file(path: Path | None = None) -> bool:
+    """Write the commented defaults when no config exists. Returns True when it wrote one."""
+    path = Path(path) if path else paths.config_path()
+    if path.exists():
+        ConfigFile.load(path)  # still validate: a broken file should be reported at setup
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(default_file_text())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return True

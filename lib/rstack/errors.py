@@ -1,0 +1,43 @@
+"""Domain errors. Every message says what is wrong, where, and the command that fixes it.
+
+The CLI turns any RStackError into exit 1 (a handled failure); usage errors stay click's (exit 2).
+Never raise these for programming errors: a bug should surface as a traceback, not a polite message.
+"""
+
+from __future__ import annotations
+
+
+class RStackError(Exception):
+    """A handled failure. `hint` is the concrete next step, shown after the message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  fix: {self.hint}"
+        return self.message
+
+
+class ConfigError(RStackError):
+    """config.yaml is malformed, a key is unknown, or a value is out of range."""
+
+
+class ProjectError(RStackError):
+    """The project root or its .rstack/ directory cannot be used."""
+
+
+class LedgerError(RStackError):
+    """A ledger cannot be read or written (permissions, damage, unknown ledger)."""
+
+
+class RecordError(LedgerError):
+    """A record fails its type's schema; nothing was written."""
+
+
+class TelemetryError(RStackError):
+    """Telemetry could not be recorded or synced."""

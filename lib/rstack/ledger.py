@@ -1,0 +1,337 @@
+"""Append-only JSONL ledgers in `<project>/.rstack/<name>.jsonl`: the project's memory of record.
+
+Each append is one validated record written as one line with a single write under an exclusive
+lock. Reading never crashes on damage: bad lines are reported with their line numbers and skipped.
+Nothing here rewrites a ledger in place; `repair` moves bad lines to the quarantine first and then
+swaps in a copy holding every good line byte for byte.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import jsonlines
+
+from . import paths
+from .errors import LedgerError, RecordError
+from .records import LEDGERS, RECORD_TYPES, SCHEMA_VERSION, find_non_finite, validate
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with milliseconds and a Z, the `ts` of every record."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def strict_loads(text: str | bytes) -> Any:
+    """json.loads that refuses NaN and ±Infinity, as the ledgers do."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return _STRICT_DECODER.decode(text)
+
+
+def dumps_record(record: dict) -> str:
+    """The canonical one-line form: v, type, ts first; compact; UTF-8; no NaN."""
+    ordered = {"v": record.get("v"), "type": record.get("type"), "ts": record.get("ts")}
+    ordered.update((k, v) for k, v in record.items() if k not in ordered)
+    return json.dumps(ordered, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def complete_record(record: Any) -> dict:
+    """Fill in `v` and `ts` when absent (never overriding what the caller set)."""
+    if not isinstance(record, dict):
+        raise RecordError(f"a record must be a JSON object, got {type(record).__name__}",
+                          hint='wrap it: {"type": "note", "text": "..."}')
+    full = dict(record)
+    full.setdefault("v", SCHEMA_VERSION)
+    full.setdefault("ts", utc_now())
+    return full
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    kind: str  # torn | invalid-json | invalid-record | unknown-version
+    message: str
+    text: str
+
+    @property
+    def is_damage(self) -> bool:
+        """Unknown versions are read and reported; everything else is damage."""
+        return self.kind != "unknown-version"
+
+    def as_json(self) -> dict:
+        return {"line": self.line, "kind": self.kind, "message": self.message, "text": self.text}
+
+
+@dataclass
+class ReadResult:
+    path: Path
+    entries: list[tuple[int, dict]] = field(default_factory=list)  # (line number, record)
+    problems: list[LineProblem] = field(default_factory=list)
+    line_count: int = 0
+    sha256: str = hashlib.sha256(b"").hexdigest()
+
+    @property
+    def records(self) -> list[dict]:
+        return [record for _, record in self.entries]
+
+    @property
+    def damage(self) -> list[LineProblem]:
+        return [p for p in self.problems if p.is_damage]
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    path: Path
+    quarantined: list[LineProblem]
+    quarantine_path: Path
+    kept: int
+
+
+def _os_error(path: Path, exc: OSError, doing: str) -> LedgerError:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return LedgerError(f"cannot {doing} {path}: permission denied",
+                           hint=f"make {path.parent} writable (chmod u+w {path.parent}) "
+                                "or run inside a project you own (--project DIR)")
+    if exc.errno == errno.ENOSPC:
+        return LedgerError(f"cannot {doing} {path}: the disk is full; nothing was written",
+                           hint="free disk space, then repeat the command")
+    return LedgerError(f"cannot {doing} {path}: {exc.strerror or exc}")
+
+
+class Ledger:
+    """One named ledger of one project. Cheap to construct; every method re-reads the file."""
+
+    def __init__(self, root: Path | str, name: str, *, fsync: bool | None = None):
+        if name not in LEDGERS:
+            raise LedgerError(f"unknown ledger {name!r}. Known ledgers: {', '.join(LEDGERS)}")
+        self.root = Path(root)
+        self.name = name
+        self.path = paths.ledger_path(self.root, name)
+        self.lock_path = self.path.with_name(f".{self.path.name}.lock")
+        self._fsync = fsync
+
+    @property
+    def fsync(self) -> bool:
+        if self._fsync is None:
+            from . import config  # local: config reads YAML, which a read-only caller never needs
+
+            self._fsync = bool(config.get("ledger_fsync"))
+        return self._fsync
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def prepare(self, record: Any) -> dict:
+        """Complete and validate a record without writing it (raises RecordError)."""
+        full = complete_record(record)
+        validate(self.name, full)
+        return full
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _os_error(self.path, exc, "write ledger") from None
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(lock_fd)  # closing releases the flock
+
+    def append(self, record: Any) -> dict:
+        """Validate and append one record; returns it as written (with v and ts)."""
+        full = self.prepare(record)
+        self._write_lines([dumps_record(full)])
+        return full
+
+    def append_many(self, records: Iterable[Any]) -> list[dict]:
+        """Validate every record first (all or nothing), then append each under its own lock."""
+        prepared = []
+        for index, record in enumerate(records, start=1):
+            try:
+                prepared.append(self.prepare(record))
+            except RecordError as exc:
+                raise RecordError(f"record {index}: {exc.message}; nothing was appended",
+                                  hint=exc.hint) from None
+        for full in prepared:
+            self._write_lines([dumps_record(full)])
+        return prepared
+
+    def _write_lines(self, lines: list[str]) -> None:
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        with self._locked():
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise _os_error(self.path, exc, "write ledger") from None
+            try:
+                size = os.fstat(fd).st_size
+                # A torn last line (a writer killed mid-write) must stay its own line, or the next
+                # record would be glued onto it and be lost with it.
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError as exc:
+                raise _os_error(self.path, exc, "write ledger") from None
+            finally:
+                os.close(fd)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, *, types: Iterable[str] | None = None) -> ReadResult:
+        """Every valid record (optionally only some types) plus a report of every bad line."""
+        wanted = set(types) if types else None
+        result = ReadResult(self.path)
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return result
+        except OSError as exc:
+            raise _os_error(self.path, exc, "read ledger") from None
+        result.sha256 = hashlib.sha256(raw).hexdigest()
+        lines = raw.split(b"\n")
+        torn_tail = lines[-1] != b""
+        if not torn_tail:
+            lines.pop()
+        result.line_count = len(lines)
+        reader = jsonlines.Reader(lines, loads=strict_loads)
+        last = len(lines)
+        for lineno in range(1, last + 1):
+            text = lines[lineno - 1]
+            blank = not text.strip()
+            try:
+                record = reader.read(skip_empty=False)
+            except jsonlines.InvalidLineError as exc:
+                if blank:  # a blank line (a hand edit) holds no record and loses nothing
+                    continue
+                kind = "torn" if (torn_tail and lineno == last) else "invalid-json"
+                cause = exc.__cause__ or exc
+                result.problems.append(LineProblem(lineno, kind, _describe(kind, cause),
+                                                   _preview(text)))
+                continue
+            except EOFError:
+                break
+            self._classify(result, lineno, text, record, wanted)
+        return result
+
+    def _classify(self, result: ReadResult, lineno: int, text: bytes, record: Any,
+                  wanted: set[str] | None) -> None:
+        if not isinstance(record, dict):
+            result.problems.append(LineProblem(lineno, "invalid-record",
+                                               "not a JSON object", _preview(text)))
+            return
+        if record.get("v") != SCHEMA_VERSION:
+            result.problems.append(LineProblem(
+                lineno, "unknown-version",
+                f"schema version {record.get('v')!r} is not {SCHEMA_VERSION}; read as is",
+                _preview(text)))
+            if wanted is None or record.get("type") in wanted:
+                result.entries.append((lineno, record))
+            return
+        if wanted is not None and record.get("type") not in wanted:
+            return
+        try:
+            # strict_loads already refused NaN/Infinity, so skip that walk on the read path.
+            validate(self.name, record, strict=False)
+        except RecordError as exc:
+            result.problems.append(LineProblem(lineno, "invalid-record", exc.message, _preview(text)))
+            return
+        result.entries.append((lineno, record))
+
+    def records(self, *types: str) -> list[dict]:
+        return self.read(types=types or None).records
+
+    def check(self) -> ReadResult:
+        return self.read()
+
+    # -- repair ----------------------------------------------------------------------------
+
+    def repair(self) -> RepairResult:
+        """Move damaged lines to `.rstack/quarantine.jsonl`, then keep every good line as is."""
+        quarantine = paths.quarantine_path(self.root)
+        with self._locked():
+            result = self.read()
+            damage = result.damage
+            if not damage:
+                return RepairResult(self.path, [], quarantine, len(result.entries))
+            bad_lines = {p.line for p in damage}
+            raw = self.path.read_bytes()
+            lines = raw.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            # 1. The quarantine gets the bad lines first (durably), so a crash loses nothing.
+            stamp = utc_now()
+            entries = []
+            for problem in damage:
+                text = lines[problem.line - 1].decode("utf-8", errors="replace")
+                entries.append(json.dumps({
+                    "v": SCHEMA_VERSION, "type": "quarantined", "ts": stamp, "ledger": self.name,
+                    "line": problem.line, "kind": problem.kind, "reason": problem.message,
+                    "text": text,
+                }, ensure_ascii=False) + "\n")
+            try:
+                fd = os.open(quarantine, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, "".join(entries).encode("utf-8"))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                # 2. A new file with the good lines, byte for byte, swapped in atomically.
+                kept = [line for index, line in enumerate(lines, start=1)
+                        if index not in bad_lines and line.strip()]
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(b"".join(line + b"\n" for line in kept))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                raise _os_error(self.path, exc, "repair ledger") from None
+            return RepairResult(self.path, damage, quarantine, len(kept))
+
+
+def _describe(kind: str, cause: BaseException) -> str:
+    if kind == "torn":
+        return "torn final line (a write was interrupted); `rstack log repair` quarantines it"
+    return f"not valid JSON ({cause})"
+
+
+def _preview(text: bytes, limit: int = 200) -> str:
+    decoded = text.decode("utf-8", errors="replace")
+    return decoded if len(decoded) <= limit else decoded[:limit] + "…"
+
+
+def ledger_for(name: str, project: str | os.PathLike | None = None) -> Ledger:
+    """The named ledger of the project that `--project`/RSTACK_PROJECT/git/cwd resolve to."""
+    return Ledger(paths.project_root(project), name)
+
+
+__all__ = [
+    "Ledger", "LineProblem", "ReadResult", "RepairResult", "RECORD_TYPES", "dumps_record",
+    "find_non_finite", "ledger_for", "strict_loads", "utc_now",
+]

@@ -1,0 +1,89 @@
+"""The one place that resolves RStack's paths: RSTACK_HOME, the project root, `.rstack/`, the checkout.
+
+Nothing else in the package reads HOME or RSTACK_HOME, or guesses a project root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATE_DIRNAME = ".rstack"
+
+
+def rstack_home() -> Path:
+    """`$RSTACK_HOME`, else `~/.rstack` (user-level config, telemetry, caches shared by projects)."""
+    env = os.environ.get("RSTACK_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".rstack"
+
+
+def config_path() -> Path:
+    return rstack_home() / "config.yaml"
+
+
+def install_marker() -> Path:
+    return rstack_home() / ".install-complete"
+
+
+def analytics_dir() -> Path:
+    return rstack_home() / "analytics"
+
+
+def claude_skills_dir() -> Path:
+    """Where Claude Code looks for skills: `$CLAUDE_SKILLS_DIR`, else `~/.claude/skills`."""
+    env = os.environ.get("CLAUDE_SKILLS_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".claude" / "skills"
+
+
+def checkout_root() -> Path:
+    """The RStack checkout this package runs from (setup installs it editable, so lib/ is here)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def templates_dir() -> Path:
+    return checkout_root() / "templates"
+
+
+def skills_src_dir() -> Path:
+    return checkout_root() / "skills"
+
+
+def _git_toplevel(start: Path) -> Path | None:
+    # Walk up looking for .git (a directory, or a file for worktrees/submodules) instead of
+    # spawning git: this runs in every command and in the skills' preamble.
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
+
+
+def project_root(explicit: str | os.PathLike | None = None) -> Path:
+    """`--project DIR`, else `$RSTACK_PROJECT`, else the git top level, else the cwd."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    env = os.environ.get("RSTACK_PROJECT")
+    if env:
+        return Path(env).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    return _git_toplevel(cwd) or cwd
+
+
+def state_dir(root: Path) -> Path:
+    """`<root>/.rstack`, where ledgers, caches and the quarantine live."""
+    return Path(root) / STATE_DIRNAME
+
+
+def ledger_path(root: Path, name: str) -> Path:
+    return state_dir(root) / f"{name}.jsonl"
+
+
+def quarantine_path(root: Path) -> Path:
+    return state_dir(root) / "quarantine.jsonl"
+
+
+def cache_dir(root: Path) -> Path:
+    return state_dir(root) / "cache"

@@ -1,0 +1,167 @@
+"""The registry of ledger record types: which ledger each may go in and the fields it must carry.
+
+This is data, not code paths: a concern adds its record types to RECORD_TYPES below, and every
+append (library or `rstack log append`) is validated against it. Never loosen a type to make a
+caller's bad record fit: fix the caller.
+
+Field specs are short strings: `str`, `int`, `number` (int or float, finite), `bool`, `object`,
+`array`, `any`, `sha256` (64 hex chars), `enum:A,B,C`; a trailing `?` also allows null.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import RecordError
+
+SCHEMA_VERSION = 1
+LEDGERS = ("experiments", "lit-review")
+ANY_LEDGER = "*"
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+@dataclass(frozen=True)
+class RecordType:
+    name: str
+    ledgers: tuple[str, ...]  # ("*",) = any ledger
+    required: dict[str, str] = field(default_factory=dict)
+    optional: dict[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+    def allowed_in(self, ledger: str) -> bool:
+        return ANY_LEDGER in self.ledgers or ledger in self.ledgers
+
+
+def _types(*specs: RecordType) -> dict[str, RecordType]:
+    return {spec.name: spec for spec in specs}
+
+
+RECORD_TYPES: dict[str, RecordType] = _types(
+    RecordType("note", (ANY_LEDGER,), {"text": "str"}, doc="A free-text note from a human or a skill."),
+    RecordType(
+        "preflight", ("experiments",),
+        {"script": "str", "script_sha256": "sha256", "verdict": "enum:PASS,FAIL",
+         "category": "str?", "duration_s": "number"},
+        {"message": "str", "hint": "str", "checks": "array", "metrics": "object?",
+         "peak_rss_mb": "number", "seed": "int"},
+        doc="One `rstack preflight` verdict for one version of a script.",
+    ),
+    # Minimal forms; the runs concern extends them with the full provenance fields.
+    RecordType("run.started", ("experiments",), {"run_id": "str", "command": "array"},
+               doc="A run was launched."),
+    RecordType("run.finished", ("experiments",),
+               {"run_id": "str",
+                "status": "enum:ok,failed,timeout,oom,diverged,killed,lost"},
+               doc="A run ended; its status and what it produced."),
+    # Minimal forms; the literature concern extends them.
+    RecordType("search", ("lit-review",), {"query": "str", "source": "str"},
+               doc="One literature search and its result counts."),
+    RecordType("paper", ("lit-review",), {"key": "str", "title": "str"},
+               doc="A paper an API returned; the only thing a paper may cite."),
+)
+
+
+def _check_spec(spec: str, value: Any) -> bool:
+    nullable = spec.endswith("?")
+    base = spec[:-1] if nullable else spec
+    if value is None:
+        return nullable
+    if base == "any":
+        return True
+    if base == "str":
+        return isinstance(value, str)
+    if base == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if base == "bool":
+        return isinstance(value, bool)
+    if base == "object":
+        return isinstance(value, dict)
+    if base == "array":
+        return isinstance(value, list)
+    if base == "sha256":
+        return isinstance(value, str) and bool(_SHA256.match(value))
+    if base.startswith("enum:"):
+        return value in base[5:].split(",")
+    raise AssertionError(f"unknown field spec {spec!r}")
+
+
+def _describe_spec(spec: str) -> str:
+    nullable = spec.endswith("?")
+    base = spec[:-1] if nullable else spec
+    text = f"one of {base[5:].replace(',', ', ')}" if base.startswith("enum:") else {
+        "str": "a string", "int": "an integer", "number": "a finite number", "bool": "true or false",
+        "object": "a JSON object", "array": "a JSON array", "any": "any value",
+        "sha256": "a sha256 hex digest (64 lowercase hex chars)",
+    }[base]
+    return text + (" or null" if nullable else "")
+
+
+def find_non_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first NaN/±Infinity inside value, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(record)"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_non_finite(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = find_non_finite(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def validate(ledger: str, record: Any, *, strict: bool = True) -> None:
+    """Raise RecordError naming the offending field; return None when the record is valid."""
+    if ledger not in LEDGERS:
+        raise RecordError(f"unknown ledger {ledger!r}. Known ledgers: {', '.join(LEDGERS)}")
+    if not isinstance(record, dict):
+        raise RecordError(f"a record must be a JSON object, got {type(record).__name__}",
+                          hint='wrap it: {"type": "note", "text": "..."}')
+    bad = find_non_finite(record) if strict else None
+    if bad:
+        raise RecordError(f"field {bad}: NaN and Infinity are not valid JSON and are never ledgered",
+                          hint="record the value as null, or fix the computation that produced it")
+    if record.get("v") != SCHEMA_VERSION:
+        raise RecordError(f"field v: expected {SCHEMA_VERSION}, got {record.get('v')!r}",
+                          hint="omit v and it is filled in")
+    rtype = record.get("type")
+    if not isinstance(rtype, str) or rtype not in RECORD_TYPES:
+        raise RecordError(
+            f"field type: unknown record type {rtype!r}. Known types: {', '.join(sorted(RECORD_TYPES))}",
+            hint='use {"type": "note", "text": "..."} for free text',
+        )
+    spec = RECORD_TYPES[rtype]
+    if not spec.allowed_in(ledger):
+        raise RecordError(f"record type {rtype!r} does not belong in the {ledger} ledger "
+                          f"(it goes in: {', '.join(spec.ledgers)})")
+    ts = record.get("ts")
+    if not isinstance(ts, str) or not _TS.match(ts):
+        raise RecordError(f"field ts: expected an ISO-8601 UTC time ending in Z, got {ts!r}",
+                          hint="omit ts and it is filled in")
+    if strict:  # append time; reads trust the pattern (and strict_loads refused NaN already)
+        try:
+            datetime.fromisoformat(ts[:-1])
+        except ValueError:
+            raise RecordError(f"field ts: {ts!r} is not a real date and time") from None
+    for name, field_spec in spec.required.items():
+        if name not in record:
+            raise RecordError(f"{rtype} record: missing required field {name!r} "
+                              f"({_describe_spec(field_spec)})")
+        if not _check_spec(field_spec, record[name]):
+            raise RecordError(f"{rtype} record: field {name!r} must be {_describe_spec(field_spec)}, "
+                              f"got {record[name]!r}")
+    for name, field_spec in spec.optional.items():
+        if name in record and not _check_spec(field_spec, record[name]):
+            raise RecordError(f"{rtype} record: field {name!r} must be {_describe_spec(field_spec)}, "
+                              f"got {record[name]!r}")
