@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "config": "rstack.cli.config:config_group",
     "slug": "rstack.cli.slug:slug_command",
     "log": "rstack.cli.log:log_group",
+    "dev": "rstack.cli.dev:dev_group",
 }
 
 
