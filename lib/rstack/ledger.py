@@ -110,6 +110,12 @@ def _os_error(path: Path, exc: OSError, doing: str) -> LedgerError:
         return LedgerError(f"cannot {doing} {path}: permission denied",
                            hint=f"make {path.parent} writable (chmod u+w {path.parent}) "
                                 "or run inside a project you own (--project DIR)")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        # mkdir/open met a plain file where a directory must be (e.g. `.rstack` is a file).
+        blocker = next((p for p in (path.parent, *path.parent.parents)
+                        if p.exists() and not p.is_dir()), path.parent)
+        return LedgerError(f"cannot {doing} {path}: {blocker} is a file, not a directory",
+                           hint=f"move {blocker} aside, or pass --project DIR for another project")
     if exc.errno == errno.ENOSPC:
         return LedgerError(f"cannot {doing} {path}: the disk is full; nothing was written",
                            hint="free disk space, then repeat the command")

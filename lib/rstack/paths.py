@@ -31,6 +31,22 @@ def analytics_dir() -> Path:
     return rstack_home() / "analytics"
 
 
+def user_home() -> Path:
+    """The user's home directory (telemetry replaces it with `~` in error text)."""
+    return Path.home()
+
+
+def modal_config_path() -> Path:
+    """Modal's own auth store: `$MODAL_CONFIG_PATH`, else `~/.modal.toml`."""
+    env = os.environ.get("MODAL_CONFIG_PATH")
+    return Path(env).expanduser() if env else Path.home() / ".modal.toml"
+
+
+def vastai_key_paths() -> tuple[Path, ...]:
+    """Where the vastai CLI keeps its API key (older and newer CLI versions)."""
+    return (Path.home() / ".vast_api_key", Path.home() / ".config" / "vastai" / "vast_api_key")
+
+
 def claude_skills_dir() -> Path:
     """Where Claude Code looks for skills: `$CLAUDE_SKILLS_DIR`, else `~/.claude/skills`."""
     env = os.environ.get("CLAUDE_SKILLS_DIR")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+
+from .options import json_option
 
 
 @click.group("dev")
@@ -33,3 +38,39 @@ def gen_skills_command(check: bool) -> None:
     for change in changes:
         click.echo(f"updated {change.path} ({', '.join(change.blocks)})")
     click.echo(f"{len(changes)} skill(s) updated, {len(skills.skill_dirs()) - len(changes)} already fresh")
+
+
+@dev_group.command("link-skills")
+@click.option("--skills-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to link (default: $CLAUDE_SKILLS_DIR, else ~/.claude/skills).")
+@json_option
+def link_skills_command(skills_dir: Path | None, as_json: bool) -> None:
+    """Symlink every skills/<name>/ into Claude Code's skills directory.
+
+    Never replaces a directory or file that is not an RStack link: it says so and goes on.
+    """
+    from .. import install
+
+    outcomes = install.link_skills(skills_dir)
+    if as_json:
+        click.echo(json.dumps({"skills": [o.as_json() for o in outcomes]}, indent=2))
+        return
+    if not outcomes:
+        click.echo("no skills to link")
+    for o in outcomes:
+        click.echo(f"{o.action:<9} {o.name}" + (f": {o.reason}" if o.reason else f" -> {o.dest}"))
+
+
+@dev_group.command("init-home")
+@json_option
+def init_home_command(as_json: bool) -> None:
+    """Create $RSTACK_HOME with a commented config.yaml and the install marker."""
+    from .. import install
+
+    outcome = install.init_home()
+    if as_json:
+        click.echo(json.dumps(outcome.as_json(), indent=2))
+        return
+    click.echo(("wrote " if outcome.config_written else "kept ") + str(outcome.config_path))
+    if outcome.marker_written:
+        click.echo(f"wrote {outcome.marker_path}")
