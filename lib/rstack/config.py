@@ -171,6 +171,12 @@ for _key in (
     Key("arxiv_min_interval_s", "float", 3.0, "Minimum seconds between arXiv requests.", minimum=0),
     Key("ssh_hosts", "list", [], "SSH hosts for the ssh profile (aliases or user@host:port)."),
     Key("ledger_fsync", "bool", True, "fsync each ledger append (durable across power loss)."),
+    Key("modal_gpu_prices", "list", [],
+        "Overrides of Modal's per-GPU USD/hour table (GPU=PRICE,...); see rstack/costs.py."),
+    Key("vastai_max_dph", "float", 1.0,
+        "Highest Vast.ai offer price searched, USD/hour; also the cost estimate per hour.", minimum=0),
+    Key("max_retries", "int", 2, "Automatic retries per run (each applies a minimal fix).",
+        minimum=0),
 ):
     KEYS[_key.name] = _key
 

@@ -17,6 +17,7 @@ from ..errors import RStackError
 
 # name -> "module:attribute". Add a line here for each new command or group.
 COMMANDS: dict[str, str] = {
+    "plan": "rstack.cli.plan:plan_group",
     "config": "rstack.cli.config:config_group",
     "slug": "rstack.cli.slug:slug_command",
     "log": "rstack.cli.log:log_group",

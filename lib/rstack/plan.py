@@ -1,0 +1,647 @@
+"""The experiment plan (`experiment-plan.md`): its schema, its loader, and its compiled run matrix.
+
+Analysis and paper code read plans only through `load_plan`. A plan that fails validation is
+never half-used: every problem is reported at once, each as `FILE: section.key: problem`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .errors import RStackError
+
+PLAN_FILENAME = "experiment-plan.md"
+PROFILES = ("local", "ssh", "vastai", "modal")
+DIRECTIONS = ("minimize", "maximize")
+ACCEPT_KINDS = ("absolute", "relative")
+VENUES = ("arxiv", "neurips", "icml", "iclr", "acl")
+DEFAULT_PROTECTED = {"method": "--method", "model": "--model", "dataset": "--dataset",
+                     "seq_len": "--seq-len"}
+# Flags the runner adds itself (the artifact contract); an arm must not set them.
+CONTRACT_FLAGS = ("--output-dir", "--output_dir", "--seed", "--smoke-test", "--smoke_test")
+MIN_SEEDS = 3
+_ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "hypothesis": ("question", "claim", "expected_direction", "falsifiers", "baseline_arm",
+                   "metrics"),
+    "data": ("sources", "schema", "transforms", "provenance", "size"),
+    "execution": ("profile", "script", "arms", "seeds", "seeds_reason", "timeout_s", "gpu",
+                  "max_cost_usd", "protected"),
+    "evaluation": ("primary_metric", "direction", "accept", "baselines", "sanity_checks"),
+    "publication": ("venue", "claims"),
+}
+OPTIONAL_KEYS = {"execution.seeds_reason", "execution.gpu", "execution.max_cost_usd",
+                 "execution.protected", "data.transforms", "evaluation.baselines",
+                 "evaluation.sanity_checks"}
+
+
+class PlanError(RStackError):
+    """The plan file is missing, malformed, or fails its schema."""
+
+    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None):
+        super().__init__(message, hint=hint)
+        self.problems = problems or [message]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    question: str
+    claim: str
+    expected_direction: str
+    falsifiers: list[str]
+    baseline_arm: str
+    metrics: list[str]
+
+
+@dataclass(frozen=True)
+class Data:
+    sources: list[str]
+    schema: str
+    transforms: list[str]
+    provenance: str
+    size: str
+
+
+@dataclass(frozen=True)
+class Execution:
+    profile: str
+    script: str
+    arms: dict[str, list[str]]
+    seeds: list[int]
+    seeds_reason: str | None
+    timeout_s: float
+    gpu: str | None
+    max_cost_usd: float | None
+    protected: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Accept:
+    kind: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    primary_metric: str
+    direction: str
+    accept: Accept
+    baselines: list[str]
+    sanity_checks: list[str]
+
+
+@dataclass(frozen=True)
+class Publication:
+    venue: str
+    claims: list[str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated plan. `raw` is the front matter as plain dicts/lists; `sha256` is the file's."""
+
+    path: Path
+    raw: dict
+    sha256: str
+    body: str
+    hypothesis: Hypothesis
+    data: Data
+    execution: Execution
+    evaluation: Evaluation
+    publication: Publication
+
+    # Shortcuts for the fields most callers want.
+    @property
+    def arms(self) -> dict[str, list[str]]:
+        return self.execution.arms
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.execution.seeds
+
+    @property
+    def profile(self) -> str:
+        return self.execution.profile
+
+    @property
+    def script(self) -> str:
+        return self.execution.script
+
+    @property
+    def primary_metric(self) -> str:
+        return self.evaluation.primary_metric
+
+    @property
+    def direction(self) -> str:
+        return self.evaluation.direction
+
+    @property
+    def baseline_arm(self) -> str:
+        return self.hypothesis.baseline_arm
+
+    @property
+    def protected(self) -> dict[str, str]:
+        return self.execution.protected
+
+    @property
+    def venue(self) -> str:
+        return self.publication.venue
+
+
+def display_path(path: Path) -> str:
+    """The path as a person would type it from the cwd (relative when inside it)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return rel if not rel.startswith("..") else str(path)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def split_front_matter(text: str, where: str) -> tuple[str, str, int]:
+    """(yaml text, markdown body, line number of the first YAML line)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise PlanError(f"{where}: no YAML front matter (the file must start with a line `---`)",
+                        hint=f"copy the commented example: cp {_template_hint()} {PLAN_FILENAME}")
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            return "".join(lines[1:index]), "".join(lines[index + 1:]), 2
+    raise PlanError(f"{where}: the front matter is not closed (no second `---` line)",
+                    hint="end the YAML block with a line holding only `---`")
+
+
+def _template_hint() -> str:
+    from . import paths
+    return str(paths.templates_dir() / PLAN_FILENAME)
+
+
+class _Checker:
+    """Collects problems as `where: dotted.key: text (line N)` while reading typed values."""
+
+    def __init__(self, where: str, first_line: int):
+        self.where = where
+        self.first_line = first_line
+        self.problems: list[str] = []
+
+    def problem(self, key: str, text: str, node: Any = None, name: Any = None) -> None:
+        line = self._line(node, name)
+        suffix = f" (line {line})" if line else ""
+        self.problems.append(f"{self.where}: {key}: {text}{suffix}")
+
+    def _line(self, node: Any, name: Any) -> int | None:
+        try:
+            if isinstance(node, CommentedMap) and name is not None:
+                return node.lc.key(name)[0] + self.first_line
+            if isinstance(node, CommentedSeq) and name is not None:
+                return node.lc.item(name)[0] + self.first_line
+            if node is not None and hasattr(node, "lc"):
+                return node.lc.line + self.first_line
+        except (KeyError, AttributeError, TypeError, IndexError):
+            return None
+        return None
+
+    def section(self, root: Any, name: str) -> dict:
+        if name not in root:
+            self.problem(name, f"missing section (keys: {', '.join(SECTIONS[name])})")
+            return {}
+        value = root[name]
+        if not isinstance(value, dict):
+            self.problem(name, f"must be a mapping of {', '.join(SECTIONS[name])}", root, name)
+            return {}
+        for key in value:
+            if key not in SECTIONS[name]:
+                self.problem(f"{name}.{key}", f"unknown key; known keys: {', '.join(SECTIONS[name])}",
+                             value, key)
+        for key in SECTIONS[name]:
+            if key not in value and f"{name}.{key}" not in OPTIONAL_KEYS:
+                self.problem(f"{name}.{key}", "missing", root, name)
+        return value
+
+    def text(self, sec: dict, sec_name: str, key: str, *, optional: bool = False,
+             allow_number: bool = False) -> str | None:
+        value = sec.get(key)
+        if value is None:
+            if key in sec and f"{sec_name}.{key}" not in OPTIONAL_KEYS:
+                self.problem(f"{sec_name}.{key}", "must be a non-empty string, got None", sec, key)
+            return None
+        if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str) or not value.strip():
+            self.problem(f"{sec_name}.{key}", f"must be a non-empty string, got {_show(value)}",
+                         sec, key)
+            return None
+        return value.strip()
+
+    def strings(self, sec: dict, sec_name: str, key: str, *, min_items: int = 0) -> list[str]:
+        if key not in sec:
+            return []
+        value = sec[key]
+        if value is None:
+            value = []
+        if not isinstance(value, list):
+            self.problem(f"{sec_name}.{key}", f"must be a list of strings, got {_show(value)}",
+                         sec, key)
+            return []
+        out = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                self.problem(f"{sec_name}.{key}[{index}]",
+                             f"must be a non-empty string, got {_show(item)}", value, index)
+            else:
+                out.append(item.strip())
+        if len(value) < min_items:
+            self.problem(f"{sec_name}.{key}", f"needs at least {min_items} item(s), got {len(value)}",
+                         sec, key)
+        return out
+
+    def choice(self, sec: dict, sec_name: str, key: str, choices: tuple[str, ...]) -> str | None:
+        value = sec.get(key)
+        if key not in sec:
+            return None
+        if value not in choices:
+            self.problem(f"{sec_name}.{key}", f"must be one of {', '.join(choices)}, got {_show(value)}",
+                         sec, key)
+            return None
+        return value
+
+    def number(self, sec: dict, sec_name: str, key: str, *, minimum: float | None = None,
+               positive: bool = False, nullable: bool = False) -> float | None:
+        if key not in sec or (nullable and sec.get(key) is None):
+            return None
+        value = sec[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if ok and positive and value <= 0:
+            ok = False
+        if ok and minimum is not None and value < minimum:
+            ok = False
+        if not ok:
+            want = ("a number > 0" if positive else f"a number >= {minimum:g}" if minimum is not None
+                    else "a number")
+            if nullable:
+                want += " or null"
+            self.problem(f"{sec_name}.{key}", f"must be {want}, got {_show(value)}", sec, key)
+            return None
+        return float(value)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _arg_text(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _check_execution(chk: _Checker, ex: dict) -> Execution:
+    profile = chk.choice(ex, "execution", "profile", PROFILES)
+    script = chk.text(ex, "execution", "script")
+    if script is not None and (os.path.isabs(script) or script.startswith("..")):
+        chk.problem("execution.script", f"must be a path inside the project, got {script!r}", ex,
+                    "script")
+    arms: dict[str, list[str]] = {}
+    raw_arms = ex.get("arms")
+    if "arms" in ex:
+        if not isinstance(raw_arms, dict) or not raw_arms:
+            chk.problem("execution.arms", "must be a non-empty mapping NAME: [extra args]", ex, "arms")
+        else:
+            for name, args in raw_arms.items():
+                where = f"execution.arms.{name}"
+                if not isinstance(name, str) or not _ARM_NAME.match(name):
+                    chk.problem(where, "arm names use letters, digits, '.', '_' and '-' only",
+                                raw_arms, name)
+                    continue
+                if args is None:
+                    args = []
+                if not isinstance(args, list):
+                    chk.problem(where, f"must be a list of arguments, got {_show(args)}", raw_arms, name)
+                    continue
+                texts = []
+                for index, item in enumerate(args):
+                    text = _arg_text(item)
+                    if text is None:
+                        chk.problem(f"{where}[{index}]",
+                                    f"must be a string or number, got {_show(item)}", args, index)
+                        continue
+                    if text.split("=", 1)[0] in CONTRACT_FLAGS:
+                        chk.problem(f"{where}[{index}]",
+                                    f"{text.split('=', 1)[0]} is set by rstack run for every run "
+                                    "(the artifact contract); remove it from the arm", args, index)
+                        continue
+                    texts.append(text)
+                arms[name] = texts
+    seeds: list[int] = []
+    raw_seeds = ex.get("seeds")
+    if "seeds" in ex:
+        if (not isinstance(raw_seeds, list) or not raw_seeds
+                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in raw_seeds)):
+            chk.problem("execution.seeds", f"must be a non-empty list of integers >= 0, got "
+                        f"{_show(raw_seeds)}", ex, "seeds")
+        elif len(set(raw_seeds)) != len(raw_seeds):
+            chk.problem("execution.seeds", f"seeds repeat: {list(raw_seeds)}", ex, "seeds")
+        else:
+            seeds = [int(s) for s in raw_seeds]
+    seeds_reason = chk.text(ex, "execution", "seeds_reason") if "seeds_reason" in ex else None
+    if seeds and len(seeds) < MIN_SEEDS and not seeds_reason:
+        chk.problem("execution.seeds",
+                    f"{len(seeds)} seed(s) is fewer than {MIN_SEEDS}; add seeds, or give "
+                    "execution.seeds_reason saying why fewer are enough", ex, "seeds")
+    timeout = chk.number(ex, "execution", "timeout_s", positive=True)
+    gpu = ex.get("gpu")
+    if gpu is not None and (not isinstance(gpu, str) or not gpu.strip()):
+        chk.problem("execution.gpu", f"must be a GPU name or null, got {_show(gpu)}", ex, "gpu")
+        gpu = None
+    if profile == "vastai" and not gpu:
+        chk.problem("execution.gpu", "the vastai profile needs a GPU name (e.g. RTX_4090)", ex,
+                    "gpu" if "gpu" in ex else None)
+    cap = chk.number(ex, "execution", "max_cost_usd", minimum=0, nullable=True)
+    protected = dict(DEFAULT_PROTECTED)
+    if ex.get("protected") is not None:
+        raw_prot = ex["protected"]
+        if not isinstance(raw_prot, dict):
+            chk.problem("execution.protected", "must be a mapping KEY: --flag", ex, "protected")
+        else:
+            protected = {}
+            for key, flag in raw_prot.items():
+                if not isinstance(flag, str) or not flag.startswith("-"):
+                    chk.problem(f"execution.protected.{key}",
+                                f"must be the flag that carries it (e.g. --{key}), got {_show(flag)}",
+                                raw_prot, key)
+                else:
+                    protected[str(key)] = flag
+    return Execution(profile=profile or "", script=script or "", arms=arms, seeds=seeds,
+                     seeds_reason=seeds_reason, timeout_s=timeout or 0.0,
+                     gpu=gpu.strip() if isinstance(gpu, str) else None, max_cost_usd=cap,
+                     protected=protected)
+
+
+def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
+    """Validate plan text; raise PlanError listing every problem."""
+    where = where or display_path(path)
+    yaml_text, body, first_line = split_front_matter(text, where)
+    try:
+        root = YAML(typ="rt").load(yaml_text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + first_line}" if mark else ""
+        raise PlanError(f"{where}{line}: malformed YAML front matter "
+                        f"({exc.problem or exc.context or 'parse error'})",
+                        hint="fix that line; the example plan in templates/ shows the layout") from None
+    except YAMLError as exc:
+        raise PlanError(f"{where}: malformed YAML front matter ({exc})") from None
+    if not isinstance(root, dict):
+        raise PlanError(f"{where}: the front matter must be a mapping with the sections "
+                        f"{', '.join(SECTIONS)}", hint=f"see {_template_hint()}")
+    chk = _Checker(where, first_line)
+    for key in root:
+        if key not in SECTIONS:
+            chk.problem(str(key), f"unknown section; sections: {', '.join(SECTIONS)}", root, key)
+    hy = chk.section(root, "hypothesis")
+    da = chk.section(root, "data")
+    ex = chk.section(root, "execution")
+    ev = chk.section(root, "evaluation")
+    pu = chk.section(root, "publication")
+
+    hypothesis = Hypothesis(
+        question=chk.text(hy, "hypothesis", "question") or "",
+        claim=chk.text(hy, "hypothesis", "claim") or "",
+        expected_direction=chk.text(hy, "hypothesis", "expected_direction") or "",
+        falsifiers=chk.strings(hy, "hypothesis", "falsifiers", min_items=1),
+        baseline_arm=chk.text(hy, "hypothesis", "baseline_arm") or "",
+        metrics=chk.strings(hy, "hypothesis", "metrics", min_items=1),
+    )
+    data = Data(
+        sources=chk.strings(da, "data", "sources", min_items=1),
+        schema=chk.text(da, "data", "schema") or "",
+        transforms=chk.strings(da, "data", "transforms"),
+        provenance=chk.text(da, "data", "provenance") or "",
+        size=chk.text(da, "data", "size", allow_number=True) or "",
+    )
+    execution = _check_execution(chk, ex)
+    accept = Accept(kind="", threshold=0.0)
+    raw_accept = ev.get("accept")
+    if "accept" in ev:
+        if not isinstance(raw_accept, dict):
+            chk.problem("evaluation.accept", "must be a mapping {kind: absolute|relative, "
+                        "threshold: NUMBER}", ev, "accept")
+        else:
+            for key in raw_accept:
+                if key not in ("kind", "threshold"):
+                    chk.problem(f"evaluation.accept.{key}", "unknown key; known keys: kind, threshold",
+                                raw_accept, key)
+            for key in ("kind", "threshold"):
+                if key not in raw_accept:
+                    chk.problem(f"evaluation.accept.{key}", "missing", ev, "accept")
+            kind = chk.choice(raw_accept, "evaluation.accept", "kind", ACCEPT_KINDS)
+            threshold = chk.number(raw_accept, "evaluation.accept", "threshold")
+            accept = Accept(kind=kind or "", threshold=threshold if threshold is not None else 0.0)
+    evaluation = Evaluation(
+        primary_metric=chk.text(ev, "evaluation", "primary_metric") or "",
+        direction=chk.choice(ev, "evaluation", "direction", DIRECTIONS) or "",
+        accept=accept,
+        baselines=chk.strings(ev, "evaluation", "baselines"),
+        sanity_checks=chk.strings(ev, "evaluation", "sanity_checks"),
+    )
+    publication = Publication(
+        venue=chk.choice(pu, "publication", "venue", VENUES) or "",
+        claims=chk.strings(pu, "publication", "claims", min_items=1),
+    )
+    # Cross-field rules: the names that tie the sections together must agree.
+    if hypothesis.baseline_arm and execution.arms and hypothesis.baseline_arm not in execution.arms:
+        chk.problem("hypothesis.baseline_arm", f"{hypothesis.baseline_arm!r} is not an arm in "
+                    f"execution.arms ({', '.join(execution.arms)})", hy, "baseline_arm")
+    if (evaluation.primary_metric and hypothesis.metrics
+            and evaluation.primary_metric not in hypothesis.metrics):
+        chk.problem("evaluation.primary_metric", f"{evaluation.primary_metric!r} is not listed in "
+                    f"hypothesis.metrics ({', '.join(hypothesis.metrics)})", ev, "primary_metric")
+    for index, name in enumerate(evaluation.baselines):
+        if execution.arms and name not in execution.arms:
+            chk.problem(f"evaluation.baselines[{index}]", f"{name!r} is not an arm in execution.arms "
+                        f"({', '.join(execution.arms)})", ev.get("baselines"), index)
+    if chk.problems:
+        count = len(chk.problems)
+        raise PlanError("\n".join(chk.problems),
+                        hint=f"fix the {count} problem(s) above, then: rstack plan check",
+                        problems=list(chk.problems))
+    return Plan(path=path, raw=_plain(root), sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                body=body, hypothesis=hypothesis, data=data, execution=execution,
+                evaluation=evaluation, publication=publication)
+
+
+def default_plan_path(root: Path) -> Path:
+    return Path(root) / PLAN_FILENAME
+
+
+def load_plan(path: str | os.PathLike) -> Plan:
+    """Read and validate a plan file; raise PlanError (`FILE: section.key: problem`)."""
+    path = Path(path)
+    where = display_path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PlanError(f"{where}: no such plan file",
+                        hint=f"write one from the example: cp {_template_hint()} {where}") from None
+    except OSError as exc:
+        raise PlanError(f"{where}: cannot read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PlanError(f"{where}: not UTF-8 text", hint="save the plan as UTF-8") from None
+    plan = parse_plan(text, path=path.resolve(), where=where)
+    # The digest is of the bytes on disk, so it matches `sha256sum experiment-plan.md`.
+    return Plan(**{**plan.__dict__, "sha256": hashlib.sha256(raw).hexdigest()})
+
+
+# --------------------------------------------------------------------------------------------
+# Compiling a plan into runs
+
+
+def new_run_id(arm: str, seed: int | None, now: datetime | None = None) -> str:
+    """Sortable by start time: `YYYYmmdd-HHMMSS-<arm>-s<seed>-<4 hex>`."""
+    now = now or datetime.now(timezone.utc)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", arm)[:40] or "run"
+    seed_part = f"-s{seed}" if seed is not None else ""
+    return f"{now.strftime('%Y%m%d-%H%M%S')}-{safe}{seed_part}-{secrets.token_hex(2)}"
+
+
+def contract_flags(output_dir: str, seed: int | None) -> list[str]:
+    """The artifact-contract flags for one run (from rstack.contract when it is installed)."""
+    try:
+        from .contract import contract_args
+    except ImportError:  # the preflight concern's module; the pinned form is identical
+        args = ["--output-dir", output_dir]
+        return args + (["--seed", str(seed)] if seed is not None else [])
+    return contract_args(output_dir, seed, False)
+
+
+@dataclass
+class CompiledRun:
+    run_id: str
+    arm: str
+    seed: int
+    args: list[str]
+    command: list[str]
+    output_dir: str  # project-relative, results/<run_id>
+    profile: str
+    gpu: str | None
+    timeout_s: float
+    cost_estimate_usd: float
+
+    def as_json(self) -> dict:
+        return {"run_id": self.run_id, "arm": self.arm, "seed": self.seed, "args": self.args,
+                "command": self.command, "output_dir": self.output_dir, "profile": self.profile,
+                "gpu": self.gpu, "timeout_s": self.timeout_s,
+                "cost_estimate_usd": self.cost_estimate_usd}
+
+
+@dataclass
+class Matrix:
+    plan_path: str
+    plan_sha256: str
+    script: str
+    profile: str
+    runs: list[CompiledRun]
+    total_usd: float
+    spent_usd: float
+    cap_usd: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def within_cap(self) -> bool:
+        return self.spent_usd + self.total_usd <= self.cap_usd + 1e-9
+
+    def as_json(self) -> dict:
+        return {"plan": {"path": self.plan_path, "sha256": self.plan_sha256},
+                "script": self.script, "profile": self.profile,
+                "runs": [run.as_json() for run in self.runs],
+                "total_estimate_usd": round(self.total_usd, 6), "spent_usd": round(self.spent_usd, 6),
+                "cap_usd": self.cap_usd, "within_cap": self.within_cap}
+
+
+def python_for(profile: str) -> str:
+    """The interpreter a run's command names: this one locally, the remote venv's `python` else."""
+    return sys.executable if profile == "local" else "python"
+
+
+def cost_cap(plan: Plan) -> float:
+    from . import config
+    return plan.execution.max_cost_usd if plan.execution.max_cost_usd is not None else float(
+        config.get("max_cost_usd"))
+
+
+def compile_plan(plan: Plan, *, root: Path, arms: list[str] | None = None,
+                 seeds: list[int] | None = None, profile: str | None = None,
+                 spent_usd: float | None = None) -> Matrix:
+    """The run matrix arm x seed, with per-run cost estimates, the total, what is spent and the cap.
+
+    `arms`/`seeds`/`profile` narrow or override the plan (as `rstack run --arm/--seeds/--profile`).
+    """
+    from . import costs
+
+    ex = plan.execution
+    profile = profile or ex.profile
+    if profile not in PROFILES:
+        raise PlanError(f"unknown profile {profile!r}", hint=f"use one of {', '.join(PROFILES)}")
+    chosen = list(ex.arms) if not arms else arms
+    for name in chosen:
+        if name not in ex.arms:
+            raise PlanError(f"{display_path(plan.path)}: execution.arms: no arm named {name!r}",
+                            hint=f"arms in the plan: {', '.join(ex.arms)}")
+    seed_list = list(ex.seeds) if seeds is None else list(seeds)
+    if spent_usd is None:
+        from .guards import spent_usd as ledger_spent
+        spent_usd = ledger_spent(root)
+    per_run = costs.estimate_run_usd(profile, ex.gpu, ex.timeout_s)
+    runs = []
+    for name in chosen:
+        for seed in seed_list:
+            run_id = new_run_id(name, seed)
+            out = f"results/{run_id}"
+            args = list(ex.arms[name])
+            command = [python_for(profile), ex.script, *args, *contract_flags(out, seed)]
+            runs.append(CompiledRun(run_id=run_id, arm=name, seed=seed, args=args, command=command,
+                                    output_dir=out, profile=profile, gpu=ex.gpu,
+                                    timeout_s=ex.timeout_s, cost_estimate_usd=per_run))
+    total = round(per_run * len(runs), 6)
+    return Matrix(plan_path=display_path(plan.path), plan_sha256=plan.sha256, script=ex.script,
+                  profile=profile, runs=runs, total_usd=total, spent_usd=float(spent_usd),
+                  cap_usd=cost_cap(plan))
+
+
+def check_plan_files(plan: Plan, root: Path) -> list[str]:
+    """Problems outside the schema: the script must exist where the plan says."""
+    problems = []
+    script = Path(root) / plan.execution.script
+    if not script.is_file():
+        problems.append(f"{display_path(plan.path)}: execution.script: {plan.execution.script!r} "
+                        f"does not exist under the project root {root}")
+    return problems
