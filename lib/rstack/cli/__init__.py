@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "slug": "rstack.cli.slug:slug_command",
     "log": "rstack.cli.log:log_group",
     "dev": "rstack.cli.dev:dev_group",
+    "compute-detect": "rstack.cli.compute:compute_detect_command",
 }
 
 
