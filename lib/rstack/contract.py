@@ -1,0 +1,232 @@
+"""The artifact contract every RStack experiment script follows, and the checks of what it wrote.
+
+`python SCRIPT --output-dir DIR [--smoke-test] [--seed N]` writes DIR/metrics.json (a flat object of
+finite numbers) and optionally DIR/metrics.jsonl (one object per step). This module builds the
+flags and validates the files; it never runs a script.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .errors import RStackError
+
+OUTPUT_DIR_FLAG = "--output-dir"
+SMOKE_FLAG = "--smoke-test"
+SMOKE_FLAG_ALIASES = ("--smoke-test", "--smoke_test")
+SEED_FLAG = "--seed"
+OUTPUT_DIR_ENV = "RSTACK_OUTPUT_DIR"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "metrics.jsonl"
+
+# Divergence thresholds (see check_divergence).
+GROWTH_FACTOR = 100.0  # final loss this many times the starting loss: grew by orders of magnitude
+REGRESSION_FACTOR = 10.0  # final loss this many times its own minimum ...
+REGRESSION_SHARE = 0.5  # ... having given back at least this share of the progress made
+MIN_POINTS = 5
+
+
+class ContractError(RStackError):
+    """A script's outputs break the artifact contract. `category` is an incidents category."""
+
+    def __init__(self, message: str, *, category: str, hint: str | None = None,
+                 key: str | None = None, line: int | None = None):
+        super().__init__(message, hint=hint)
+        self.category = category
+        self.key = key
+        self.line = line
+
+
+def contract_args(output_dir: str | os.PathLike, seed: int | None, smoke: bool) -> list[str]:
+    """The contract's flags: --output-dir DIR [--seed N] [--smoke-test]."""
+    args = [OUTPUT_DIR_FLAG, str(output_dir)]
+    if seed is not None:
+        args += [SEED_FLAG, str(int(seed))]
+    if smoke:
+        args.append(SMOKE_FLAG)
+    return args
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a bool ({json.dumps(value)})"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"a string ({json.dumps(value)[:40]})"
+    if isinstance(value, dict):
+        return "a nested object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return type(value).__name__
+
+
+def is_finite_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def validate_metrics_object(data: Any, *, where: str = METRICS_FILE) -> dict:
+    """Check a parsed metrics.json value; raises ContractError (metrics-invalid)."""
+    if not isinstance(data, dict):
+        raise ContractError(f"{where}: the top level is {_describe(data)}, not a JSON object",
+                            category="metrics-invalid",
+                            hint='write a flat object: json.dump({"val_loss": loss}, f)')
+    if not data:
+        raise ContractError(f"{where}: the object is empty ({{}}); it needs at least one metric",
+                            category="metrics-invalid",
+                            hint="write the final metrics, e.g. {\"val_loss\": 0.41}")
+    for key, value in data.items():
+        if not is_finite_number(value):
+            what = _describe(value)
+            fix = ("flatten it: one key per number (e.g. \"val/loss\")" if isinstance(value, (dict, list))
+                   else "write a finite number (float(x)); drop non-numeric values")
+            raise ContractError(f"{where}: key {key!r} is {what}; every value must be a finite number",
+                                category="metrics-invalid", hint=fix, key=key)
+    return data
+
+
+def validate_metrics_file(path: str | os.PathLike) -> dict:
+    """Read and check metrics.json; raises ContractError metrics-missing / metrics-invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise ContractError(f"{path} was not written", category="metrics-missing",
+                            hint=f"write the final metrics to os.path.join(args.output_dir, "
+                                 f"'{METRICS_FILE}')")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ContractError(f"{path}: the file is empty", category="metrics-invalid",
+                            hint="json.dump the metrics dict and close the file before exiting")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"{path}: not UTF-8 text (byte {exc.start})", category="metrics-invalid",
+                            hint="write it with json.dump") from None
+    try:
+        data = json.loads(text)  # NaN/Infinity parse here so the offending key can be named
+    except json.JSONDecodeError as exc:
+        line = text.splitlines()[exc.lineno - 1] if exc.lineno - 1 < len(text.splitlines()) else ""
+        raise ContractError(
+            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): "
+            f"{exc.msg}" + (f"; the line reads: {line[:120]}" if line else ""),
+            category="metrics-invalid", line=exc.lineno,
+            hint="write it with json.dump(metrics, f) instead of formatting JSON by hand") from None
+    return validate_metrics_object(data, where=str(path))
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """The records of metrics.jsonl ([] when absent); raises ContractError on NaN/Inf or bad lines."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records: list[dict] = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ContractError(f"{path}:{number}: not valid JSON ({exc})",
+                                    category="metrics-invalid", line=number,
+                                    hint="write one json.dumps(record) per line") from None
+            if not isinstance(record, dict):
+                raise ContractError(f"{path}:{number}: a line must be a JSON object, got "
+                                    f"{_describe(record)}", category="metrics-invalid", line=number,
+                                    hint='write {"step": n, "loss": x} per line')
+            for key, value in record.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ContractError(
+                        f"{path}:{number}: {key} is {_describe(value)}"
+                        + (f" at step {record['step']}" if "step" in record else ""),
+                        category="metrics-nonfinite", key=key, line=number,
+                        hint="training produced NaN/Inf: lower the learning rate, clip gradients, "
+                             "or guard log/div against zero")
+            records.append(record)
+    return records
+
+
+def _loss_series(history: list[dict]) -> dict[str, list[tuple[Any, float]]]:
+    series: dict[str, list[tuple[Any, float]]] = {}
+    for index, record in enumerate(history):
+        step = record.get("step", index)
+        for key, value in record.items():
+            if key == "step" or "loss" not in key.lower() or not is_finite_number(value):
+                continue
+            series.setdefault(key, []).append((step, float(value)))
+    return series
+
+
+def check_divergence(history: list[dict]) -> str | None:
+    """A message when a loss in history diverged, else None.
+
+    Diverged = the final loss (median of the last few points, so one noisy point does not decide)
+    is GROWTH_FACTOR x the starting loss, or it is REGRESSION_FACTOR x the series' own minimum
+    after giving back at least REGRESSION_SHARE of the progress made. Only keys containing "loss"
+    are judged; series shorter than MIN_POINTS are not.
+    """
+    for key, points in _loss_series(history).items():
+        if len(points) < MIN_POINTS:
+            continue
+        values = [v for _, v in points]
+        k = max(1, min(5, len(values) // 10))
+        start = statistics.median(values[:k])
+        final = statistics.median(values[-k:])
+        low = min(values)
+        low_step = points[values.index(low)][0]
+        first_step, last_step = points[0][0], points[-1][0]
+        if start > 0 and final >= GROWTH_FACTOR * start:
+            return (f"{key} grew from {start:.4g} (step {first_step}) to {final:.4g} "
+                    f"(step {last_step}), x{final / start:.3g}")
+        if start <= 0 < final and final - start >= GROWTH_FACTOR * max(abs(start), 1e-8):
+            return f"{key} grew from {start:.4g} (step {first_step}) to {final:.4g} (step {last_step})"
+        if (low > 0 and final >= REGRESSION_FACTOR * low
+                and final - low >= REGRESSION_SHARE * max(start - low, 0.0)):
+            return (f"{key} fell to {low:.4g} (step {low_step}) and then rose to {final:.4g} "
+                    f"(step {last_step}), x{final / low:.3g} its minimum")
+    return None
+
+
+def find_stray_metrics(search_dirs: list[Path], *, since: float,
+                       exclude: Path | None = None, max_depth: int = 3) -> list[Path]:
+    """metrics.json files modified at or after `since` under search_dirs (the wrong-place check)."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    exclude_real = os.path.realpath(exclude) if exclude else None
+    for base in search_dirs:
+        base = Path(base)
+        if not base.is_dir():
+            continue
+        stack = [(base, 0)]
+        while stack:
+            directory, depth = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if depth < max_depth and entry.name not in (".git", "__pycache__", "node_modules",
+                                                                    ".venv", "site-packages"):
+                            stack.append((Path(entry.path), depth + 1))
+                    elif entry.name == METRICS_FILE and entry.stat().st_mtime >= since - 1.0:
+                        real = os.path.realpath(entry.path)
+                        if real in seen:
+                            continue
+                        if exclude_real and real.startswith(exclude_real + os.sep):
+                            continue
+                        seen.add(real)
+                        found.append(Path(entry.path))
+                except OSError:
+                    continue
+    return found
