@@ -122,6 +122,47 @@ def _os_error(path: Path, exc: OSError, doing: str) -> LedgerError:
     return LedgerError(f"cannot {doing} {path}: {exc.strerror or exc}")
 
 
+@contextmanager
+def exclusive_lock(lock_path: Path, guarded: Path, doing: str) -> Iterator[None]:
+    """Hold an exclusive fcntl lock on `lock_path` (a sidecar file, so the guarded file itself can
+    be swapped by `repair` while writers wait)."""
+    try:
+        guarded.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _os_error(guarded, exc, doing) from None
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock_fd)  # closing releases the flock
+
+
+def append_lines(path: Path, lines: list[str], *, fsync: bool, doing: str = "write ledger") -> None:
+    """Append whole lines with one write (the caller holds the lock); never rewrites what is there."""
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise _os_error(path, exc, doing) from None
+    try:
+        size = os.fstat(fd).st_size
+        # A torn last line (a writer killed mid-write) must stay its own line, or the next
+        # record would be glued onto it and be lost with it.
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    except OSError as exc:
+        raise _os_error(path, exc, doing) from None
+    finally:
+        os.close(fd)
+
+
 class Ledger:
     """One named ledger of one project. Cheap to construct; every method re-reads the file."""
 
@@ -150,18 +191,8 @@ class Ledger:
         validate(self.name, full)
         return full
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise _os_error(self.path, exc, "write ledger") from None
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(lock_fd)  # closing releases the flock
+    def _locked(self):
+        return exclusive_lock(self.lock_path, self.path, "write ledger")
 
     def append(self, record: Any) -> dict:
         """Validate and append one record; returns it as written (with v and ts)."""
@@ -183,28 +214,8 @@ class Ledger:
         return prepared
 
     def _write_lines(self, lines: list[str]) -> None:
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
         with self._locked():
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            except OSError as exc:
-                raise _os_error(self.path, exc, "write ledger") from None
-            try:
-                size = os.fstat(fd).st_size
-                # A torn last line (a writer killed mid-write) must stay its own line, or the next
-                # record would be glued onto it and be lost with it.
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    data = b"\n" + data
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                if self.fsync:
-                    os.fsync(fd)
-            except OSError as exc:
-                raise _os_error(self.path, exc, "write ledger") from None
-            finally:
-                os.close(fd)
+            append_lines(self.path, lines, fsync=self.fsync)
 
     # -- reading ---------------------------------------------------------------------------
 

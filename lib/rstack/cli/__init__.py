@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "log": "rstack.cli.log:log_group",
     "dev": "rstack.cli.dev:dev_group",
     "compute-detect": "rstack.cli.compute:compute_detect_command",
+    "telemetry": "rstack.cli.telemetry:telemetry_group",
 }
 
 
