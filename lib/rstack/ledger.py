@@ -12,6 +12,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -36,7 +37,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf without ever reaching parse_constant
+        raise ValueError(f"{text} overflows to infinity, which is not valid in a ledger")
+    return value
+
+
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def strict_loads(text: str | bytes) -> Any:
@@ -107,8 +115,11 @@ class RepairResult:
 
 def _os_error(path: Path, exc: OSError, doing: str) -> LedgerError:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return LedgerError(f"cannot {doing} {path}: permission denied",
-                           hint=f"make {path.parent} writable (chmod u+w {path.parent}) "
+        # Name the directory that exists and refused, not a `.rstack` that was never created.
+        refusing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), path.parent)
+        why = "read-only file system" if exc.errno == errno.EROFS else "permission denied"
+        return LedgerError(f"cannot {doing} {path}: {why}",
+                           hint=f"make {refusing} writable (chmod u+w {refusing}) "
                                 "or run inside a project you own (--project DIR)")
     if exc.errno in (errno.ENOTDIR, errno.EEXIST):
         # mkdir/open met a plain file where a directory must be (e.g. `.rstack` is a file).

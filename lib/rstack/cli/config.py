@@ -26,7 +26,8 @@ def get_command(key: str) -> None:
     click.echo(resolved.key.format(resolved.value))
 
 
-@config_group.command("set")
+# ignore_unknown_options: a negative VALUE such as -1 is a value to validate, not an option.
+@config_group.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("value")
 def set_command(key: str, value: str) -> None:

@@ -1,0 +1,297 @@
+"""Append-only ledgers and `rstack log ...`: validation, damage handling, repair, concurrency."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from rstack import paths
+from rstack.errors import LedgerError, RecordError
+from rstack.ledger import Ledger, dumps_record, strict_loads
+from rstack.records import RECORD_TYPES
+
+NOTE = '{"type": "note", "text": "hello"}'
+SHA = "a" * 64
+
+
+_SAMPLES = {"str": "x", "int": 1, "number": 1.5, "bool": True, "object": {}, "array": [],
+            "any": 1, "sha256": SHA}
+
+
+def sample_record(rtype: str) -> dict:
+    """A valid record of a registered type, built from the registry (other concerns extend it)."""
+    record = {"type": rtype}
+    for name, spec in RECORD_TYPES[rtype].required.items():
+        base = spec.rstrip("?")
+        record[name] = base[5:].split(",")[0] if base.startswith("enum:") else _SAMPLES[base]
+    return record
+
+
+def ledger_lines(root: Path, name: str = "experiments") -> list[str]:
+    return paths.ledger_path(root, name).read_text().splitlines()
+
+
+def test_append_fills_v_and_ts_and_writes_one_canonical_line(cli, project):
+    result = cli("log", "append", "experiments", NOTE)
+    assert result.exit_code == 0
+    path = paths.ledger_path(project, "experiments")
+    assert result.output == f"appended 1 record(s) to {path}\n"
+    [line] = ledger_lines(project)
+    record = json.loads(line)
+    assert list(record)[:3] == ["v", "type", "ts"]
+    assert record["v"] == 1 and record["text"] == "hello"
+    assert record["ts"].endswith("Z") and len(record["ts"]) == len("2026-01-01T00:00:00.000Z")
+
+
+def test_caller_ts_is_kept(project):
+    ledger = Ledger(project, "experiments", fsync=False)
+    written = ledger.append({"type": "note", "text": "x", "ts": "2026-01-02T03:04:05Z"})
+    assert written["ts"] == "2026-01-02T03:04:05Z"
+    assert ledger.records() == [written]
+
+
+@pytest.mark.parametrize("record,message", [
+    ('{"type": "note"}',
+     "record 1: note record: missing required field 'text' (a string); nothing was appended"),
+    ('{"type": "note", "text": 3}',
+     "record 1: note record: field 'text' must be a string, got 3; nothing was appended"),
+    ('{"type": "zzz"}', "record 1: field type: unknown record type 'zzz'. Known types: "),
+    ('{"type": "paper", "key": "k", "title": "t"}',
+     "record 1: record type 'paper' does not belong in the experiments ledger "
+     "(it goes in: lit-review); nothing was appended"),
+    ('{"type": "note", "text": "x", "v": 2}',
+     "record 1: field v: expected 1, got 2; nothing was appended"),
+    ('{"type": "note", "text": "x", "ts": "yesterday"}',
+     "record 1: field ts: expected an ISO-8601 UTC time ending in Z, got 'yesterday'"),
+    ('{"type": "preflight", "script": "a.py", "script_sha256": "x", "verdict": "PASS", '
+     '"category": null, "duration_s": 1}',
+     "record 1: preflight record: field 'script_sha256' must be a sha256 hex digest "
+     "(64 lowercase hex chars), got 'x'; nothing was appended"),
+    ('[1, 2]', "record 1: a record must be a JSON object, got list; nothing was appended"),
+])
+def test_invalid_record_exits_1_and_writes_nothing(cli, project, record, message):
+    result = cli("log", "append", "experiments", record)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: " + message)
+    assert not paths.ledger_path(project, "experiments").exists()
+
+
+@pytest.mark.parametrize("record,message", [
+    ('{"type": "note", "text": "x", "loss": NaN}', "NaN is not valid JSON"),
+    ('{"type": "note", "text": "x", "loss": -Infinity}', "-Infinity is not valid JSON"),
+    ('{"type": "note", "text": "x", "loss": 1e999}',
+     "1e999 overflows to infinity, which is not valid in a ledger"),
+    ("{not json", "Expecting property name enclosed in double quotes"),
+])
+def test_nan_infinity_and_bad_json_are_refused(cli, project, record, message):
+    result = cli("log", "append", "experiments", record)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: RECORD: not valid JSON ({message}")
+    assert "nothing was appended" in result.output
+    assert not paths.ledger_path(project, "experiments").exists()
+
+
+def test_library_refuses_nan_inside_nested_values(project):
+    with pytest.raises(RecordError) as info:
+        Ledger(project, "experiments").append(
+            {"type": "note", "text": "x", "metrics": {"loss": [1.0, float("nan")]}})
+    assert info.value.message == ("field metrics.loss[1]: NaN and Infinity are not valid JSON "
+                                  "and are never ledgered")
+
+
+def test_unknown_ledger_is_a_usage_error(cli, project):
+    result = cli("log", "append", "nope", NOTE)
+    assert result.exit_code == 2
+    assert "Invalid value for 'LEDGER': 'nope' is not one of 'experiments', 'lit-review'" \
+        in result.output
+    with pytest.raises(LedgerError, match="unknown ledger 'nope'. Known ledgers: experiments, "
+                                          "lit-review"):
+        Ledger(project, "nope")
+
+
+def test_record_and_stdin_are_exclusive(cli, project):
+    for args in ((), (NOTE, "--stdin")):
+        result = cli("log", "append", "experiments", *args, input="")
+        assert result.exit_code == 2
+        assert "Error: give exactly one of RECORD or --stdin" in result.output
+
+
+def test_stdin_appends_each_line_and_skips_blank_lines(cli, project):
+    data = '{"type": "note", "text": "a"}\n\n{"type": "note", "text": "b"}\n'
+    result = cli("log", "append", "experiments", "--stdin", input=data)
+    assert result.exit_code == 0
+    assert result.output.startswith("appended 2 record(s)")
+    assert [json.loads(line)["text"] for line in ledger_lines(project)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("data,message", [
+    ('{"type": "note", "text": "a"}\n{"type": "note"}\n',
+     "Error: record 2: note record: missing required field 'text' (a string); "
+     "nothing was appended"),
+    ('{"type": "note", "text": "a"}\n{bad\n',
+     "Error: stdin line 2: not valid JSON (Expecting property name enclosed in double quotes: "
+     "line 1 column 2 (char 1)); nothing was appended"),
+])
+def test_stdin_batch_is_all_or_nothing(cli, project, data, message):
+    Ledger(project, "experiments").append({"type": "note", "text": "before"})
+    result = cli("log", "append", "experiments", "--stdin", input=data)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == message
+    assert [json.loads(line)["text"] for line in ledger_lines(project)] == ["before"]
+
+
+def write_damaged(project: Path) -> Path:
+    ledger = Ledger(project, "experiments", fsync=False)
+    ledger.append({"type": "note", "text": "one"})
+    path = ledger.path
+    with path.open("ab") as handle:
+        handle.write(b'{"v":1,"type":"note","ts":"2026-01-01T00:00:00Z"}\n')  # invalid record
+        handle.write(b"\xff not json\n")  # invalid JSON (and not UTF-8)
+        handle.write(b'{"v":2,"type":"future","ts":"2026-01-01T00:00:00Z"}\n')  # unknown v
+        handle.write(b'{"v":1,"type":"note","ts":"2026-01-01T00:00:00Z","text":"two"}\n')
+        handle.write(b'{"v":1,"type":"note","ts":"2026-01-01T00:00:00Z","text":"torn')
+    return path
+
+
+def test_read_reports_damage_with_line_numbers_and_never_crashes(project):
+    write_damaged(project)
+    result = Ledger(project, "experiments").read()
+    assert [r.get("text") for r in result.records] == ["one", None, "two"]  # v2 read as is
+    assert [(p.line, p.kind) for p in result.problems] == [
+        (2, "invalid-record"), (3, "invalid-json"), (4, "unknown-version"), (6, "torn")]
+    assert result.problems[0].message == "note record: missing required field 'text' (a string)"
+    assert result.problems[2].message == "schema version 2 is not 1; read as is"
+    assert result.line_count == 6
+    assert [p.line for p in result.damage] == [2, 3, 6]
+
+
+def test_append_after_torn_line_keeps_both_lines_separate(project):
+    path = write_damaged(project)
+    Ledger(project, "experiments", fsync=False).append({"type": "note", "text": "after"})
+    lines = path.read_bytes().split(b"\n")
+    assert lines[5].endswith(b'"text":"torn')
+    assert json.loads(lines[6])["text"] == "after"
+    assert [r.get("text") for r in Ledger(project, "experiments").records()][-1] == "after"
+
+
+def test_log_check_exits_1_on_damage_then_repair_quarantines(cli, project):
+    path = write_damaged(project)
+    original = path.read_bytes().split(b"\n")
+    result = cli("log", "check", "experiments")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"error: {path}:2: note record: missing required field 'text' (a string)",
+        f"error: {path}:3: not valid JSON ('utf-8' codec can't decode byte 0xff in position 0: "
+        "invalid start byte)",
+        f"warning: {path}:4: schema version 2 is not 1; read as is",
+        f"error: {path}:6: torn final line (a write was interrupted); `rstack log repair` "
+        "quarantines it",
+        f"{path}: 3 good record(s), 3 damaged line(s)",
+    ]
+    assert "fix: rstack log repair experiments  (moves them to the quarantine)" in result.stderr
+    data = json.loads(cli("log", "check", "experiments", "--json").stdout)
+    assert (data["ok"], data["lines"], data["records"]) == (False, 6, 3)
+
+    result = cli("log", "repair", "experiments")
+    assert result.exit_code == 0
+    quarantine = paths.quarantine_path(project)
+    assert result.output == (f"moved line(s) 2, 3, 6 to {quarantine}; 3 good record(s) kept in "
+                             f"{path}\n")
+    # Good lines stay byte for byte; bad ones are in the quarantine with their line numbers.
+    assert path.read_bytes().split(b"\n")[:-1] == [original[0], original[3], original[4]]
+    moved = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert [(m["line"], m["kind"], m["ledger"]) for m in moved] == [
+        (2, "invalid-record", "experiments"), (3, "invalid-json", "experiments"),
+        (6, "torn", "experiments")]
+    assert moved[2]["text"].endswith('"text":"torn')
+
+    assert cli("log", "check", "experiments").exit_code == 0
+    again = cli("log", "repair", "experiments")
+    assert again.output == f"{path}: nothing to repair (3 good record(s))\n"
+    assert len(quarantine.read_text().splitlines()) == 3  # appended once, never rewritten
+
+
+def test_check_of_clean_and_missing_ledgers(cli, project):
+    result = cli("log", "check", "lit-review")
+    assert result.exit_code == 0
+    assert result.output.endswith(": 0 good record(s), 0 damaged line(s)\n")
+
+
+def test_tail_filters_by_type_and_limits(cli, project):
+    ledger = Ledger(project, "experiments", fsync=False)
+    for i in range(5):
+        ledger.append({"type": "note", "text": f"n{i}"})
+    ledger.append(sample_record("preflight"))
+    result = cli("log", "tail", "experiments", "-n", "2", "--type", "note")
+    assert result.exit_code == 0
+    assert [line.split(None, 2)[2] for line in result.output.splitlines()] == [
+        '{"text": "n3"}', '{"text": "n4"}']
+    data = json.loads(cli("log", "tail", "experiments", "-n", "1", "--json").stdout)
+    assert data["ledger"] == "experiments" and data["problems"] == []
+    assert [r["type"] for r in data["records"]] == ["preflight"]
+    assert cli("log", "tail", "experiments", "-n", "0").exit_code == 2
+
+
+def test_ledger_where_a_path_component_is_a_file(cli, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    result = cli("log", "append", "experiments", NOTE, "--project", blocker / "proj")
+    assert result.exit_code == 1
+    target = blocker / "proj" / ".rstack" / "experiments.jsonl"
+    assert result.output == (f"Error: cannot write ledger {target}: {blocker} is a file, not a "
+                             f"directory\n  fix: move {blocker} aside, or pass --project DIR for "
+                             "another project\n")
+    assert blocker.read_text() == "x"
+
+
+def test_ledger_in_a_read_only_directory(cli):
+    # Tests run as root, for whom chmod does not stop writes; sysfs refuses mkdir even to root.
+    target = Path("/sys/kernel")
+    if not target.is_dir() or os.access(target, os.W_OK) and _can_mkdir(target):
+        pytest.skip("no directory here that refuses writes even to this user")
+    result = cli("log", "append", "experiments", NOTE, "--project", target)
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: cannot write ledger {target}/.rstack/experiments.jsonl: permission denied\n"
+        f"  fix: make {target} writable (chmod u+w {target}) or run inside a project you own "
+        "(--project DIR)\n")
+
+
+def _can_mkdir(parent: Path) -> bool:
+    probe = parent / ".rstack-write-probe"
+    try:
+        probe.mkdir()
+    except OSError:
+        return False
+    probe.rmdir()
+    return True
+
+
+def _append_many(args) -> None:
+    root, writer, count = args
+    ledger = Ledger(root, "experiments", fsync=False)
+    for i in range(count):
+        ledger.append({"type": "note", "text": f"w{writer}-{i}", "pad": "x" * 200})
+
+
+def test_concurrent_appends_from_processes_lose_nothing(project):
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pool.map(_append_many, [(project, w, 150) for w in range(4)])
+    result = Ledger(project, "experiments").read()
+    assert result.problems == []
+    assert len(result.records) == 600
+    assert {r["text"] for r in result.records} == {f"w{w}-{i}" for w in range(4) for i in range(150)}
+
+
+def test_strict_loads_and_dumps_record():
+    with pytest.raises(ValueError, match="Infinity is not valid JSON"):
+        strict_loads('{"a": Infinity}')
+    assert strict_loads(b'{"a": 1.5}') == {"a": 1.5}
+    line = dumps_record({"text": "é", "type": "note", "ts": "2026-01-01T00:00:00Z", "v": 1})
+    assert line == '{"v":1,"type":"note","ts":"2026-01-01T00:00:00Z","text":"é"}'
+    with pytest.raises(ValueError):
+        dumps_record({"v": 1, "x": float("inf")})
