@@ -41,3 +41,15 @@ class RecordError(LedgerError):
 
 class TelemetryError(RStackError):
     """Telemetry could not be recorded or synced."""
+
+
+class AnalysisError(RStackError):
+    """`rstack analyze` cannot summarise the ledger (no ok runs, unknown baseline arm, bad plan)."""
+
+
+class BundleError(RStackError):
+    """A reproducibility bundle cannot be created, or it does not match its checksums."""
+
+
+class ReproduceError(RStackError):
+    """A ledgered run cannot be re-run, or its re-run did not reproduce its metrics."""

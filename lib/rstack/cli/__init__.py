@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "dev": "rstack.cli.dev:dev_group",
     "compute-detect": "rstack.cli.compute:compute_detect_command",
     "telemetry": "rstack.cli.telemetry:telemetry_group",
+    "analyze": "rstack.cli.analyze:analyze_command",
 }
 
 

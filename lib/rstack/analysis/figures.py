@@ -1,0 +1,203 @@
+"""Publication figures: learning curves across seeds and a bar chart of the primary metric.
+
+One style for every figure (Okabe-Ito colours, small sans fonts, TrueType embedded so venues
+accept the PDFs). Output is deterministic: no creation dates, fixed seed-dot offsets. Figures
+never compute statistics themselves; the bar chart draws the intervals it is given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+# Colour-blind safe (Okabe & Ito); arm i always gets colour i in every figure.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+           "#F0E442")
+
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 8,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "legend.fontsize": 7,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.linewidth": 0.7,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.linewidth": 0.5,
+    "grid.alpha": 0.35,
+    "lines.linewidth": 1.4,
+    "xtick.major.width": 0.7,
+    "ytick.major.width": 0.7,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "savefig.dpi": 200,
+    "figure.dpi": 100,
+}
+
+MAX_CURVE_PANELS = 4
+LOG_SPAN = 20.0
+FIGURE_FILES = {"curves": "fig_curves", "bar": "fig_bar"}
+
+
+@dataclass(frozen=True)
+class ArmBar:
+    arm: str
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+    values: tuple[float, ...]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    paths = []
+    for ext, meta in (("pdf", {"CreationDate": None, "Producer": None, "Creator": None}),
+                      ("png", {"Software": None})):
+        path = out_dir / f"{stem}.{ext}"
+        fig.savefig(path, format=ext, metadata=meta, bbox_inches="tight", pad_inches=0.02)
+        paths.append(path)
+    return paths
+
+
+def _label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def _direction_note(direction: str) -> str:
+    return "lower is better" if direction == "minimize" else "higher is better"
+
+
+def curve_metrics(histories: dict[str, list[list[dict[str, float]]]], primary: str) -> list[str]:
+    """The metrics to draw, primary first, then the others by name (at most MAX_CURVE_PANELS)."""
+    names: set[str] = set()
+    for runs in histories.values():
+        for rows in runs:
+            for row in rows:
+                names.update(k for k in row if k != "step")
+    ordered = ([primary] if primary in names else []) + sorted(names - {primary})
+    return ordered[:MAX_CURVE_PANELS]
+
+
+def plot_curves(histories: dict[str, list[list[dict[str, float]]]], arms: list[str],
+                colors: dict[str, str], primary: str, directions: dict[str, str],
+                out_dir: Path) -> list[Path]:
+    """Mean over seeds per arm with a band of +-1 sample std (where >= 2 seeds have the step)."""
+    import numpy as np
+
+    plt = _pyplot()
+    metrics = curve_metrics(histories, primary)
+    with plt.rc_context(STYLE):
+        width = min(7.0, 2.6 * len(metrics) + 0.4)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(width, 2.35), squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            for arm in arms:
+                by_step: dict[float, list[float]] = {}
+                for rows in histories.get(arm, []):
+                    for row in rows:
+                        if metric in row:
+                            by_step.setdefault(row["step"], []).append(row[metric])
+                if not by_step:
+                    continue
+                steps = np.array(sorted(by_step))
+                means = np.array([np.mean(by_step[s]) for s in steps])
+                stds = np.array([np.std(by_step[s], ddof=1) if len(by_step[s]) > 1 else np.nan
+                                 for s in steps])
+                n_runs = len(histories.get(arm, []))
+                color = colors[arm]
+                marker = "o" if len(steps) <= 12 else None
+                ax.plot(steps, means, color=color, label=f"{arm} (n={n_runs})", marker=marker,
+                        markersize=2.5)
+                band = ~np.isnan(stds)
+                if band.any():
+                    ax.fill_between(steps[band], (means - stds)[band], (means + stds)[band],
+                                    color=color, alpha=0.2, linewidth=0)
+            ax.set_xlabel("step")
+            ax.set_ylabel(f"{_label(metric)}\n({_direction_note(directions.get(metric, 'maximize'))})")
+            if _wants_log(ax):
+                ax.set_yscale("log")
+            ax.margins(x=0.02)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="upper center", ncol=min(len(handles), 4),
+                       bbox_to_anchor=(0.5, 1.0), borderaxespad=0.0)
+        fig.tight_layout(rect=(0, 0, 1, 0.9 if handles else 1.0), w_pad=2.0)
+        try:
+            return _save(fig, out_dir, FIGURE_FILES["curves"])
+        finally:
+            plt.close(fig)
+
+
+def _wants_log(ax) -> bool:
+    """Log scale when a positive curve spans more than LOG_SPAN x (early losses dwarf the rest)."""
+    ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+    if not ys or min(ys) <= 0:
+        return False
+    return max(ys) / min(ys) > LOG_SPAN
+
+
+def plot_bar(bars: list[ArmBar], colors: dict[str, str], metric: str, direction: str,
+             out_dir: Path) -> list[Path]:
+    """Mean of the primary metric per arm, 95% CI error bars, and each seed's value as a dot."""
+    plt = _pyplot()
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(max(2.4, 0.75 * len(bars) + 1.2), 2.4))
+        xs = list(range(len(bars)))
+        for x, bar in zip(xs, bars):
+            color = colors[bar.arm]
+            ax.bar(x, bar.mean, width=0.6, color=color, alpha=0.85, edgecolor=color,
+                   linewidth=0.8, zorder=2)
+            if bar.ci_low is not None and bar.ci_high is not None:
+                ax.errorbar(x, bar.mean, yerr=[[bar.mean - bar.ci_low], [bar.ci_high - bar.mean]],
+                            fmt="none", ecolor="#222222", elinewidth=0.9, capsize=3, zorder=3)
+            count = len(bar.values)
+            # Fixed, symmetric offsets so identical values stay visible and output is repeatable.
+            offsets = [0.0] if count == 1 else [
+                -0.12 + 0.24 * i / (count - 1) for i in range(count)]
+            ax.scatter([x + o for o in offsets], bar.values, s=9, color="white",
+                       edgecolors="#222222", linewidths=0.6, zorder=4)
+        labels = []
+        for bar in bars:
+            n = len(bar.values)
+            note = f"n={n}" if n >= 2 else f"n={n}, no CI"
+            labels.append(f"{bar.arm}\n({note})")
+        ax.set_xticks(xs)
+        ax.set_xticklabels(labels)
+        ax.set_ylabel(f"{_label(metric)}\n({_direction_note(direction)})")
+        ax.grid(axis="x", visible=False)
+        ax.axhline(0, color="#444444", linewidth=0.6, zorder=1)
+        _pad_ylim(ax, bars)
+        fig.tight_layout()
+        try:
+            return _save(fig, out_dir, FIGURE_FILES["bar"])
+        finally:
+            plt.close(fig)
+
+
+def _pad_ylim(ax, bars: list[ArmBar]) -> None:
+    highs = [max([b.mean, *(b.values), b.ci_high if b.ci_high is not None else b.mean])
+             for b in bars]
+    lows = [min([b.mean, *(b.values), b.ci_low if b.ci_low is not None else b.mean])
+            for b in bars]
+    top, bottom = max(highs + [0.0]), min(lows + [0.0])
+    span = top - bottom
+    if span <= 0 or not math.isfinite(span):
+        return
+    ax.set_ylim(bottom - (0.08 * span if bottom < 0 else 0), top + 0.08 * span)
+
+
+def arm_colors(arms: list[str]) -> dict[str, str]:
+    return {arm: PALETTE[i % len(PALETTE)] for i, arm in enumerate(arms)}

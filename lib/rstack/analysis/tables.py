@@ -1,0 +1,70 @@
+"""The main results table (`analysis/table_main.tex`): booktabs, mean +- CI half-width, best in bold.
+
+Rendering only: the statistics and the number formats come from stats.py and numbers.py.
+Bold marks the best mean per metric direction; it says nothing about significance.
+"""
+
+from __future__ import annotations
+
+from .numbers import fmt_fixed
+from .stats import MIN_SEEDS, Summary
+
+_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+            "^": r"\textasciicircum{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_SPECIAL.get(ch, ch) for ch in text)
+
+
+def best_arms(stats: dict[str, dict[str, Summary]], metric: str, direction: str,
+              decimals: int) -> set[str]:
+    """Arms whose printed mean is the best (ties at the printed precision all count)."""
+    printed = {arm: float(fmt_fixed(per[metric].mean, decimals))
+               for arm, per in stats.items() if metric in per}
+    if len(printed) < 2:
+        return set()
+    target = min(printed.values()) if direction == "minimize" else max(printed.values())
+    return {arm for arm, value in printed.items() if value == target}
+
+
+def _cell(summary: Summary | None, decimals: int, bold: bool) -> str:
+    if summary is None:
+        return "--"
+    body = fmt_fixed(summary.mean, decimals)
+    if summary.ci_half is not None:
+        body += r" \pm " + fmt_fixed(summary.ci_half, decimals)
+    cell = f"{{\\boldmath${body}$}}" if bold else f"${body}$"
+    if summary.n < MIN_SEEDS:
+        cell += r"\textsuperscript{\dag}"
+    return cell
+
+
+def render_table(arms: list[str], metrics: list[str], stats: dict[str, dict[str, Summary]],
+                 directions: dict[str, str], decimals: dict[str, int], run_counts: dict[str, int],
+                 header: list[str]) -> str:
+    arrows = {"minimize": r"$\downarrow$", "maximize": r"$\uparrow$"}
+    best = {m: best_arms(stats, m, directions[m], decimals[m]) for m in metrics}
+    any_small = any(s.n < MIN_SEEDS for per in stats.values() for s in per.values())
+    lines = [f"% {line}" for line in header]
+    lines += [
+        r"\begin{table}[t]",
+        r"  \centering",
+        r"  \caption{Results per arm: mean $\pm$ half-width of the 95\% confidence interval "
+        r"(Student $t$) over seeds; $n$ is the number of seeds. Bold: best mean per metric "
+        r"($\downarrow$ lower is better, $\uparrow$ higher is better)."
+        + (r" \dag: fewer than three seeds, interval unreliable or absent." if any_small else "")
+        + "}",
+        r"  \label{tab:main}",
+        "  \\begin{tabular}{l" + "r" * (len(metrics) + 1) + "}",
+        r"    \toprule",
+        "    Arm & $n$ & " + " & ".join(
+            f"{tex_escape(m)} {arrows[directions[m]]}" for m in metrics) + r" \\",
+        r"    \midrule",
+    ]
+    for arm in arms:
+        cells = [_cell(stats[arm].get(m), decimals[m], arm in best[m]) for m in metrics]
+        lines.append(f"    {tex_escape(arm)} & {run_counts[arm]} & " + " & ".join(cells) + r" \\")
+    lines += [r"    \bottomrule", r"  \end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"

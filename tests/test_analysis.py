@@ -1,0 +1,365 @@
+"""rstack analyze: statistics against hand-computed values, and the files it writes from real runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+
+import pytest
+
+from analysis_fixtures import (build_real_project, record_metrics_run, record_run, write_project)
+from rstack.analysis.numbers import camel, fmt_fixed, fmt_p, macro_name, metric_decimals
+from rstack.analysis.stats import compare, metric_direction, summarize, welch_p
+from rstack.ledger import Ledger
+
+# ---------------------------------------------------------------------------------------------
+# Statistics, by hand
+
+
+def test_summary_of_one_two_three_by_hand():
+    s = summarize([1, 2, 3])
+    assert s.n == 3
+    assert s.mean == 2.0
+    # sample variance: ((1-2)^2 + 0 + (3-2)^2) / (3 - 1) = 1 -> std 1
+    assert s.std == 1.0
+    # t(0.975, df=2) = 4.302652729749464; half width = 4.302652729749464 * 1 / sqrt(3)
+    assert s.ci_half == pytest.approx(2.484137711750331, rel=1e-12)
+    assert s.ci_low == pytest.approx(2 - 2.484137711750331, rel=1e-12)
+    assert s.ci_high == pytest.approx(2 + 2.484137711750331, rel=1e-12)
+    assert s.flags == ()
+
+
+def test_two_values_by_hand_and_flagged():
+    s = summarize([1.0, 2.0])
+    # mean 1.5; variance ((-.5)^2 + (.5)^2) / 1 = 0.5; t(0.975, 1) = 12.706204736174707
+    assert s.mean == 1.5
+    assert s.std == pytest.approx(math.sqrt(0.5), rel=1e-12)
+    assert s.ci_half == pytest.approx(12.706204736174707 * math.sqrt(0.5) / math.sqrt(2), rel=1e-9)
+    assert s.flags == ("n=2: fewer than 3 seeds, interval is unreliable",)
+
+
+def test_one_value_has_no_interval():
+    s = summarize([0.7])
+    assert (s.n, s.mean, s.std, s.ci_low, s.ci_high, s.ci_half) == (1, 0.7, None, None, None, None)
+    assert s.flags == ("n=1: no interval",)
+
+
+def test_welch_by_hand():
+    # a = [1,2,3], b = [4,5,6]: var 1 each, se = sqrt(1/3 + 1/3); t = -3 / se = -3.6742346141747673
+    # Welch df = (2/3)^2 / ((1/3)^2/2 + (1/3)^2/2) = 4; p = 2 * P(T_4 > 3.6742) = 0.0213116...
+    assert welch_p((1.0, 2.0, 3.0), (4.0, 5.0, 6.0)) == pytest.approx(0.021311641128756713,
+                                                                       rel=1e-9)
+    assert welch_p((1.0,), (4.0, 5.0)) is None
+    assert welch_p((1.0, 1.0), (2.0, 2.0)) is None  # no variance anywhere: no test
+
+
+def test_overlapping_intervals_are_not_significant_even_when_p_is_small():
+    arm, base = summarize([1, 2, 3]), summarize([4, 5, 6])
+    c = compare(arm, base, "minimize", arm_name="treatment")
+    assert c.delta == -3.0
+    assert c.rel_delta == pytest.approx(-3 / 5)
+    assert c.p_value == pytest.approx(0.021311641128756713, rel=1e-9)
+    assert c.improved is True
+    assert c.overlap is True  # [-0.48, 4.48] and [2.52, 7.48]
+    assert c.significant is False
+    assert c.verdict == "not significant (intervals overlap)"
+
+
+def test_significant_needs_disjoint_intervals_and_the_right_direction():
+    arm, base = summarize([1.0, 1.1, 0.9]), summarize([2.0, 2.1, 1.9])
+    better = compare(arm, base, "minimize")
+    assert (better.improved, better.overlap, better.significant) == (True, False, True)
+    assert better.p_value < 0.001
+    assert better.verdict == "significantly better"
+    worse = compare(arm, base, "maximize")
+    assert (worse.improved, worse.significant, worse.verdict) == (False, False,
+                                                                   "significantly worse")
+
+
+def test_small_samples_flag_the_comparison():
+    c = compare(summarize([1.0]), summarize([2.0, 2.5, 3.0]), "minimize", arm_name="treatment")
+    assert c.p_value is None and c.significant is False and c.verdict == "not testable"
+    assert c.flags == ("n<3: treatment n=1: no interval",)
+
+
+def test_metric_directions():
+    assert metric_direction("val_loss") == "minimize"
+    assert metric_direction("test_error_rate") == "minimize"
+    assert metric_direction("perplexity") == "minimize"
+    assert metric_direction("accuracy") == "maximize"
+    assert metric_direction("f1") == "maximize"
+    # the plan decides the primary metric, whatever its name says
+    assert metric_direction("score_loss", primary_metric="score_loss",
+                            primary_direction="maximize") == "maximize"
+
+
+def test_macro_names_and_formats():
+    assert camel("val_loss") == "ValLoss"
+    assert camel("lr-1e3") == "LrOneEThree"
+    assert macro_name("baseline", "val_loss", "Mean") == "rsBaselineValLossMean"
+    assert macro_name("top5", "acc", "CI") == "rsTopFiveAccCI"
+    assert re.fullmatch(r"[A-Za-z]+", macro_name("arm_2", "m.9", "N"))
+    assert metric_decimals([0.1234, 2.5]) == 3
+    assert metric_decimals([92.31]) == 1
+    assert fmt_fixed(-0.0001, 3) == "0.000"
+    assert fmt_fixed(0.02, 3, signed=True) == "+0.020"
+    assert fmt_p(0.0213) == "0.021"
+    assert fmt_p(1e-5) == r"\ensuremath{<}0.001"
+
+
+# ---------------------------------------------------------------------------------------------
+# From real runs
+
+
+@pytest.fixture(scope="module")
+def real_template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real")
+    ids = build_real_project(root)
+    return root, ids
+
+
+@pytest.fixture
+def real(project, real_template):
+    src, ids = real_template
+    shutil.copytree(src, project, dirs_exist_ok=True)
+    return project, ids
+
+
+def _summary(root):
+    return json.loads((root / "analysis" / "summary.json").read_text())
+
+
+def test_analyze_writes_every_output_from_real_runs(real, cli):
+    root, ids = real
+    result = cli("analyze")
+    assert result.exit_code == 0, result.output
+    assert "analysed 6 run(s) in 2 arm(s)" in result.output
+    out = root / "analysis"
+    for stem in ("fig_curves", "fig_bar"):
+        pdf, png = (out / f"{stem}.pdf").read_bytes(), (out / f"{stem}.png").read_bytes()
+        assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    for name in ("table_main.tex", "numbers.tex", "summary.json", "README.md"):
+        assert (out / name).is_file()
+
+
+def test_summary_json_shape(real, cli):
+    root, ids = real
+    assert cli("analyze").exit_code == 0
+    s = _summary(root)
+    ledger = Ledger(root, "experiments").read()
+    assert s["version"] == 1
+    assert s["ledger"] == {"path": ".rstack/experiments.jsonl", "sha256": ledger.sha256,
+                           "lines": ledger.line_count}
+    assert s["plan"]["path"] == "experiment-plan.md" and len(s["plan"]["sha256"]) == 64
+    assert (s["primary_metric"], s["direction"], s["baseline_arm"]) == ("val_loss", "minimize",
+                                                                        "baseline")
+    assert list(s["arms"]) == ["baseline", "treatment"]
+    for arm in ("baseline", "treatment"):
+        info = s["arms"][arm]
+        assert info["run_ids"] == ids[arm]
+        assert info["seeds"] == [0, 1, 2]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", info["latest_finished_ts"])
+        vl = info["metrics"]["val_loss"]
+        assert set(vl) >= {"n", "mean", "std", "ci_low", "ci_high", "values"}
+        assert vl["n"] == 3 and len(vl["values"]) == 3
+        assert vl["ci_low"] < vl["mean"] < vl["ci_high"]
+    # the values are exactly what the runs wrote
+    first = json.loads((root / "results" / ids["baseline"][0] / "metrics.json").read_text())
+    assert s["arms"]["baseline"]["metrics"]["val_loss"]["values"][0] == first["val_loss"]
+    comp = [c for c in s["comparisons"] if c["metric"] == "val_loss"]
+    assert len(comp) == 1
+    assert set(comp[0]) >= {"arm", "baseline", "metric", "delta", "rel_delta", "p_value",
+                            "significant", "improved", "n", "n_baseline", "flags"}
+    assert comp[0]["arm"] == "treatment" and comp[0]["n"] == 3 and comp[0]["flags"] == []
+    for q in s["quantities"]:
+        assert set(q) >= {"macro", "value", "text", "run_ids", "arm", "metric", "stat"}
+        assert re.fullmatch(r"rs[A-Za-z]+", q["macro"])
+    kinds = {a["path"]: a["kind"] for a in s["artifacts"]}
+    assert kinds == {"analysis/fig_bar.pdf": "figure", "analysis/fig_bar.png": "figure",
+                     "analysis/fig_curves.pdf": "figure", "analysis/fig_curves.png": "figure",
+                     "analysis/table_main.tex": "table", "analysis/numbers.tex": "numbers"}
+    import hashlib
+    for art in s["artifacts"]:
+        assert art["sha256"] == hashlib.sha256((root / art["path"]).read_bytes()).hexdigest()
+        assert art["arms"] == ["baseline", "treatment"]
+    # generated_at is the ledger's latest record time: reproducible, not the clock
+    assert s["generated_at"] == max(r["ts"] for r in ledger.records)
+
+
+def test_output_is_deterministic(real, cli):
+    root, _ = real
+    assert cli("analyze").exit_code == 0
+    out = root / "analysis"
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    shutil.rmtree(out)
+    assert cli("analyze").exit_code == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+
+
+def test_table_has_booktabs_and_bold_best(real, cli):
+    root, _ = real
+    assert cli("analyze").exit_code == 0
+    s = _summary(root)
+    table = (root / "analysis" / "table_main.tex").read_text()
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert table.count(rule) == 1
+    means = {a: s["arms"][a]["metrics"]["val_loss"]["mean"] for a in s["arms"]}
+    best = min(means, key=means.get)  # val_loss is minimised
+    row = next(line for line in table.splitlines() if line.strip().startswith(best + " "))
+    cells = row.split("&")
+    assert cells[2].strip().startswith(r"{\boldmath$")  # val_loss is the first metric column
+    other = next(line for line in table.splitlines()
+                 if line.strip().startswith(next(a for a in means if a != best) + " "))
+    assert r"\boldmath" not in other.split("&")[2]
+    assert r"val\_loss $\downarrow$" in table and r"sign\_acc $\uparrow$" in table
+
+
+def test_numbers_tex_names_runs_for_every_macro(real, cli):
+    root, ids = real
+    assert cli("analyze").exit_code == 0
+    lines = (root / "analysis" / "numbers.tex").read_text().splitlines()
+    all_ids = set(ids["baseline"]) | set(ids["treatment"])
+    defs = [i for i, line in enumerate(lines) if line.startswith(r"\newcommand")]
+    assert len(defs) == len(_summary(root)["quantities"])
+    for i in defs:
+        assert lines[i - 1].startswith("% runs: ")
+        named = set(lines[i - 1][len("% runs: "):].split(", "))
+        assert named and named <= all_ids
+        assert re.fullmatch(r"\\newcommand\{\\rs[A-Za-z]+\}\{[^{}]*(\{<\}[^{}]*)?\}", lines[i])
+    text = "\n".join(lines)
+    s = _summary(root)
+    mean = s["arms"]["baseline"]["metrics"]["val_loss"]["mean"]
+    d = s["metrics"]["val_loss"]["decimals"]
+    assert f"\\newcommand{{\\rsBaselineValLossMean}}{{{mean:.{d}f}}}" in text
+    assert "% runs: " + ", ".join(ids["baseline"]) + "\n\\newcommand{\\rsBaselineValLossMean}" \
+        in text
+
+
+def test_hand_computed_values_flow_through(project, cli):
+    write_project(project)
+    for seed, value in enumerate([1.0, 2.0, 3.0]):
+        record_metrics_run(project, "baseline", seed, {"val_loss": value})
+    for seed, value in enumerate([4.0, 5.0, 6.0]):
+        record_metrics_run(project, "treatment", seed, {"val_loss": value})
+    result = cli("analyze", "--json")
+    assert result.exit_code == 0, result.output
+    s = json.loads(result.output)["summary"]
+    b = s["arms"]["baseline"]["metrics"]["val_loss"]
+    assert (b["n"], b["mean"], b["std"]) == (3, 2.0, 1.0)
+    assert b["ci_low"] == pytest.approx(2 - 2.484137711750331, rel=1e-12)
+    (c,) = s["comparisons"]
+    assert c["delta"] == 3.0 and c["rel_delta"] == 1.5
+    assert c["p_value"] == pytest.approx(0.021311641128756713, rel=1e-9)
+    assert c["improved"] is False and c["significant"] is False
+    numbers = (project / "analysis" / "numbers.tex").read_text()
+    assert r"\newcommand{\rsBaselineValLossMean}{2.00}" in numbers
+    assert r"\newcommand{\rsBaselineValLossStd}{1.00}" in numbers
+    assert r"\newcommand{\rsBaselineValLossCI}{2.48}" in numbers
+    assert r"\newcommand{\rsTreatmentVsBaselineValLossDelta}{+3.00}" in numbers
+    assert r"\newcommand{\rsTreatmentVsBaselineValLossRelDeltaPct}{+150.0}" in numbers
+    assert r"\newcommand{\rsTreatmentVsBaselineValLossPValue}{0.021}" in numbers
+    # no metrics.jsonl for these runs: the curves are skipped with a note, not a crash
+    assert not (project / "analysis" / "fig_curves.pdf").exists()
+    assert "learning curves skipped: no run has a usable metrics.jsonl" in s["notes"]
+
+
+def test_small_n_is_flagged_in_every_output(project, cli):
+    write_project(project)
+    for seed, value in enumerate([1.0, 1.2, 1.1]):
+        record_metrics_run(project, "baseline", seed, {"val_loss": value})
+    record_metrics_run(project, "treatment", 0, {"val_loss": 0.5})
+    result = cli("analyze")
+    assert result.exit_code == 0, result.output
+    assert "treatment: val_loss = 0.500 (n=1)  (n=1: no interval)" in result.output
+    s = _summary(project)
+    t = s["arms"]["treatment"]["metrics"]["val_loss"]
+    assert (t["n"], t["std"], t["ci_low"], t["ci_high"]) == (1, None, None, None)
+    assert t["flags"] == ["n=1: no interval"]
+    (c,) = s["comparisons"]
+    assert c["flags"] == ["n<3: treatment n=1: no interval"] and c["significant"] is False
+    numbers = (project / "analysis" / "numbers.tex").read_text()
+    assert r"\rsTreatmentValLossCI" not in numbers and r"\rsTreatmentValLossMean" in numbers
+    assert "% treatment val_loss: n=1: no interval (no Std/CI macros)" in numbers
+    table = (project / "analysis" / "table_main.tex").read_text()
+    assert r"$0.500$}\textsuperscript{\dag}" in table or r"$0.500$\textsuperscript{\dag}" in table
+    assert "fewer than three seeds" in table
+    assert "n=1: no interval" in (project / "analysis" / "README.md").read_text()
+
+
+def test_latest_ok_attempt_per_arm_and_seed_is_used(project, cli):
+    write_project(project)
+    old = record_metrics_run(project, "baseline", 0, {"val_loss": 9.0})
+    new = record_metrics_run(project, "baseline", 0, {"val_loss": 1.0})
+    record_metrics_run(project, "baseline", 0, {"val_loss": 5.0}, status="failed")
+    assert cli("analyze").exit_code == 0
+    s = _summary(project)
+    assert s["arms"]["baseline"]["run_ids"] == [new]
+    assert s["arms"]["baseline"]["metrics"]["val_loss"]["values"] == [1.0]
+    assert f"{old}: superseded by {new} (same arm baseline, seed 0)" in s["notes"]
+    assert any("did not finish ok" in n for n in s["notes"])
+
+
+def test_missing_history_for_one_run_leaves_it_out_with_a_note(project, cli):
+    write_project(project)
+    kept = record_run(project, "baseline", 0, ["--lr", "0.01", "--steps", "5"])
+    lost = record_run(project, "baseline", 1, ["--lr", "0.01", "--steps", "5"],
+                      write_history=False)
+    assert cli("analyze").exit_code == 0
+    s = _summary(project)
+    assert (project / "analysis" / "fig_curves.png").is_file()
+    assert (f"learning curve: {lost}: no results/{lost}/metrics.jsonl; run left out of "
+            "fig_curves") in s["notes"]
+    assert kept in s["arms"]["baseline"]["run_ids"]
+
+
+def test_no_ok_runs_is_an_error(project, cli):
+    write_project(project)
+    record_metrics_run(project, "baseline", 0, {"val_loss": 1.0}, status="failed")
+    result = cli("analyze")
+    assert result.exit_code == 1
+    assert ("Error: no finished ok runs for the plan's arms (baseline, treatment) in "
+            ".rstack/experiments.jsonl (arms with ok runs: none)") in result.output
+    assert "fix: run the plan first (rstack run)" in result.output
+
+
+def test_baseline_without_runs_is_an_error(project, cli):
+    write_project(project)
+    record_metrics_run(project, "treatment", 0, {"val_loss": 1.0})
+    result = cli("analyze")
+    assert result.exit_code == 1
+    assert ("Error: baseline arm 'baseline' (hypothesis.baseline_arm in experiment-plan.md) has "
+            "no finished ok runs; arms with ok runs: treatment") in result.output
+
+
+def test_missing_plan_is_an_error(project, cli):
+    result = cli("analyze")
+    assert result.exit_code == 1
+    assert "experiment-plan.md: no experiment plan" in result.output
+    assert "fix: pass --plan PATH" in result.output
+
+
+def test_primary_metric_missing_is_an_error(project, cli):
+    write_project(project)
+    record_metrics_run(project, "baseline", 0, {"accuracy": 0.9})
+    result = cli("analyze")
+    assert result.exit_code == 1
+    assert "primary metric 'val_loss' (evaluation.primary_metric) is in no ok run's metrics; " \
+           "the runs report: accuracy" in result.output
+
+
+def test_out_option_and_plan_option(project, cli, tmp_path):
+    write_project(project)
+    plan = project / "experiment-plan.md"
+    moved = tmp_path / "plans" / "p.md"
+    moved.parent.mkdir()
+    plan.rename(moved)
+    for seed in range(3):
+        record_metrics_run(project, "baseline", seed, {"val_loss": 1.0 + seed})
+    result = cli("analyze", "--plan", moved, "--out", "custom")
+    assert result.exit_code == 0, result.output
+    s = json.loads((project / "custom" / "summary.json").read_text())
+    assert s["comparisons"] == []
+    assert {a["path"] for a in s["artifacts"]} >= {"custom/fig_bar.pdf", "custom/numbers.tex"}
