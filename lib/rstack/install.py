@@ -64,7 +64,38 @@ def link_skills(skills_dir: Path | None = None, src_dir: Path | None = None) -> 
                                "./setup --no-link") from None
     outcomes = [_link_one(source, skills_dir / source.name) for source in skills.skill_dirs(src_dir)]
     outcomes.extend(_prune_stale(skills_dir, src_dir))
+    outcomes.append(link_checkout(skills_dir, src_dir.parent))
     return outcomes
+
+
+CHECKOUT_LINK = "rstack"
+
+
+def link_checkout(skills_dir: Path, checkout: Path) -> LinkOutcome:
+    """Link the checkout itself as `<skills_dir>/rstack`: the one stable path skills call
+    (`~/.claude/skills/rstack/bin/rstack`) wherever the repo was cloned. It holds no SKILL.md, so
+    Claude Code does not load it as a skill. A checkout cloned into that very folder needs no link.
+    """
+    dest = skills_dir / CHECKOUT_LINK
+    checkout = checkout.resolve()
+    if dest.is_symlink():
+        target = _link_target(dest)
+        if target.exists() and target.resolve() == checkout:
+            return LinkOutcome(CHECKOUT_LINK, dest, checkout, "unchanged")
+        if target.exists() and not (target / "lib" / "rstack").is_dir():
+            return LinkOutcome(CHECKOUT_LINK, dest, checkout, "skipped",
+                               f"{dest} is a link to {target}, not an RStack checkout; left as is")
+        dest.unlink()
+        dest.symlink_to(checkout, target_is_directory=True)
+        return LinkOutcome(CHECKOUT_LINK, dest, checkout, "updated", f"was a link to {target}")
+    if dest.exists():
+        if dest.resolve() == checkout:
+            return LinkOutcome(CHECKOUT_LINK, dest, checkout, "unchanged")
+        return LinkOutcome(CHECKOUT_LINK, dest, checkout, "skipped",
+                           f"{dest} exists and is not this checkout; skills call "
+                           f"{dest}/bin/rstack, so move it aside and re-run ./setup")
+    dest.symlink_to(checkout, target_is_directory=True)
+    return LinkOutcome(CHECKOUT_LINK, dest, checkout, "linked")
 
 
 def _link_one(source: Path, dest: Path) -> LinkOutcome:

@@ -199,8 +199,13 @@ def validate_skill(skill: Skill) -> list[str]:
 def validate_pack(root: Path | None = None) -> list[str]:
     """Every problem across the pack: per-skill checks, the shared description budget, staleness."""
     problems: list[str] = []
-    skills = load_skills(root)
-    if not skills:
+    skills = []
+    for folder in skill_dirs(root):
+        try:
+            skills.append(load_skill(folder))
+        except SkillError as exc:
+            problems.append(exc.message)
+    if not skills and not problems:
         return [f"{skills_dir(root)}: no skills found (folders holding a SKILL.md)"]
     for skill in skills:
         problems.extend(validate_skill(skill))

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "compute-detect": "rstack.cli.compute:compute_detect_command",
     "telemetry": "rstack.cli.telemetry:telemetry_group",
     "analyze": "rstack.cli.analyze:analyze_command",
+    "status": "rstack.cli.status:status_command",
 }
 
 

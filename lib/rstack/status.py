@@ -1,0 +1,383 @@
+"""Where a project stands in the research pipeline, and the one step that should come next.
+
+Read-only and fast (the skills' preamble runs it on every invocation): it reads files and ledgers,
+never imports numpy/scipy/matplotlib, never runs a script or touches the network. Each stage reports
+a state — `ok`, `missing`, `invalid`, `stale`, `failed`, `partial`, `unknown` — and a detail line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import RStackError
+from .ledger import Ledger
+
+# Pipeline stages in order; `next_step` walks them and recommends the first one not `ok`.
+STAGES = ("setup", "idea", "lit_review", "novelty", "plan", "preflight", "runs", "analysis",
+          "paper", "audit", "bundle")
+
+_LIT_CITE = re.compile(r"\[@([A-Za-z0-9_:\-]+)")  # lit-review.md cites ledger keys as [@key]
+
+
+@dataclass
+class Stage:
+    name: str
+    state: str
+    detail: str
+    data: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {"state": self.state, "detail": self.detail, **self.data}
+
+
+@dataclass
+class NextStep:
+    stage: str
+    skill: str
+    command: str | None
+    why: str
+
+    def as_json(self) -> dict:
+        return {"stage": self.stage, "skill": self.skill, "command": self.command, "why": self.why}
+
+
+@dataclass
+class Status:
+    root: Path
+    stages: dict[str, Stage]
+    next: NextStep
+
+    def as_json(self) -> dict:
+        return {"version": 1, "project_root": str(self.root),
+                "stages": {name: stage.as_json() for name, stage in self.stages.items()},
+                "next": self.next.as_json()}
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _nonempty(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0 and bool(path.read_text(errors="replace").strip())
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+def _setup_stage() -> Stage:
+    marker = paths.install_marker()
+    if marker.exists():
+        return Stage("setup", "ok", f"{marker} present")
+    return Stage("setup", "missing", f"{marker} missing: ./setup has not completed")
+
+
+def _doc_stage(name: str, root: Path, filename: str) -> Stage:
+    path = root / filename
+    if _nonempty(path):
+        return Stage(name, "ok", filename)
+    return Stage(name, "missing", f"{filename} not written yet")
+
+
+def _lit_stage(root: Path) -> Stage:
+    result = Ledger(root, "lit-review").read(types=["paper", "search"])
+    keys = {r.get("key") for r in result.records if r.get("type") == "paper"}
+    searches = sum(1 for r in result.records if r.get("type") == "search")
+    data = {"papers": len(keys), "searches": searches, "damaged_lines": len(result.damage)}
+    path = root / "lit-review.md"
+    if not _nonempty(path):
+        detail = f"lit-review.md not written yet ({len(keys)} papers from {searches} searches ledgered)"
+        return Stage("lit_review", "missing", detail, data)
+    cited = sorted(set(_LIT_CITE.findall(path.read_text(errors="replace"))))
+    unknown = [key for key in cited if key not in keys]
+    data.update(cited=len(cited), unknown_keys=unknown)
+    if unknown:
+        return Stage("lit_review", "invalid",
+                     f"lit-review.md cites {len(unknown)} key(s) not in the lit ledger: "
+                     f"{', '.join(unknown[:5])}", data)
+    return Stage("lit_review", "ok",
+                 f"{len(keys)} papers from {searches} searches; lit-review.md cites {len(cited)}", data)
+
+
+def _load_plan(root: Path):
+    """(plan or None, stage). The plan module belongs to the runs concern; absent = unknown."""
+    path = root / "experiment-plan.md"
+    if not path.is_file():
+        return None, Stage("plan", "missing", "experiment-plan.md not written yet")
+    try:
+        from .plan import load_plan
+    except ImportError:
+        return None, Stage("plan", "unknown", "experiment-plan.md present; plan checker not installed")
+    try:
+        plan = load_plan(path)
+    except RStackError as exc:
+        return None, Stage("plan", "invalid", exc.message.splitlines()[0])
+    arms = list((plan.raw.get("execution") or {}).get("arms") or {})
+    seeds = list((plan.raw.get("execution") or {}).get("seeds") or [])
+    return plan, Stage("plan", "ok", f"{len(arms)} arms x {len(seeds)} seeds",
+                       {"sha256": getattr(plan, "sha256", None), "arms": arms, "seeds": seeds})
+
+
+def _script_path(root: Path, plan) -> Path:
+    script = "train.py"
+    if plan is not None:
+        script = (plan.raw.get("execution") or {}).get("script") or script
+    return root / script
+
+
+def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
+    script = _script_path(root, plan)
+    rel = script.relative_to(root) if script.is_relative_to(root) else script
+    if not script.is_file():
+        return Stage("preflight", "missing", f"{rel} not written yet")
+    sha = _sha256_file(script)
+    verdicts = [r for _, r in experiments
+                if r.get("type") == "preflight" and r.get("script_sha256") == sha]
+    data = {"script": str(rel), "script_sha256": sha}
+    if not verdicts:
+        return Stage("preflight", "missing", f"no preflight of the current {rel} (sha256 {sha[:12]})",
+                     data)
+    last = verdicts[-1]
+    data["verdict"] = last.get("verdict")
+    if last.get("verdict") == "PASS":
+        return Stage("preflight", "ok", f"PASS for the current {rel} ({sha[:12]})", data)
+    return Stage("preflight", "failed",
+                 f"FAIL ({last.get('category')}) for the current {rel}: {last.get('message', '')}".rstrip(": "),
+                 data)
+
+
+def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
+    from . import config
+
+    started: dict[str, dict] = {}
+    finished: dict[str, dict] = {}
+    for _, record in experiments:
+        if record.get("type") == "run.started":
+            started[record["run_id"]] = record
+        elif record.get("type") == "run.finished":
+            finished[record["run_id"]] = record
+    per_arm: dict[str, dict[str, int]] = {}
+    ok_seeds: dict[str, set] = {}
+    for run_id, record in finished.items():
+        arm = record.get("arm") or started.get(run_id, {}).get("arm") or "?"
+        counts = per_arm.setdefault(arm, {"ok": 0, "failed": 0, "running": 0})
+        if record.get("status") == "ok":
+            counts["ok"] += 1
+            ok_seeds.setdefault(arm, set()).add(record.get("seed", started.get(run_id, {}).get("seed")))
+        else:
+            counts["failed"] += 1
+    for run_id, record in started.items():
+        if run_id not in finished:
+            per_arm.setdefault(record.get("arm") or "?", {"ok": 0, "failed": 0, "running": 0})["running"] += 1
+    spent = round(sum(float(r.get("cost_usd") or 0) for r in finished.values()), 4)
+    cap = None
+    if plan is not None:
+        cap = (plan.raw.get("execution") or {}).get("max_cost_usd")
+    if cap is None:
+        cap = config.get("max_cost_usd")
+    data: dict[str, Any] = {"arms": per_arm, "spent_usd": spent, "cap_usd": cap}
+    summary = "; ".join(f"{arm}: {c['ok']} ok, {c['failed']} failed"
+                        + (f", {c['running']} running" if c["running"] else "")
+                        for arm, c in sorted(per_arm.items())) or "no runs yet"
+    summary += f"; spent ${spent:.2f} of ${float(cap):.2f} cap"
+    if not per_arm:
+        return Stage("runs", "missing", summary, data)
+    if plan is not None:
+        execution = plan.raw.get("execution") or {}
+        seeds = set(execution.get("seeds") or [])
+        missing = {arm: sorted(seeds - ok_seeds.get(arm, set()), key=str)
+                   for arm in execution.get("arms") or {}}
+        missing = {arm: s for arm, s in missing.items() if s}
+        data["missing"] = missing
+        if missing:
+            text = ", ".join(f"{arm} seeds {','.join(map(str, s))}" for arm, s in missing.items())
+            state = "failed" if any(c["failed"] for c in per_arm.values()) else "partial"
+            return Stage("runs", state, f"{summary}; no ok run yet for {text}", data)
+    return Stage("runs", "ok", summary, data)
+
+
+def _ledger_prefix_sha(path: Path, lines: int) -> str | None:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    parts = raw.split(b"\n")
+    if len(parts) - 1 < lines:
+        return None
+    return hashlib.sha256(b"".join(p + b"\n" for p in parts[:lines])).hexdigest()
+
+
+def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage) -> Stage:
+    summary_path = root / "analysis" / "summary.json"
+    if not summary_path.is_file():
+        return Stage("analysis", "missing", "analysis/summary.json not written yet")
+    try:
+        summary = json.loads(summary_path.read_text())
+        recorded = summary["ledger"]
+        recorded_sha, recorded_lines = recorded["sha256"], int(recorded["lines"])
+    except (ValueError, KeyError, TypeError):
+        return Stage("analysis", "invalid", "analysis/summary.json is unreadable or lacks ledger.sha256")
+    ledger_file = paths.ledger_path(root, "experiments")
+    current = _sha256_file(ledger_file) if ledger_file.is_file() else None
+    data = {"ledger_sha256": recorded_sha, "generated_at": summary.get("generated_at")}
+    if current == recorded_sha:
+        return Stage("analysis", "ok", "up to date with the experiments ledger", data)
+    # Other records (notes, preflights) may follow; only newer finished runs make it stale.
+    if _ledger_prefix_sha(ledger_file, recorded_lines) == recorded_sha:
+        newer = [r for line, r in experiments
+                 if line > recorded_lines and r.get("type") == "run.finished"]
+        if not newer:
+            return Stage("analysis", "ok", "up to date (no runs finished since)", data)
+        return Stage("analysis", "stale", f"{len(newer)} run(s) finished after the analysis", data)
+    return Stage("analysis", "stale", "the experiments ledger changed since the analysis", data)
+
+
+def _paper_stage(root: Path) -> Stage:
+    tex = root / "paper.tex"
+    if not tex.is_file():
+        return Stage("paper", "missing", "paper.tex not written yet")
+    pdf = root / "paper.pdf"
+    if not pdf.is_file():
+        return Stage("paper", "partial", "paper.tex written; not built (no paper.pdf)")
+    inputs = [tex, root / "paper.bib", root / "analysis" / "numbers.tex"]
+    newest = max(p.stat().st_mtime for p in inputs if p.exists())
+    if pdf.stat().st_mtime < newest:
+        return Stage("paper", "stale", "paper.pdf is older than its sources; rebuild")
+    return Stage("paper", "ok", "paper.pdf built from the current sources")
+
+
+def _audit_stage(root: Path, paper: Stage) -> Stage:
+    # The audit records its last verdict in .rstack/paper-audit.json (the paper concern writes it);
+    # it only counts when it audited the current paper.pdf.
+    record_path = paths.state_dir(root) / "paper-audit.json"
+    if paper.state != "ok":
+        return Stage("audit", "missing", "build the paper first")
+    if not record_path.is_file():
+        return Stage("audit", "missing", "paper not audited yet")
+    try:
+        record = json.loads(record_path.read_text())
+    except ValueError:
+        return Stage("audit", "invalid", f"{record_path} is unreadable; re-run the audit")
+    if record.get("pdf_sha256") and record["pdf_sha256"] != _sha256_file(root / "paper.pdf"):
+        return Stage("audit", "stale", "paper changed since the last audit")
+    if record.get("ok"):
+        return Stage("audit", "ok", "last audit clean")
+    return Stage("audit", "failed", f"last audit found {record.get('errors', '?')} problem(s)")
+
+
+def _bundle_stage(root: Path) -> Stage:
+    stamps = sorted(root.glob("bundle*/stamp.json"), key=lambda p: p.stat().st_mtime)
+    if not stamps:
+        return Stage("bundle", "missing", "no reproducibility bundle yet")
+    return Stage("bundle", "ok", f"{stamps[-1].parent.name}/ created")
+
+
+# -- the next step -----------------------------------------------------------------------------
+
+_NEXT: dict[str, tuple[str, str | None, str]] = {
+    # stage -> (skill, command, why)
+    "setup": ("/setup", "./setup", "RStack is not installed for this user yet"),
+    "idea": ("/research", None, "write idea.md: the question and why it matters"),
+    "lit_review": ("/lit-review", 'rstack lit search "QUERY"', "survey prior work before designing"),
+    "novelty": ("/novelty-check", 'rstack lit nearest "IDEA"', "compare against the closest work"),
+    "plan": ("/experiment", "rstack plan check", "the plan's five contracts must validate"),
+    "preflight": ("/experiment", "rstack preflight train.py", "no paid run before a PASS"),
+    "runs": ("/experiment", "rstack run", "every arm needs its seeds finished ok"),
+    "analysis": ("/analyze", "rstack analyze", "numbers and figures come from the ledger"),
+    "paper": ("/write-paper", "rstack paper build", "write and compile the paper"),
+    "audit": ("/write-paper", "rstack paper audit", "the audit is the gate before done"),
+    "bundle": ("/write-paper", "rstack bundle create", "package the result for re-running"),
+}
+
+
+def next_step(stages: dict[str, Stage]) -> NextStep:
+    for name in STAGES:
+        stage = stages[name]
+        if stage.state == "ok":
+            continue
+        if name == "novelty" and stages["plan"].state == "ok":
+            continue  # a project that starts from a plan may skip the optional early stages
+        if name in ("idea", "lit_review") and stages["plan"].state == "ok":
+            continue
+        skill, command, why = _NEXT[name]
+        if name == "preflight" and stage.data.get("script"):
+            command = f"rstack preflight {stage.data['script']}"
+        if name == "paper" and stage.state == "missing":
+            command = "rstack paper new"
+        if name == "runs" and stage.state == "failed":
+            command, why = "rstack runs list --status failed", "diagnose the failed runs first"
+        if name == "lit_review" and stage.state == "invalid":
+            why = "lit-review.md may cite only keys in the lit ledger"
+        return NextStep(name, skill, command, f"{stage.detail}: {why}")
+    return NextStep("done", "/write-paper", None, "every stage is ok: the paper is audited and bundled")
+
+
+def project_status(root: Path) -> Status:
+    root = Path(root)
+    stages: dict[str, Stage] = {"setup": _setup_stage(), "idea": _doc_stage("idea", root, "idea.md")}
+    stages["lit_review"] = _lit_stage(root)
+    stages["novelty"] = _doc_stage("novelty", root, "novelty-assessment.md")
+    plan, stages["plan"] = _load_plan(root)
+    experiments = Ledger(root, "experiments").read(
+        types=["preflight", "run.started", "run.finished"]).entries
+    stages["preflight"] = _preflight_stage(root, plan, experiments)
+    stages["runs"] = _runs_stage(root, plan, experiments)
+    stages["analysis"] = _analysis_stage(root, experiments, stages["runs"])
+    stages["paper"] = _paper_stage(root)
+    stages["audit"] = _audit_stage(root, stages["paper"])
+    stages["bundle"] = _bundle_stage(root)
+    return Status(root, stages, next_step(stages))
+
+
+def render(status: Status) -> str:
+    marks = {"ok": "✓", "missing": "·", "partial": "…", "stale": "~"}
+    lines = [f"project: {status.root}"]
+    for name, stage in status.stages.items():
+        lines.append(f"  {marks.get(stage.state, '✗')} {name:<11} {stage.state:<8} {stage.detail}")
+    step = status.next
+    lines.append(f"next: {step.skill}" + (f"  ({step.command})" if step.command else "")
+                 + f" — {step.why}")
+    return "\n".join(lines)
+
+
+def preamble_lines(status: Status, *, slug: str, compute: str, venue: str) -> list[str]:
+    """KEY: value lines the skills' preamble prints (stable names; skills read them)."""
+    lines = [f"PROJECT_ROOT: {status.root}", f"SLUG: {slug}", f"COMPUTE: {compute}",
+             f"VENUE: {venue}"]
+    if status.stages["setup"].state != "ok":
+        lines.append("NEEDS_SETUP: yes (run ./setup in the RStack checkout, or /setup)")
+    for name in STAGES[1:]:
+        stage = status.stages[name]
+        lines.append(f"STATE_{name.upper()}: {stage.state} — {stage.detail}")
+    step = status.next
+    lines.append(f"NEXT: {step.skill}" + (f" ({step.command})" if step.command else "")
+                 + f" — {step.why}")
+    return lines
+
+
+def compute_summary() -> str:
+    """The compute profile skills should plan for, cheaply (no probe that can take time).
+
+    `rstack compute-detect` is the full answer (GPUs, engines, hosts); this reads the config and
+    the presence of credentials files only, so the preamble stays under a second.
+    """
+    import os
+    import shutil
+
+    from . import config
+
+    preferred = config.get("compute_preferred")
+    gpu = "GPU driver present" if shutil.which("nvidia-smi") else "no GPU driver"
+    if preferred != "auto":
+        return f"{preferred} (configured; {gpu})"
+    modal_auth = bool(os.environ.get("MODAL_TOKEN_ID") and os.environ.get("MODAL_TOKEN_SECRET"))
+    modal_file = getattr(paths, "modal_config_path", None)
+    if not modal_auth and modal_file is not None:
+        modal_auth = modal_file().is_file()
+    if modal_auth:
+        return f"modal (auto: Modal credentials found; {gpu} locally)"
+    return f"local (auto: no Modal credentials; {gpu}; rstack compute-detect for details)"
