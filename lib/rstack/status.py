@@ -236,18 +236,42 @@ def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage
     return Stage("analysis", "stale", "the experiments ledger changed since the analysis", data)
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _paper_stage(root: Path) -> Stage:
     tex = root / "paper.tex"
     if not tex.is_file():
         return Stage("paper", "missing", "paper.tex not written yet")
+    # `rstack paper build` records each build in .rstack/paper-build.json (the paper concern).
+    record = _read_json(paths.state_dir(root) / "paper-build.json")
     pdf = root / "paper.pdf"
-    if not pdf.is_file():
-        return Stage("paper", "partial", "paper.tex written; not built (no paper.pdf)")
-    inputs = [tex, root / "paper.bib", root / "analysis" / "numbers.tex"]
-    newest = max(p.stat().st_mtime for p in inputs if p.exists())
-    if pdf.stat().st_mtime < newest:
-        return Stage("paper", "stale", "paper.pdf is older than its sources; rebuild")
-    return Stage("paper", "ok", "paper.pdf built from the current sources")
+    if record is None or not pdf.is_file():
+        return Stage("paper", "partial", "paper.tex written; not built yet")
+    data = {"pages": record.get("pages"), "page_limit": record.get("page_limit"),
+            "engine": record.get("engine")}
+    if not record.get("ok"):
+        errors = len(record.get("errors") or [])
+        return Stage("paper", "failed", f"last build failed ({errors} error(s); rstack paper build "
+                                        "shows them)", data)
+    bib = root / "paper.bib"
+    current_bib = _sha256_file(bib) if bib.is_file() else None
+    numbers = root / "analysis" / "numbers.tex"
+    if (record.get("tex_sha256") != _sha256_file(tex) or record.get("bib_sha256") != current_bib
+            or record.get("pdf_sha256") != _sha256_file(pdf)
+            or (numbers.is_file() and numbers.stat().st_mtime > pdf.stat().st_mtime)):
+        return Stage("paper", "stale", "paper sources changed since the last build", data)
+    pages = record.get("main_pages") or record.get("pages")
+    limit = record.get("page_limit")
+    detail = f"paper.pdf built ({pages} pages" + (f", limit {limit})" if limit else ")")
+    if record.get("within_limit") is False:
+        return Stage("paper", "failed", detail + ": over the venue's page limit", data)
+    return Stage("paper", "ok", detail, data)
 
 
 def _audit_stage(root: Path, paper: Stage) -> Stage:
@@ -303,6 +327,8 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
             continue  # a project that starts from a plan may skip the optional early stages
         if name in ("idea", "lit_review") and stages["plan"].state == "ok":
             continue
+        if name == "preflight" and stages["runs"].state == "ok":
+            continue  # the runs it gates are done (edit train.py again and it is missing again)
         skill, command, why = _NEXT[name]
         if name == "preflight" and stage.data.get("script"):
             command = f"rstack preflight {stage.data['script']}"

@@ -1,0 +1,230 @@
+"""`rstack status`: each pipeline stage's state and the recommended next step."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from rstack import paths
+from rstack.ledger import Ledger
+from rstack.status import STAGES, project_status
+
+REPO = Path(__file__).resolve().parents[1]
+SHA = "0" * 64
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _install_marker():
+    marker = paths.install_marker()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("ok\n")
+
+
+def _plan(project: Path) -> Path:
+    path = project / "experiment-plan.md"
+    shutil.copyfile(REPO / "templates" / "experiment-plan.md", path)
+    return path
+
+
+def _started(run_id, arm, seed):
+    return {"type": "run.started", "run_id": run_id, "arm": arm, "seed": seed, "args": [],
+            "command": ["python", "train.py"], "output_dir": f"results/{run_id}", "profile": "local",
+            "host": "localhost", "plan_sha256": None, "config_hash": SHA, "git_commit": None,
+            "git_dirty": None, "script": "train.py", "script_sha256": SHA, "timeout_s": 60,
+            "cost_estimate_usd": 0.0, "attempt": 1, "retry_of": None}
+
+
+def _finished(run_id, arm, seed, status="ok", cost=0.0):
+    return {"type": "run.finished", "run_id": run_id, "arm": arm, "seed": seed, "status": status,
+            "exit_code": 0 if status == "ok" else 1, "category": None if status == "ok" else "crash",
+            "hint": None, "metrics": {"val_loss": 0.5} if status == "ok" else None,
+            "artifacts": [], "duration_s": 1.0, "cost_usd": cost}
+
+
+def _runs(project, spec):
+    ledger = Ledger(project, "experiments")
+    for run_id, arm, seed, status in spec:
+        ledger.append(_started(run_id, arm, seed))
+        if status:
+            ledger.append(_finished(run_id, arm, seed, status))
+
+
+def test_empty_project_recommends_setup_then_research(project, cli):
+    status = project_status(project)
+    assert list(status.stages) == list(STAGES)
+    assert status.stages["setup"].state == "missing"
+    assert all(status.stages[s].state == "missing" for s in STAGES[1:])
+    assert status.next.stage == "setup" and status.next.command == "./setup"
+    _install_marker()
+    status = project_status(project)
+    assert status.next.stage == "idea" and status.next.skill == "/research"
+    result = cli("status")
+    assert result.exit_code == 0
+    assert "next: /research" in result.output
+
+
+def test_json_shape(project, cli):
+    result = cli("status", "--json")
+    data = json.loads(result.output)
+    assert data["version"] == 1 and data["project_root"] == str(project)
+    assert set(data["stages"]) == set(STAGES)
+    assert set(data["next"]) == {"stage", "skill", "command", "why"}
+    assert data["stages"]["runs"]["cap_usd"] == 10.0
+
+
+def test_lit_review_counts_and_unknown_citations(project):
+    _install_marker()
+    (project / "idea.md").write_text("Does warmup help?\n")
+    lit = Ledger(project, "lit-review")
+    lit.append({"type": "search", "query": "warmup", "source": "s2"})
+    lit.append({"type": "paper", "key": "goyal2017accurate", "title": "Accurate, Large Minibatch SGD"})
+    stage = project_status(project).stages["lit_review"]
+    assert stage.state == "missing" and "1 papers from 1 searches" in stage.detail
+    (project / "lit-review.md").write_text("Warmup [@goyal2017accurate] and [@madeup2020x].\n")
+    status = project_status(project)
+    stage = status.stages["lit_review"]
+    assert stage.state == "invalid" and stage.data["unknown_keys"] == ["madeup2020x"]
+    assert status.next.stage == "lit_review" and "only keys in the lit ledger" in status.next.why
+    (project / "lit-review.md").write_text("Warmup [@goyal2017accurate].\n")
+    assert project_status(project).stages["lit_review"].state == "ok"
+    assert project_status(project).next.stage == "novelty"
+
+
+def test_plan_states_and_skipping_early_stages(project):
+    _install_marker()
+    path = _plan(project)
+    status = project_status(project)
+    assert status.stages["plan"].state == "ok"
+    assert status.stages["plan"].data["arms"] == ["baseline", "treatment"]
+    # A project that starts from a plan goes straight to the script.
+    assert status.next.stage == "preflight"
+    assert status.next.command == "rstack preflight train.py"
+    path.write_text(path.read_text().replace("seeds: [0, 1, 2]", "seeds: [0]"))
+    stage = project_status(project).stages["plan"]
+    assert stage.state == "invalid" and "execution.seeds" in stage.detail
+
+
+def test_preflight_is_for_the_current_script_version(project):
+    _install_marker()
+    _plan(project)
+    script = project / "train.py"
+    script.write_text("print('v1')\n")
+    ledger = Ledger(project, "experiments")
+    ledger.append({"type": "preflight", "script": "train.py", "script_sha256": _sha(script),
+                   "verdict": "FAIL", "category": "crash", "duration_s": 0.5, "message": "boom"})
+    stage = project_status(project).stages["preflight"]
+    assert stage.state == "failed" and "crash" in stage.detail
+    ledger.append({"type": "preflight", "script": "train.py", "script_sha256": _sha(script),
+                   "verdict": "PASS", "category": None, "duration_s": 0.5})
+    assert project_status(project).stages["preflight"].state == "ok"
+    script.write_text("print('v2')\n")
+    stage = project_status(project).stages["preflight"]
+    assert stage.state == "missing" and "no preflight of the current train.py" in stage.detail
+
+
+def test_runs_per_arm_spend_and_missing_seeds(project, monkeypatch):
+    _install_marker()
+    _plan(project)
+    _runs(project, [("r1", "baseline", 0, "ok"), ("r2", "treatment", 0, "failed"),
+                    ("r3", "treatment", 1, None)])
+    status = project_status(project)
+    stage = status.stages["runs"]
+    assert stage.data["arms"] == {"baseline": {"ok": 1, "failed": 0, "running": 0},
+                                  "treatment": {"ok": 0, "failed": 1, "running": 1}}
+    assert stage.state == "failed"
+    assert stage.data["missing"] == {"baseline": [1, 2], "treatment": [0, 1, 2]}
+    Ledger(project, "experiments").append(_finished("r9", "treatment", 0, cost=1.25))
+    monkeypatch.setenv("RSTACK_MAX_COST_USD", "5")
+    stage = project_status(project).stages["runs"]
+    assert stage.data["spent_usd"] == 1.25 and stage.data["cap_usd"] == 5.0
+    assert "spent $1.25 of $5.00 cap" in stage.detail
+    _runs(project, [(f"b{s}", "baseline", s, "ok") for s in (1, 2)]
+          + [(f"t{s}", "treatment", s, "ok") for s in (1, 2)])
+    status = project_status(project)
+    assert status.stages["runs"].state == "ok"
+    assert status.next.stage == "analysis" and status.next.command == "rstack analyze"
+
+
+def _summary(project: Path):
+    ledger = paths.ledger_path(project, "experiments")
+    raw = ledger.read_bytes()
+    summary = {"version": 1, "generated_at": "2026-01-01T00:00:00Z",
+               "ledger": {"path": ".rstack/experiments.jsonl", "sha256": hashlib.sha256(raw).hexdigest(),
+                          "lines": raw.count(b"\n")}}
+    (project / "analysis").mkdir(exist_ok=True)
+    (project / "analysis" / "summary.json").write_text(json.dumps(summary))
+
+
+def test_analysis_freshness(project):
+    _runs(project, [("r1", "baseline", 0, "ok")])
+    _summary(project)
+    assert project_status(project).stages["analysis"].state == "ok"
+    Ledger(project, "experiments").append({"type": "note", "text": "looked at it"})
+    stage = project_status(project).stages["analysis"]
+    assert stage.state == "ok" and "no runs finished since" in stage.detail
+    _runs(project, [("r2", "baseline", 1, "ok")])
+    stage = project_status(project).stages["analysis"]
+    assert stage.state == "stale" and "1 run(s) finished after" in stage.detail
+    (project / "analysis" / "summary.json").write_text("{not json")
+    assert project_status(project).stages["analysis"].state == "invalid"
+
+
+def test_paper_build_and_audit_states(project):
+    tex = project / "paper.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}x\\end{document}\n")
+    assert project_status(project).stages["paper"].state == "partial"
+    pdf = project / "paper.pdf"
+    pdf.write_bytes(b"%PDF-1.5 fake")
+    record = {"ok": True, "pages": 3, "main_pages": 3, "page_limit": 8, "within_limit": True,
+              "tex_sha256": _sha(tex), "bib_sha256": None, "pdf_sha256": _sha(pdf), "errors": []}
+    build = paths.state_dir(project) / "paper-build.json"
+    build.parent.mkdir(parents=True, exist_ok=True)
+    build.write_text(json.dumps(record))
+    status = project_status(project)
+    assert status.stages["paper"].state == "ok" and "3 pages, limit 8" in status.stages["paper"].detail
+    assert status.stages["audit"].state == "missing"
+    audit = paths.state_dir(project) / "paper-audit.json"
+    audit.write_text(json.dumps({"ok": False, "errors": 2, "pdf_sha256": _sha(pdf)}))
+    assert project_status(project).stages["audit"].state == "failed"
+    audit.write_text(json.dumps({"ok": True, "errors": 0, "pdf_sha256": _sha(pdf)}))
+    assert project_status(project).stages["audit"].state == "ok"
+    tex.write_text(tex.read_text() + "% edited\n")
+    status = project_status(project)
+    assert status.stages["paper"].state == "stale"
+    assert status.stages["audit"].state == "missing"
+    build.write_text(json.dumps({**record, "ok": False, "errors": [{"m": 1}]}))
+    assert project_status(project).stages["paper"].state == "failed"
+
+
+def test_preamble_lines(project, cli, monkeypatch):
+    monkeypatch.setenv("RSTACK_COMPUTE_PREFERRED", "ssh")
+    result = cli("status", "--preamble")
+    lines = result.output.splitlines()
+    assert lines[0] == f"PROJECT_ROOT: {project}"
+    assert lines[1] == "SLUG: proj"
+    assert lines[2].startswith("COMPUTE: ssh (configured;")
+    assert lines[3] == "VENUE: arxiv"
+    assert lines[4].startswith("NEEDS_SETUP: yes")
+    assert [line.split(":")[0] for line in lines[5:]] == \
+        [f"STATE_{s.upper()}" for s in STAGES[1:]] + ["NEXT"]
+    monkeypatch.setenv("MODAL_TOKEN_ID", "x")
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "y")
+    monkeypatch.delenv("RSTACK_COMPUTE_PREFERRED")
+    out = cli("status", "--preamble").output
+    assert "COMPUTE: modal (auto" in out and "x" not in out.split("COMPUTE: ")[1].split("\n")[0].split("(")[0]
+
+
+def test_status_is_fast_on_a_big_ledger(project):
+    ledger = Ledger(project, "experiments", fsync=False)
+    ledger.append_many([_started(f"r{i}", "baseline", i) for i in range(3000)])
+    import time
+    started = time.monotonic()
+    project_status(project)
+    assert time.monotonic() - started < 2.0  # target well under 1 s; generous for CI
+    assert os.environ.get("RSTACK_PROJECT") == str(project)
