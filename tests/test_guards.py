@@ -64,9 +64,14 @@ def test_cost_cap_refuses_with_three_numbers():
 
 def test_spent_sums_ledgered_costs(project):
     ledger = Ledger(project, "experiments")
-    ledger.append({"type": "run.finished", "run_id": "a", "status": "ok", "cost_usd": 1.25})
-    ledger.append({"type": "run.finished", "run_id": "b", "status": "failed", "cost_usd": 0.5})
-    ledger.append({"type": "run.finished", "run_id": "c", "status": "ok"})
+    def finished(run_id, status, cost):
+        return {"type": "run.finished", "run_id": run_id, "arm": "a", "seed": 0, "status": status,
+                "exit_code": 0, "category": None, "hint": None, "metrics": None, "artifacts": [],
+                "duration_s": 1.0, "cost_usd": cost}
+
+    ledger.append(finished("a", "ok", 1.25))
+    ledger.append(finished("b", "failed", 0.5))
+    ledger.append(finished("c", "ok", 0))
     ledger.append({"type": "note", "text": "cost_usd 100"})
     assert guards.spent_usd(project) == 1.75
 

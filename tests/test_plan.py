@@ -282,8 +282,10 @@ def test_cli_compile_text_json_and_cap(project, cli):
     front = valid()
     front["execution"].update(profile="modal", gpu="H100", timeout_s=3600, max_cost_usd=20)
     write_plan(project, front)
-    Ledger(project, "experiments").append({"type": "run.finished", "run_id": "r0", "status": "ok",
-                                           "cost_usd": 1.5})
+    Ledger(project, "experiments").append({
+        "type": "run.finished", "run_id": "r0", "arm": "base", "seed": 0, "status": "ok",
+        "exit_code": 0, "category": None, "hint": None, "metrics": {"val_loss": 1.0},
+        "artifacts": [], "duration_s": 1.0, "cost_usd": 1.5})
     result = cli("plan", "compile")
     assert result.exit_code == 1
     assert ("cost cap: spent $1.50 + estimate $23.70 = $25.20 exceeds the cap $20.00; "

@@ -52,13 +52,41 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "peak_rss_mb": "number", "seed": "int"},
         doc="One `rstack preflight` verdict for one version of a script.",
     ),
-    # Minimal forms; the runs concern extends them with the full provenance fields.
-    RecordType("run.started", ("experiments",), {"run_id": "str", "command": "array"},
-               doc="A run was launched."),
-    RecordType("run.finished", ("experiments",),
-               {"run_id": "str",
-                "status": "enum:ok,failed,timeout,oom,diverged,killed,lost"},
-               doc="A run ended; its status and what it produced."),
+    # The runs concern (rstack run): one started + one finished per run; retries are new runs.
+    RecordType(
+        "run.started", ("experiments",),
+        {"run_id": "str", "arm": "str", "seed": "int", "args": "array", "command": "array",
+         "output_dir": "str", "profile": "enum:local,ssh,vastai,modal", "host": "str",
+         "plan_sha256": "sha256?", "config_hash": "sha256", "git_commit": "str?",
+         "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
+         "cost_estimate_usd": "number", "attempt": "int", "retry_of": "str?"},
+        {"gpu": "str?", "name": "str"},
+        doc="A run was launched: exactly what ran, where, from which code and plan."),
+    RecordType(
+        "run.finished", ("experiments",),
+        {"run_id": "str", "arm": "str", "seed": "int",
+         "status": "enum:ok,failed,timeout,oom,diverged,killed,lost",
+         "exit_code": "int?", "category": "str?", "hint": "str?", "metrics": "object?",
+         "artifacts": "array", "duration_s": "number", "cost_usd": "number"},
+        {"message": "str?", "peak_rss_mb": "number?", "remote_dir": "str?"},
+        doc="A run ended; its status, diagnosis and what it produced (artifacts with sha256)."),
+    RecordType(
+        "run.retry", ("experiments",),
+        {"run_id": "str", "retry_run_id": "str", "attempt": "int", "category": "str",
+         "policy": "enum:oom-ladder,lower-lr,same", "change": "str"},
+        {"gpu": "str?"},
+        doc="A failed run is retried as retry_run_id with the minimal fix `change`."),
+    RecordType(
+        "run.remote", ("experiments",),
+        {"run_id": "str", "host": "str", "remote_dir": "str"},
+        {"pid": "int?", "instance_id": "str?"},
+        doc="Where a remote run lives, so a monitor (or --resume) can re-attach to it."),
+    RecordType(
+        "vastai.instance", ("experiments",),
+        {"instance_id": "str", "state": "enum:created,running,destroyed,kept,failed"},
+        {"offer_id": "str?", "gpu": "str?", "dph_total": "number?", "ssh": "str?",
+         "message": "str?"},
+        doc="A Vast.ai instance rstack rented (recorded before it is polled) and what became of it."),
     # Minimal forms; the literature concern extends them.
     RecordType("search", ("lit-review",), {"query": "str", "source": "str"},
                doc="One literature search and its result counts."),

@@ -18,6 +18,8 @@ from ..errors import RStackError
 # name -> "module:attribute". Add a line here for each new command or group.
 COMMANDS: dict[str, str] = {
     "plan": "rstack.cli.plan:plan_group",
+    "run": "rstack.cli.run:run_command",
+    "runs": "rstack.cli.run:runs_group",
     "config": "rstack.cli.config:config_group",
     "slug": "rstack.cli.slug:slug_command",
     "log": "rstack.cli.log:log_group",

@@ -1,0 +1,147 @@
+"""`rstack run` (plan or ad hoc) and `rstack runs list|show`: ledgered runs on every profile."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import json_option, project_option
+
+PROFILES = ("local", "ssh", "vastai", "modal")
+STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost", "running")
+
+
+def _seeds(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        seeds = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2")
+    if not seeds or any(s < 0 for s in seeds):
+        raise click.BadParameter("give at least one seed >= 0, e.g. 0,1,2")
+    return seeds
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("--plan", "plan_path", metavar="PLAN", help="Plan file (default: experiment-plan.md).")
+@click.option("--arm", "arms", multiple=True, help="Only this arm (repeatable).")
+@click.option("--seeds", callback=_seeds, help="Comma-separated seeds (overrides the plan's).")
+@click.option("--profile", type=click.Choice(PROFILES), help="Where to run (default: the plan's).")
+@click.option("--jobs", type=click.IntRange(min=1),
+              help="Runs at once (default local: cores, or one per GPU; remote: all).")
+@click.option("--dry-run", is_flag=True, help="Print the runs (and the Modal app spec); start nothing.")
+@click.option("--resume", is_flag=True,
+              help="Re-attach to remote runs in flight; skip arm x seed already ok.")
+@click.option("--name", help="Ad hoc run name (with -- python SCRIPT ARGS).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+              help="Per-run timeout in seconds (ad hoc; overrides the plan's).")
+@click.option("--gpu", help="GPU for ad hoc modal/vastai runs.")
+@click.option("--memory-mb", type=click.FloatRange(min=1),
+              help="Kill a local run whose process tree passes this RSS (default: its share of 90%).")
+@click.option("--keep-instance", is_flag=True, help="vastai: keep the instance after the runs.")
+@json_option
+@project_option
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run_command(plan_path, arms, seeds, profile, jobs, dry_run, resume, name, timeout_s, gpu,
+                memory_mb, keep_instance, as_json, project, command) -> None:
+    """Run the plan's arms x seeds (or, with --name, `-- python SCRIPT ARGS`), ledgering each run.
+
+    Exit 0 when every run ends ok; 1 when a run fails, a guard refuses, or Ctrl-C stopped it.
+    """
+    from ..runs import RunRequest, RunError, prepare, start
+
+    if command and plan_path:
+        raise click.UsageError("give either --plan or an ad hoc command after --, not both")
+    request = RunRequest(root=project, plan_path=plan_path and project / plan_path,
+                         arms=list(arms), seeds=seeds, profile=profile, jobs=jobs, dry_run=dry_run,
+                         resume=resume, name=name, command=list(command), timeout_s=timeout_s,
+                         gpu=gpu, memory_mb=memory_mb, keep_instance=keep_instance)
+    if dry_run:
+        prepared = prepare(request)
+        _print_dry_run(prepared.dry_run_json(), as_json)
+        return
+    report = start(request)
+    final = report.final_results()
+    if as_json:
+        click.echo(json.dumps({"interrupted": report.interrupted, "refusals": report.refusals,
+                               "runs": [{"run_id": r.spec.run_id, "arm": r.spec.arm,
+                                         "seed": r.spec.seed, "status": r.status,
+                                         "category": r.category, "metrics": r.metrics}
+                                        for r in report.results]}))
+    else:
+        counts: dict[str, int] = {}
+        for result in final:
+            counts[result.status] = counts.get(result.status, 0) + 1
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
+        click.echo(f"{len(final)} run(s): {summary}")
+    if report.interrupted:
+        raise RunError(f"interrupted: runs in flight were recorded killed",
+                       hint="rstack run --resume runs what is left")
+    if not report.ok:
+        raise RunError("some runs did not end ok", hint="rstack runs list --status failed; "
+                       "rstack runs show RUN_ID shows the diagnosis and hint")
+
+
+def _print_dry_run(data: dict, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for run in data["runs"]:
+        click.echo(f"{run['run_id']}  {' '.join(run['command'])}")
+    for item in data["skipped"]:
+        click.echo(f"skip (already ok): {item}")
+    click.echo(f"{len(data['runs'])} run(s) on {data['profile']}; estimate "
+               f"${data['total_estimate_usd']:.2f}; dry run: nothing started")
+    if data.get("runner"):
+        click.echo("runner spec:")
+        click.echo(json.dumps(data["runner"], indent=2))
+
+
+@click.group("runs")
+def runs_group() -> None:
+    """List and inspect ledgered runs (.rstack/experiments.jsonl)."""
+
+
+@runs_group.command("list")
+@click.option("--arm", help="Only runs of this arm.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@json_option
+@project_option
+def list_command(arm, status, as_json, project) -> None:
+    """One line per run: id, arm, seed, status, duration, metrics."""
+    from ..runs import list_runs
+
+    views = [v.as_json() for v in list_runs(project)]
+    views = [v for v in views if (not arm or v["arm"] == arm) and (not status or v["status"] == status)]
+    if as_json:
+        click.echo(json.dumps({"runs": views}))
+        return
+    for v in views:
+        metrics = " ".join(f"{k}={val:.4g}" for k, val in sorted((v["metrics"] or {}).items())[:3])
+        duration = f"{v['duration_s']:.1f}s" if v["duration_s"] is not None else "-"
+        click.echo(f"{v['run_id']}  {v['arm']:<12} s{v['seed']:<3} {v['status']:<8} {duration:>8}  "
+                   f"{metrics}")
+    if not views:
+        click.echo("no runs")
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@json_option
+@project_option
+def show_command(run_id, as_json, project) -> None:
+    """Every ledger record about RUN_ID (a unique prefix is enough)."""
+    from ..runs import show_run
+
+    data = show_run(project, run_id)
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    run = data["run"]
+    click.echo(f"{run['run_id']}: {run['status']} ({run['arm']} seed {run['seed']}, {run['profile']} "
+               f"on {run['host']}, attempt {run['attempt']})")
+    for record in data["records"]:
+        extra = {k: v for k, v in record.items() if k not in ("v", "ts", "type", "run_id")}
+        click.echo(f"  {record['ts']} {record['type']}: {json.dumps(extra)[:400]}")

@@ -1,0 +1,759 @@
+"""Runs: guard, launch on a runner, ledger `run.started`/`run.finished`, retry with the minimal fix.
+
+This is the only code that writes run records. Runners (rstack.runners.*) execute one run and hand
+back its outputs; everything a run is judged by (metrics, diagnosis, status, artifacts) is decided
+here, the same way for every profile. A started run always gets a finished record, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Protocol
+
+from . import config, contract, guards
+from .errors import RStackError
+from .incidents import INCIDENTS, diagnose
+from .ledger import Ledger
+from .plan import DEFAULT_PROTECTED, CompiledRun, Plan, contract_flags, new_run_id, python_for
+
+RESULTS_DIR = "results"
+LOG_FILE = "stdout.log"
+STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost")
+# How a diagnosis category becomes a run status; everything else is `failed`.
+STATUS_BY_CATEGORY = {
+    "timeout": "timeout", "cuda-oom": "oom", "memory": "oom", "divergence": "diverged",
+    "metrics-nonfinite": "diverged", "interrupted": "killed", "killed-by-signal": "killed",
+    "host-lost": "lost", "preempted": "lost",
+}
+# Runner-level failure that no script output explains: the copy that came back does not match
+# what the remote side wrote. Retrying the run would not fix a transfer, so it is never retried.
+ARTIFACT_MISMATCH = "artifact-mismatch"
+
+
+class RunError(RStackError):
+    """A run could not be set up or launched (nothing about its result: that is its status)."""
+
+
+@dataclass
+class RunSpec:
+    """One run as it will be executed and ledgered."""
+
+    run_id: str
+    arm: str
+    seed: int
+    args: list[str]
+    command: list[str]
+    output_dir: str  # project-relative: results/<run_id>
+    profile: str
+    gpu: str | None
+    timeout_s: float | None
+    cost_estimate_usd: float
+    script: str
+    attempt: int = 1
+    retry_of: str | None = None
+    name: str | None = None  # ad hoc runs
+
+    @classmethod
+    def from_compiled(cls, run: CompiledRun, script: str) -> "RunSpec":
+        return cls(run_id=run.run_id, arm=run.arm, seed=run.seed, args=list(run.args),
+                   command=list(run.command), output_dir=run.output_dir, profile=run.profile,
+                   gpu=run.gpu, timeout_s=run.timeout_s, cost_estimate_usd=run.cost_estimate_usd,
+                   script=script)
+
+
+@dataclass
+class RawOutcome:
+    """What a runner observed, before judgement: how the process ended and what it printed."""
+
+    exit_code: int | None
+    signal: int | None
+    reason: str | None  # procwatch reasons, or "host-lost" | "preempted" | ARTIFACT_MISMATCH
+    duration_s: float
+    output_tail: list[str]
+    cost_usd: float = 0.0
+    peak_rss_mb: float | None = None
+    message: str | None = None  # runner's own words (verification failures, remote death)
+    remote_dir: str | None = None
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    status: str
+    exit_code: int | None
+    category: str | None
+    hint: str | None
+    message: str
+    metrics: dict | None
+    artifacts: list[dict]
+    duration_s: float
+    cost_usd: float
+    peak_rss_mb: float | None = None
+    remote_dir: str | None = None
+
+
+class Runner(Protocol):
+    profile: str
+    host: str
+
+    def prepare(self, specs: list[RunSpec]) -> None: ...
+    def launch(self, spec: RunSpec, *, on_line: Callable[[str], None] | None) -> RawOutcome: ...
+    def cancel(self) -> None: ...
+    def close(self, results: list[RunResult]) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def config_hash() -> str:
+    """sha256 of the effective configuration (every key's typed value), as sorted JSON."""
+    values = {item.key.name: item.value for item in config.resolve_all()}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_state(root: Path) -> tuple[str | None, bool | None]:
+    """(HEAD commit, dirty flag) of the project's git repository, or (None, None) outside one."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None, None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True, timeout=30)
+        return head.stdout.strip(), bool(dirty.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    plan_sha256: str | None
+    config_hash: str
+    git_commit: str | None
+    git_dirty: bool | None
+    script_sha256: str
+
+
+def provenance(root: Path, script: str, plan: Plan | None) -> Provenance:
+    path = Path(root) / script
+    if not path.is_file():
+        raise RunError(f"script {script!r} does not exist under the project root {root}",
+                       hint="check execution.script in the plan (paths are relative to the project)")
+    commit, dirty = git_state(Path(root))
+    return Provenance(plan_sha256=plan.sha256 if plan else None, config_hash=config_hash(),
+                      git_commit=commit, git_dirty=dirty, script_sha256=sha256_file(path))
+
+
+def started_record(spec: RunSpec, prov: Provenance, host: str) -> dict:
+    record = {"type": "run.started", "run_id": spec.run_id, "arm": spec.arm, "seed": spec.seed,
+              "args": spec.args, "command": spec.command, "output_dir": spec.output_dir,
+              "profile": spec.profile, "host": host, "plan_sha256": prov.plan_sha256,
+              "config_hash": prov.config_hash, "git_commit": prov.git_commit,
+              "git_dirty": prov.git_dirty, "script": spec.script,
+              "script_sha256": prov.script_sha256, "timeout_s": spec.timeout_s,
+              "cost_estimate_usd": spec.cost_estimate_usd, "attempt": spec.attempt,
+              "retry_of": spec.retry_of, "gpu": spec.gpu}
+    if spec.name:
+        record["name"] = spec.name
+    return record
+
+
+def finished_record(result: RunResult) -> dict:
+    spec = result.spec
+    return {"type": "run.finished", "run_id": spec.run_id, "arm": spec.arm, "seed": spec.seed,
+            "status": result.status, "exit_code": result.exit_code, "category": result.category,
+            "hint": result.hint, "metrics": result.metrics, "artifacts": result.artifacts,
+            "duration_s": round(result.duration_s, 3), "cost_usd": round(result.cost_usd, 6),
+            "message": result.message, "peak_rss_mb": result.peak_rss_mb,
+            "remote_dir": result.remote_dir}
+
+
+# --------------------------------------------------------------------------------------------
+# Judging a run from its outputs (the same for every profile)
+
+
+def list_artifacts(root: Path, output_dir: str) -> list[dict]:
+    """Every file under results/<run_id>/, as [{path, bytes, sha256}] with project-relative paths."""
+    base = Path(root) / output_dir
+    if not base.is_dir():
+        return []
+    items = []
+    for path in sorted(p for p in base.rglob("*") if p.is_file()):
+        items.append({"path": path.relative_to(root).as_posix(), "bytes": path.stat().st_size,
+                      "sha256": sha256_file(path)})
+    return items
+
+
+def judge(root: Path, spec: RunSpec, raw: RawOutcome) -> RunResult:
+    """Diagnose the outcome, validate metrics as preflight does, and decide the run's status."""
+    out = Path(root) / spec.output_dir
+    context = {"timeout_s": spec.timeout_s, "peak_rss_mb": raw.peak_rss_mb}
+    metrics = None
+    if raw.reason == ARTIFACT_MISMATCH:
+        category, message = ARTIFACT_MISMATCH, raw.message or "artifact verification failed"
+        hint = ("the downloaded files do not match the remote manifest; the remote directory was "
+                f"kept ({raw.remote_dir}); fetch it by hand and compare, or re-run")
+    else:
+        diag = diagnose(raw.output_tail, exit_code=raw.exit_code, signal=raw.signal,
+                        reason=raw.reason, script_path=spec.script, **context)
+        category, message, hint = diag.category, diag.message, diag.hint
+        if raw.message:
+            message = f"{raw.message}; {message}" if category else raw.message
+        if category is None:
+            try:
+                metrics = contract.validate_metrics_file(out / contract.METRICS_FILE)
+                history_path = out / contract.HISTORY_FILE
+                history = contract.read_history(history_path) if history_path.exists() else []
+                diverged = contract.check_divergence(history) if history else None
+                if diverged:
+                    category, message = "divergence", diverged
+                    hint = INCIDENTS["divergence"].hint.format(detail=diverged)
+            except contract.ContractError as exc:
+                category, message, hint = exc.category, exc.message, exc.hint or INCIDENTS[
+                    exc.category].hint
+                metrics = None
+    status = "ok" if category is None else STATUS_BY_CATEGORY.get(category, "failed")
+    return RunResult(spec=spec, status=status, exit_code=raw.exit_code, category=category,
+                     hint=hint or None, message=message, metrics=metrics,
+                     artifacts=list_artifacts(root, spec.output_dir), duration_s=raw.duration_s,
+                     cost_usd=raw.cost_usd, peak_rss_mb=raw.peak_rss_mb, remote_dir=raw.remote_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# Building specs
+
+
+def specs_from_matrix(runs: list[CompiledRun], script: str) -> list[RunSpec]:
+    return [RunSpec.from_compiled(run, script) for run in runs]
+
+
+def adhoc_specs(*, name: str, command: list[str], seeds: list[int], profile: str,
+                timeout_s: float | None, gpu: str | None = None) -> list[RunSpec]:
+    """`rstack run --name NAME -- python train.py ARGS`: one run per seed, contract flags added."""
+    from .costs import estimate_run_usd
+
+    if len(command) < 2 or not Path(command[0]).name.startswith("python"):
+        raise RunError(f"the ad hoc command must be `python SCRIPT [ARGS...]`, got {' '.join(command)!r}",
+                       hint="rstack run --name NAME -- python train.py --lr 0.1")
+    script, args = command[1], list(command[2:])
+    for flag in ("--output-dir", "--seed"):
+        if guards.flag_value(args, flag) is not None:
+            raise RunError(f"{flag} is set by rstack run for every run (the artifact contract); "
+                           "remove it from the command", hint="rstack run --seeds 0,1,2 sets seeds")
+    estimate = estimate_run_usd(profile, gpu, timeout_s) if timeout_s else 0.0
+    specs = []
+    for seed in seeds:
+        run_id = new_run_id(name, seed)
+        out = f"{RESULTS_DIR}/{run_id}"
+        specs.append(RunSpec(run_id=run_id, arm=name, seed=seed, args=args,
+                             command=[python_for(profile), script, *args, *contract_flags(out, seed)],
+                             output_dir=out, profile=profile, gpu=gpu, timeout_s=timeout_s,
+                             cost_estimate_usd=estimate, script=script, name=name))
+    return specs
+
+
+def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None) -> RunSpec:
+    from .costs import estimate_run_usd
+
+    run_id = new_run_id(spec.arm, spec.seed)
+    out = f"{RESULTS_DIR}/{run_id}"
+    command = [python_for(spec.profile), spec.script, *new_args, *contract_flags(out, spec.seed)]
+    estimate = (estimate_run_usd(spec.profile, new_gpu, spec.timeout_s) if spec.timeout_s
+                else spec.cost_estimate_usd)
+    return replace(spec, run_id=run_id, args=list(new_args), gpu=new_gpu, command=command,
+                   output_dir=out, attempt=spec.attempt + 1, retry_of=spec.run_id,
+                   cost_estimate_usd=estimate)
+
+
+# --------------------------------------------------------------------------------------------
+# Progress
+
+
+class Progress:
+    """`[done/total] elapsed, latest <primary metric>`: rewritten in place on a terminal."""
+
+    def __init__(self, total: int, primary_metric: str | None, stream=None, quiet: bool = False):
+        self.total = total
+        self.done = 0
+        self.primary = primary_metric
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.started = time.monotonic()
+        self.latest: str = ""
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.lock = threading.Lock()
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        text = f"[{self.done}/{self.total}] {elapsed:.0f}s"
+        return text + (f"  {self.latest}" if self.latest else "")
+
+    def observe(self, spec: RunSpec, values: dict) -> None:
+        if self.primary and isinstance(values.get(self.primary), (int, float)):
+            self.latest = f"{self.primary}={values[self.primary]:.4g} ({spec.arm} s{spec.seed})"
+
+    def tick(self) -> None:
+        if self.tty and not self.quiet:
+            with self.lock:
+                self.stream.write("\r" + self.line().ljust(60))
+                self.stream.flush()
+
+    def finished(self, result: RunResult) -> None:
+        with self.lock:
+            self.done += 1
+            if result.metrics:
+                self.observe(result.spec, result.metrics)
+            if self.quiet:
+                return
+            spec = result.spec
+            what = f"{spec.arm} seed {spec.seed} {result.status}"
+            if result.status != "ok":
+                what += f" ({result.category}: {result.message})"
+            prefix = "\r" if self.tty else ""
+            self.stream.write(f"{prefix}[{self.done}/{self.total}] {spec.run_id} {what} "
+                              f"{result.duration_s:.1f}s\n")
+            self.stream.flush()
+
+
+def _latest_history(root: Path, output_dir: str) -> dict:
+    path = Path(root) / output_dir / contract.HISTORY_FILE
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 4096))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return {}
+    for text in reversed(lines):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+# --------------------------------------------------------------------------------------------
+# Execution
+
+
+@dataclass
+class RunPolicy:
+    """What guards need beyond the specs themselves."""
+
+    plan: Plan | None = None
+    max_retries: int = 2
+    cap_usd: float | None = None
+    protected: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExecutionReport:
+    results: list[RunResult]
+    interrupted: bool
+    refusals: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(r.status == "ok" for r in self.final_results())
+
+    def final_results(self) -> list[RunResult]:
+        """The last attempt of each run (a retried failure is superseded by its retry)."""
+        retried = {r.spec.retry_of for r in self.results if r.spec.retry_of}
+        return [r for r in self.results if r.spec.run_id not in retried]
+
+
+def pre_launch_guards(root: Path, specs: list[RunSpec], runner: Runner, policy: RunPolicy,
+                      prov: Provenance) -> None:
+    """Every guard that can refuse before anything starts or is spent."""
+    if not specs:
+        return
+    profile = specs[0].profile
+    experiments = Ledger(root, "experiments").read(types=["preflight"]).records
+    guards.check_preflight(profile=profile, script=specs[0].script,
+                           script_sha256=prov.script_sha256, records=experiments)
+    cap = policy.cap_usd if policy.cap_usd is not None else float(config.get("max_cost_usd"))
+    guards.check_cost_cap(guards.spent_usd(root), sum(s.cost_estimate_usd for s in specs), cap)
+    if profile != "local":
+        local_roots = (str(Path(root).resolve()), str(Path.home()), sys.prefix, os.getcwd())
+        for spec in specs:
+            guards.check_remote_submit(command=spec.command, timeout_s=spec.timeout_s,
+                                       persistence=getattr(runner, "persistence", None),
+                                       monitoring=getattr(runner, "monitoring", False),
+                                       local_roots=local_roots)
+
+
+def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPolicy,
+            jobs: int = 1, progress: Progress | None = None,
+            echo: Callable[[str], None] = lambda text: print(text, file=sys.stderr)) -> ExecutionReport:
+    """Run specs on runner with up to `jobs` at once; ledger every start, finish and retry.
+
+    Ctrl-C (KeyboardInterrupt in the calling thread) cancels the runner; runs in flight are
+    recorded `killed`, queued runs never start, and the report says it was interrupted.
+    """
+    root = Path(root)
+    ledger = Ledger(root, "experiments")
+    prov = provenance(root, specs[0].script, policy.plan) if specs else None
+    if specs:
+        pre_launch_guards(root, specs, runner, policy, prov)
+    progress = progress or Progress(len(specs), None, quiet=True)
+    script_flags: set[str] = set()
+    if specs:
+        try:
+            script_flags = guards.flags_in_source((root / specs[0].script).read_text("utf-8", "replace"))
+        except OSError:
+            script_flags = set()
+    cap = policy.cap_usd if policy.cap_usd is not None else float(config.get("max_cost_usd"))
+    stopping = threading.Event()
+    results: list[RunResult] = []
+    refusals: list[str] = []
+    active: dict[str, RunSpec] = {}
+    lock = threading.Lock()
+    todo: "queue.Queue[RunSpec]" = queue.Queue()
+    for spec in specs:
+        todo.put(spec)
+    outstanding = {spec.run_id: spec.cost_estimate_usd for spec in specs}
+    oom_rungs: dict[str, int] = {}  # per original run
+
+    def next_attempt(result: RunResult) -> RunSpec | None:
+        spec = result.spec
+        if result.status == "ok" or result.status == "killed" and result.category == "interrupted":
+            return None
+        if stopping.is_set() or result.category is None:
+            return None
+        incident = INCIDENTS.get(result.category)
+        policy_name = incident.retry if incident else None
+        origin = spec.retry_of or spec.run_id
+        rung = oom_rungs.get(origin, 0) + (1 if policy_name == "oom-ladder" else 0)
+        try:
+            plan = guards.plan_retry(category=result.category, policy=policy_name,
+                                     attempt=spec.attempt, max_retries=policy.max_retries,
+                                     args=spec.args, script_flags=script_flags, profile=spec.profile,
+                                     gpu=spec.gpu, oom_rung=rung, protected=policy.protected,
+                                     hint=result.hint or "")
+            new = retry_spec(spec, plan.args, plan.gpu)
+            with lock:
+                pending = sum(outstanding.values())
+            guards.check_cost_cap(guards.spent_usd(root), pending + new.cost_estimate_usd, cap)
+        except guards.GuardError as exc:
+            with lock:
+                refusals.append(f"{spec.run_id}: {exc.message}")
+            echo(f"no retry for {spec.run_id}: {exc.message}")
+            return None
+        oom_rungs[origin] = rung
+        ledger.append({"type": "run.retry", "run_id": spec.run_id, "retry_run_id": new.run_id,
+                       "attempt": new.attempt, "category": result.category, "policy": plan.policy,
+                       "change": plan.change, "gpu": plan.gpu})
+        echo(f"retry {spec.run_id} -> {new.run_id} ({result.category}): {plan.change}")
+        return new
+
+    def run_one(spec: RunSpec) -> None:
+        while spec is not None and not stopping.is_set():
+            (root / spec.output_dir).mkdir(parents=True, exist_ok=True)
+            ledger.append(started_record(spec, prov, runner.host))
+            with lock:
+                active[spec.run_id] = spec
+            try:
+                raw = runner.launch(spec, on_line=None)
+            except Exception as exc:  # a runner bug or setup failure must still close the record
+                raw = RawOutcome(exit_code=None, signal=None, reason=None, duration_s=0.0,
+                                 output_tail=[f"runner error: {exc}"], message=f"runner error: {exc}")
+                if stopping.is_set():
+                    raw.reason = "interrupted"
+            if stopping.is_set() and raw.reason is None and raw.exit_code != 0:
+                raw.reason = "interrupted"
+            result = judge(root, spec, raw)
+            ledger.append(finished_record(result))
+            with lock:
+                active.pop(spec.run_id, None)
+                outstanding.pop(spec.run_id, None)
+                results.append(result)
+            progress.finished(result)
+            spec = next_attempt(result)
+            if spec is not None:
+                with lock:
+                    outstanding[spec.run_id] = spec.cost_estimate_usd
+                progress.total += 1
+
+    def worker() -> None:
+        while not stopping.is_set():
+            try:
+                spec = todo.get_nowait()
+            except queue.Empty:
+                return
+            run_one(spec)
+
+    runner.prepare(specs)
+    interrupted = False
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="rstack-run")
+    futures = {pool.submit(worker) for _ in range(max(1, min(jobs, len(specs)) if specs else 1))}
+    try:
+        while futures:
+            try:
+                done, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    future.result()
+                with lock:
+                    running = list(active.values())
+                for spec in running[-1:]:
+                    progress.observe(spec, _latest_history(root, spec.output_dir))
+                progress.tick()
+            except KeyboardInterrupt:
+                if not interrupted:
+                    interrupted = True
+                    stopping.set()
+                    echo("\ninterrupted: stopping runs in flight (they are recorded `killed`)")
+                    runner.cancel()
+    finally:
+        pool.shutdown(wait=True)
+        runner.close(results)
+    return ExecutionReport(results=results, interrupted=interrupted, refusals=refusals)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading runs back
+
+
+@dataclass
+class RunView:
+    run_id: str
+    started: dict
+    finished: dict | None
+
+    @property
+    def status(self) -> str:
+        return self.finished["status"] if self.finished else "running"
+
+    def as_json(self) -> dict:
+        s, f = self.started, self.finished or {}
+        return {"run_id": self.run_id, "arm": s.get("arm"), "seed": s.get("seed"),
+                "status": self.status, "profile": s.get("profile"), "host": s.get("host"),
+                "attempt": s.get("attempt"), "retry_of": s.get("retry_of"),
+                "started": s.get("ts"), "finished": f.get("ts"), "duration_s": f.get("duration_s"),
+                "category": f.get("category"), "metrics": f.get("metrics"),
+                "cost_usd": f.get("cost_usd"), "output_dir": s.get("output_dir")}
+
+
+def list_runs(root: Path) -> list[RunView]:
+    views: dict[str, RunView] = {}
+    for record in Ledger(root, "experiments").read(types=["run.started", "run.finished"]).records:
+        run_id = record.get("run_id")
+        if record["type"] == "run.started":
+            views[run_id] = RunView(run_id, record, None)
+        elif run_id in views:
+            views[run_id].finished = record
+    return list(views.values())
+
+
+def show_run(root: Path, run_id: str) -> dict:
+    """Every ledger record about one run (prefix match allowed when unique)."""
+    runs = [v for v in list_runs(root) if v.run_id == run_id] or \
+        [v for v in list_runs(root) if v.run_id.startswith(run_id)]
+    if not runs:
+        raise RunError(f"no run {run_id!r} in {Ledger(root, 'experiments').path}",
+                       hint="rstack runs list shows the run ids")
+    if len(runs) > 1:
+        raise RunError(f"{run_id!r} matches {len(runs)} runs: "
+                       f"{', '.join(v.run_id for v in runs[:5])}", hint="give more of the id")
+    view = runs[0]
+    related = [r for r in Ledger(root, "experiments").read().records
+               if r.get("run_id") == view.run_id or r.get("retry_run_id") == view.run_id]
+    return {"run": view.as_json(), "records": related}
+
+
+def in_flight(root: Path) -> list[dict]:
+    """run.started records with no run.finished (what --resume re-attaches to)."""
+    return [v.started for v in list_runs(root) if v.finished is None]
+
+
+def default_host() -> str:
+    return socket.gethostname()
+
+
+# --------------------------------------------------------------------------------------------
+# The whole `rstack run` (plan or ad hoc), as the CLI calls it
+
+
+@dataclass
+class RunRequest:
+    root: Path
+    plan_path: Path | None = None
+    arms: list[str] = field(default_factory=list)
+    seeds: list[int] | None = None
+    profile: str | None = None
+    jobs: int | None = None
+    dry_run: bool = False
+    resume: bool = False
+    name: str | None = None
+    command: list[str] = field(default_factory=list)
+    timeout_s: float | None = None
+    gpu: str | None = None
+    memory_mb: float | None = None
+    keep_instance: bool = False
+
+
+@dataclass
+class Prepared:
+    specs: list[RunSpec]
+    policy: RunPolicy
+    profile: str
+    runner: Runner | None
+    skipped: list[str]
+    orphans: list[dict]
+    reattach: list[dict]
+
+    def dry_run_json(self) -> dict:
+        spec_json = getattr(self.runner, "dry_run_spec", None)
+        return {"profile": self.profile,
+                "runs": [{"run_id": s.run_id, "arm": s.arm, "seed": s.seed, "command": s.command,
+                          "output_dir": s.output_dir, "timeout_s": s.timeout_s, "gpu": s.gpu,
+                          "cost_estimate_usd": s.cost_estimate_usd} for s in self.specs],
+                "total_estimate_usd": round(sum(s.cost_estimate_usd for s in self.specs), 6),
+                "skipped": self.skipped,
+                "runner": spec_json(self.specs) if callable(spec_json) else None}
+
+
+def _done_keys(root: Path) -> set[tuple]:
+    """(arm, seed, args) that already have an ok run (what --resume skips)."""
+    views = list_runs(root)
+    return {(v.started.get("arm"), v.started.get("seed"), tuple(v.started.get("args") or []))
+            for v in views if v.finished and v.finished.get("status") == "ok"}
+
+
+def prepare(request: RunRequest) -> Prepared:
+    from .plan import compile_plan, cost_cap, default_plan_path, load_plan
+    from .runners import make_runner
+
+    root = Path(request.root)
+    plan = None
+    if request.command:
+        if not request.name:
+            raise RunError("an ad hoc run needs --name NAME (it becomes the run's arm)",
+                           hint="rstack run --name lr-sweep -- python train.py --lr 0.1")
+        profile = request.profile or "local"
+        specs = adhoc_specs(name=request.name, command=request.command,
+                            seeds=request.seeds if request.seeds is not None else [0],
+                            profile=profile, timeout_s=request.timeout_s, gpu=request.gpu)
+        policy = RunPolicy(plan=None, max_retries=int(config.get("max_retries")),
+                           protected=dict(DEFAULT_PROTECTED))
+    else:
+        plan = load_plan(request.plan_path or default_plan_path(root))
+        matrix = compile_plan(plan, root=root, arms=request.arms or None, seeds=request.seeds,
+                              profile=request.profile, spent_usd=0.0)
+        profile = matrix.profile
+        specs = specs_from_matrix(matrix.runs, plan.script)
+        if request.timeout_s:
+            for spec in specs:
+                spec.timeout_s = request.timeout_s
+        policy = RunPolicy(plan=plan, max_retries=int(config.get("max_retries")),
+                           cap_usd=cost_cap(plan), protected=dict(plan.protected))
+    skipped: list[str] = []
+    orphans: list[dict] = []
+    reattach: list[dict] = []
+    if request.resume:
+        done = _done_keys(root)
+        keep = []
+        for spec in specs:
+            if (spec.arm, spec.seed, tuple(spec.args)) in done:
+                skipped.append(f"{spec.arm} seed {spec.seed}")
+            else:
+                keep.append(spec)
+        specs = keep
+        remote = {r.get("run_id"): r for r in Ledger(root, "experiments").read(
+            types=["run.remote"]).records}
+        for started in in_flight(root):
+            (reattach if started["run_id"] in remote else orphans).append(started)
+    jobs = request.jobs
+    if jobs is None:
+        if profile == "local":
+            from .runners.local import default_jobs
+            jobs = default_jobs()
+        else:
+            jobs = max(1, len(specs))
+    request.jobs = jobs
+    runner = make_runner(profile, root, jobs=jobs, memory_mb=request.memory_mb,
+                         gpu=specs[0].gpu if specs else request.gpu,
+                         keep_instance=request.keep_instance, dry_run=request.dry_run)
+    return Prepared(specs=specs, policy=policy, profile=profile, runner=runner, skipped=skipped,
+                    orphans=orphans, reattach=reattach)
+
+
+def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
+    """Local runs the ledger shows in flight whose process is gone: record them `killed`."""
+    ledger = Ledger(root, "experiments")
+    closed = []
+    for started in orphans:
+        if started.get("profile") != "local":
+            continue
+        ledger.append({"type": "run.finished", "run_id": started["run_id"], "arm": started["arm"],
+                       "seed": started["seed"], "status": "killed", "exit_code": None,
+                       "category": "interrupted", "hint": INCIDENTS["interrupted"].hint,
+                       "metrics": None, "artifacts": list_artifacts(root, started["output_dir"]),
+                       "duration_s": 0.0, "cost_usd": 0.0,
+                       "message": "rstack stopped while this run was in flight; found by --resume"})
+        closed.append(started["run_id"])
+    return closed
+
+
+def start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionReport:
+    prepared = prepare(request)
+    echo = echo or (lambda text: print(text, file=sys.stderr))
+    root = Path(request.root)
+    results: list[RunResult] = []
+    if request.resume:
+        for run_id in close_orphans(root, prepared.orphans):
+            echo(f"resume: {run_id} was in flight when rstack stopped; recorded killed")
+        reattach = getattr(prepared.runner, "reattach", None)
+        for started in prepared.reattach:
+            if callable(reattach):
+                results.extend(reattach_runs(root, prepared.runner, [started]))
+    primary = prepared.policy.plan.primary_metric if prepared.policy.plan else None
+    progress = Progress(len(prepared.specs), primary, stream=progress_stream or sys.stderr)
+    if not prepared.specs:
+        prepared.runner.close(results)
+        return ExecutionReport(results=results, interrupted=False, refusals=[])
+    report = execute(root, prepared.specs, prepared.runner, policy=prepared.policy,
+                     jobs=request.jobs or 1, progress=progress, echo=echo)
+    report.results[:0] = results
+    return report
+
+
+def reattach_runs(root: Path, runner: Runner, started_records: list[dict]) -> list[RunResult]:
+    """--resume: monitor remote runs the ledger shows in flight, without starting them again."""
+    ledger = Ledger(root, "experiments")
+    remote = {r.get("run_id"): r for r in ledger.read(types=["run.remote"]).records}
+    out = []
+    for started in started_records:
+        spec = RunSpec(run_id=started["run_id"], arm=started["arm"], seed=started["seed"],
+                       args=started["args"], command=started["command"],
+                       output_dir=started["output_dir"], profile=started["profile"],
+                       gpu=started.get("gpu"), timeout_s=started.get("timeout_s"),
+                       cost_estimate_usd=started["cost_estimate_usd"], script=started["script"],
+                       attempt=started["attempt"], retry_of=started.get("retry_of"))
+        raw = runner.reattach(spec, remote[spec.run_id])
+        result = judge(root, spec, raw)
+        ledger.append(finished_record(result))
+        out.append(result)
+    return out
