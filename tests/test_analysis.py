@@ -363,3 +363,10 @@ def test_out_option_and_plan_option(project, cli, tmp_path):
     s = json.loads((project / "custom" / "summary.json").read_text())
     assert s["comparisons"] == []
     assert {a["path"] for a in s["artifacts"]} >= {"custom/fig_bar.pdf", "custom/numbers.tex"}
+
+
+def test_one_constant_arm_still_gets_a_welch_p():
+    # a constant: Welch uses b's variance only. se = sqrt(0 + 1/3); t = (1 - 5) / se = -6.9282;
+    # df = (1/3)^2 / ((1/3)^2 / 2) = 2; p = 2 * P(T_2 > 6.9282) = 0.0202041...
+    assert welch_p((1.0, 1.0, 1.0), (4.0, 5.0, 6.0)) == pytest.approx(0.020204102886728803,
+                                                                       rel=1e-6)

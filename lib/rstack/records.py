@@ -52,6 +52,13 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "peak_rss_mb": "number", "seed": "int"},
         doc="One `rstack preflight` verdict for one version of a script.",
     ),
+    RecordType(
+        "reproduce", ("experiments",),
+        {"run_id": "str", "verdict": "enum:PASS,FAIL", "rtol": "number", "command": "array",
+         "duration_s": "number"},
+        {"mismatches": "array", "exit_code": "int?", "reason": "str?", "notes": "array"},
+        doc="`rstack reproduce`: a ledgered run re-run with its command and seed, metrics compared.",
+    ),
     # The runs concern (rstack run): one started + one finished per run; retries are new runs.
     RecordType(
         "run.started", ("experiments",),

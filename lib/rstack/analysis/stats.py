@@ -7,6 +7,7 @@ or a p-value it cannot compute: those come back as None with a flag that says wh
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 CONFIDENCE = 0.95
@@ -115,7 +116,11 @@ def welch_p(a: tuple[float, ...], b: tuple[float, ...]) -> float | None:
         # Both arms are constant: the t statistic is 0/0 (equal means) or x/0 (different means).
         # Neither is a test result; say so rather than print p = 0 or nan.
         return None
-    result = sps.ttest_ind(a, b, equal_var=False)
+    with warnings.catch_warnings():
+        # One constant arm makes scipy warn about cancellation in its moment calculation; the
+        # Welch statistic is still defined by the other arm's variance.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = sps.ttest_ind(a, b, equal_var=False)
     p = float(result.pvalue)
     return p if math.isfinite(p) else None
 

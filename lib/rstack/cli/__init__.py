@@ -17,6 +17,8 @@ from ..errors import RStackError
 
 # name -> "module:attribute". Add a line here for each new command or group.
 COMMANDS: dict[str, str] = {
+    "paper": "rstack.cli.paper:paper_group",
+    "venue": "rstack.cli.paper:venue_group",
     "plan": "rstack.cli.plan:plan_group",
     "run": "rstack.cli.run:run_command",
     "runs": "rstack.cli.run:runs_group",
@@ -27,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "compute-detect": "rstack.cli.compute:compute_detect_command",
     "telemetry": "rstack.cli.telemetry:telemetry_group",
     "analyze": "rstack.cli.analyze:analyze_command",
+    "bundle": "rstack.cli.bundle:bundle_group",
+    "reproduce": "rstack.cli.reproduce:reproduce_command",
     "status": "rstack.cli.status:status_command",
 }
 

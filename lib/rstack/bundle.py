@@ -1,0 +1,382 @@
+"""Reproducibility bundles: everything a stranger needs to check and re-run the paper's numbers.
+
+`create_bundle` copies the code at its commit, the plan, the ledgers, the results of the runs that
+analysis/summary.json used, analysis/, the paper sources and PDF and a description of the
+environment into one directory, then writes stamp.json and checksums.sha256 (sha256sum format).
+`verify_bundle` re-hashes every file. Nothing here modifies the project it bundles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, paths
+from .errors import BundleError
+from .ledger import utc_now
+
+CHECKSUMS = "checksums.sha256"
+STAMP = "stamp.json"
+STAMP_VERSION = 1
+# Never copied from a project that is not in git: state, outputs bundled separately, caches.
+_SKIP_DIRS = {".git", ".rstack", "results", "analysis", ".venv", "venv", "env", "__pycache__",
+              "node_modules", ".pytest_cache", ".mypy_cache", ".ipynb_checkpoints", "wandb"}
+_PAPER_SUFFIXES = (".tex", ".bib", ".sty", ".cls", ".bst", ".bbl")
+_MAX_CODE_FILE = 50 * 1024 * 1024
+
+
+@dataclass
+class BundleReport:
+    out: Path
+    stamp: dict
+    files: int
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"out": str(self.out), "files": self.files, "stamp": self.stamp,
+                "notes": self.notes}
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    checked: int
+    problems: list[dict] = field(default_factory=list)  # {kind, path, message}
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_json(self) -> dict:
+        return {"path": str(self.path), "ok": self.ok, "checked": self.checked,
+                "problems": self.problems}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _git(root: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                              text=not binary, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc if proc.returncode == 0 else None
+
+
+def _git_state(root: Path) -> dict | None:
+    """commit, dirty flag and prefix of root inside its repository; None when not in git."""
+    top = _git(root, "rev-parse", "--show-toplevel")
+    head = _git(root, "rev-parse", "HEAD")
+    if top is None or head is None:
+        return None
+    prefix = _git(root, "rev-parse", "--show-prefix")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".")
+    return {"commit": head.stdout.strip(), "prefix": prefix.stdout.strip() if prefix else "",
+            "dirty": bool(status and status.stdout.strip())}
+
+
+def _copy_code_from_git(root: Path, state: dict, dest: Path, notes: list[str]) -> None:
+    treeish = f"HEAD:{state['prefix']}" if state["prefix"] else "HEAD"
+    proc = _git(root, "archive", "--format=tar", treeish, binary=True)
+    if proc is None:
+        raise BundleError(f"git archive {treeish} failed in {root}",
+                          hint="check `git -C PROJECT archive HEAD | tar t` works")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        members = []
+        for member in tar.getmembers():
+            if member.issym() or member.islnk():
+                notes.append(f"code: link {member.name} not bundled (links are not checksummed)")
+            elif member.isfile() or member.isdir():
+                members.append(member)
+        if hasattr(tarfile, "data_filter"):  # refuses absolute paths and `..` in member names
+            tar.extractall(dest, members=members, filter="data")
+        else:  # Python < 3.10.12: git archive of our own HEAD is trusted input
+            tar.extractall(dest, members=members)
+    if state["dirty"]:
+        diff = _git(root, "diff", "HEAD", "--binary", "--", ".", binary=True)
+        (dest.parent / "code.patch").write_bytes(diff.stdout if diff else b"")
+        notes.append("the working tree differs from the commit: code/ is the commit, "
+                     "code.patch holds the uncommitted changes to tracked files")
+
+
+def _copy_code_files(root: Path, dest: Path, skip: set[Path], notes: list[str]) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames
+                             if d not in _SKIP_DIRS and (here / d).resolve() not in skip)
+        for name in sorted(filenames):
+            src = here / name
+            if src.is_symlink() or not src.is_file() or name.endswith(".pyc"):
+                continue
+            rel = src.relative_to(root)
+            if src.stat().st_size > _MAX_CODE_FILE:
+                notes.append(f"code: {rel.as_posix()} is over 50 MB; not bundled")
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+
+
+def environment_files(dest: Path) -> None:
+    """python.txt, platform.json, pip-freeze.txt and gpu.txt describing this machine."""
+    from importlib import metadata
+
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "python.txt").write_text(f"{sys.version}\nexecutable: {sys.executable}\n")
+    info = {"platform": platform.platform(), "system": platform.system(),
+            "release": platform.release(), "machine": platform.machine(),
+            "processor": platform.processor(), "python": platform.python_version(),
+            "implementation": platform.python_implementation(), "cpu_count": os.cpu_count()}
+    (dest / "platform.json").write_text(json.dumps(info, indent=2) + "\n")
+    dists = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
+                    if d.metadata["Name"]}, key=str.lower)
+    (dest / "pip-freeze.txt").write_text("\n".join(dists) + "\n")
+    gpu = "nvidia-smi not found: no NVIDIA GPU visible\n"
+    if shutil.which("nvidia-smi"):
+        try:
+            proc = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                   "--format=csv"], capture_output=True, text=True, timeout=30)
+            gpu = proc.stdout if proc.returncode == 0 else f"nvidia-smi failed: {proc.stderr}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            gpu = f"nvidia-smi failed: {exc}\n"
+    (dest / "gpu.txt").write_text(gpu)
+
+
+def _load_summary(root: Path) -> tuple[dict, Path]:
+    path = root / "analysis" / "summary.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), path
+    except FileNotFoundError:
+        raise BundleError("analysis/summary.json not found: the bundle holds the runs the analysis "
+                          "used", hint="run `rstack analyze` first") from None
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"analysis/summary.json cannot be read ({exc})",
+                          hint="re-run `rstack analyze`") from None
+
+
+def _summary_runs(summary: dict) -> dict[str, str]:
+    """run_id -> project-relative output dir, for every run the analysis used."""
+    runs: dict[str, str] = {}
+    for arm in (summary.get("arms") or {}).values():
+        dirs = {r.get("run_id"): r.get("output_dir") for r in arm.get("runs", [])}
+        for run_id in arm.get("run_ids", []):
+            runs[run_id] = dirs.get(run_id) or f"results/{run_id}"
+    return runs
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def write_checksums(bundle: Path) -> int:
+    lines = []
+    for path in sorted(_bundle_files(bundle), key=lambda p: p.as_posix()):
+        rel = path.as_posix()
+        if "\n" in rel or "\\" in rel:
+            raise BundleError(f"{rel!r}: a file name with a newline or backslash cannot be "
+                              "listed in checksums.sha256", hint="rename the file")
+        lines.append(f"{sha256_file(bundle / path)}  {rel}\n")
+    (bundle / CHECKSUMS).write_text("".join(lines), encoding="utf-8")
+    return len(lines)
+
+
+def _bundle_files(bundle: Path) -> list[Path]:
+    """Every entry under bundle except checksums.sha256, relative (links and specials included)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(bundle):
+        here = Path(dirpath)
+        for name in dirnames:
+            if (here / name).is_symlink():
+                found.append((here / name).relative_to(bundle))
+        for name in filenames:
+            rel = (here / name).relative_to(bundle)
+            if rel.as_posix() != CHECKSUMS:
+                found.append(rel)
+    return found
+
+
+def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
+    root = Path(root).resolve()
+    out = Path(out) if out else root / "bundle"
+    out = (out if out.is_absolute() else Path.cwd() / out).resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BundleError(f"{out} already exists and is not empty; a bundle is never merged into "
+                          "old files", hint="pass --out NEW_DIR, or move the old bundle aside")
+    if _inside(root, out):
+        raise BundleError(f"--out {out} contains the project {root}",
+                          hint="pick a directory inside the project or beside it")
+    summary, summary_path = _load_summary(root)
+    runs = _summary_runs(summary)
+    missing = [f"{run_id} ({rel})" for run_id, rel in runs.items() if not (root / rel).is_dir()]
+    if missing:
+        raise BundleError("results of runs the analysis used are missing: " + ", ".join(missing),
+                          hint="restore them (rstack run syncs remote results), or re-run "
+                               "`rstack analyze` after re-running those runs")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    notes: list[str] = []
+    try:
+        state = _git_state(root)
+        if state:
+            _copy_code_from_git(root, state, work / "code", notes)
+        else:
+            notes.append("the project is not in git: code/ holds its files as they are now; "
+                         "checksums.sha256 pins each by hash")
+            _copy_code_files(root, work / "code", {out, work.resolve()}, notes)
+        plan_rel = (summary.get("plan") or {}).get("path") or "experiment-plan.md"
+        if (root / plan_rel).is_file():
+            (work / "plan").mkdir()
+            shutil.copy2(root / plan_rel, work / "plan" / Path(plan_rel).name)
+        else:
+            notes.append(f"plan {plan_rel} not found; not bundled")
+        (work / "ledgers").mkdir()
+        for name in ("experiments", "lit-review"):
+            src = paths.ledger_path(root, name)
+            if src.is_file():
+                shutil.copy2(src, work / "ledgers" / src.name)
+        for run_id, rel in sorted(runs.items()):
+            shutil.copytree(root / rel, work / "results" / run_id, symlinks=True)
+        shutil.copytree(summary_path.parent, work / "analysis", symlinks=True)
+        paper_files = sorted(p for p in root.iterdir() if p.is_file() and (
+            p.suffix in _PAPER_SUFFIXES or p.name == "paper.pdf"))
+        if paper_files:
+            (work / "paper").mkdir()
+            for src in paper_files:
+                shutil.copy2(src, work / "paper" / src.name)
+        else:
+            notes.append("no paper sources (paper.tex) at the project root; none bundled")
+        environment_files(work / "environment")
+        ledger_file = paths.ledger_path(root, "experiments")
+        ledger_sha = sha256_file(ledger_file) if ledger_file.is_file() else None
+        analysis_sha = (summary.get("ledger") or {}).get("sha256")
+        if analysis_sha != ledger_sha:
+            notes.append("the ledger changed after `rstack analyze` ran; re-run it so the "
+                         "analysis matches the bundled ledger")
+        stamp = {
+            "version": STAMP_VERSION,
+            "commit": state["commit"] if state else None,
+            "dirty": state["dirty"] if state else None,
+            "code_source": "git-archive" if state else "files",
+            "rstack_version": __version__,
+            "created_at": utc_now(),
+            "ledger_sha256": ledger_sha,
+            "analysis_ledger_sha256": analysis_sha,
+            "run_ids": sorted(runs),
+            "notes": notes,
+        }
+        (work / STAMP).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+        (work / "README.md").write_text(_bundle_readme(stamp), encoding="utf-8")
+        for problem in (p for p in _bundle_files(work) if (work / p).is_symlink()):
+            (work / problem).unlink()
+            notes.append(f"{problem.as_posix()}: a link, not bundled")
+        count = write_checksums(work)
+        if out.exists():
+            out.rmdir()
+        os.replace(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return BundleReport(out=out, stamp=stamp, files=count + 1, notes=notes)
+
+
+def _bundle_readme(stamp: dict) -> str:
+    commit = stamp["commit"] or "(not in git)"
+    return (
+        "# Reproducibility bundle\n\n"
+        f"Made by rstack {stamp['rstack_version']} at {stamp['created_at']} from commit "
+        f"{commit}{' (with uncommitted changes: code.patch)' if stamp['dirty'] else ''}.\n\n"
+        "- `code/`: the project's code at that commit\n"
+        "- `plan/`: the experiment plan; `ledgers/`: the append-only ledgers\n"
+        "- `results/<run_id>/`: the outputs of every run the analysis used\n"
+        "- `analysis/`: figures, tables, numbers.tex and summary.json (see its README.md)\n"
+        "- `paper/`: the paper sources and PDF, when present\n"
+        "- `environment/`: python, platform, installed packages, GPU\n"
+        "- `stamp.json`: commit, dirty flag, ledger sha256, run ids\n"
+        "- `checksums.sha256`: the sha256 of every other file\n\n"
+        "Check it: `rstack bundle verify DIR` (or `sha256sum -c checksums.sha256` inside it).\n"
+        "Re-run a run: copy code/ to a project with ledgers/experiments.jsonl as "
+        "`.rstack/experiments.jsonl`, then `rstack reproduce RUN_ID`.\n"
+    )
+
+
+def verify_bundle(bundle: Path) -> VerifyReport:
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise BundleError(f"{bundle}: not a directory", hint="pass the bundle directory")
+    report = VerifyReport(path=bundle, checked=0)
+
+    def problem(kind: str, rel: str, message: str) -> None:
+        report.problems.append({"kind": kind, "path": rel, "message": message})
+
+    listing = bundle / CHECKSUMS
+    if not listing.is_file():
+        problem("missing", CHECKSUMS, "checksums.sha256 is missing: nothing can be verified")
+        return report
+    expected: dict[str, str] = {}
+    for lineno, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64 or not rel:
+            problem("malformed", f"{CHECKSUMS}:{lineno}", f"not `<sha256>  <path>`: {line!r}")
+            continue
+        expected[rel] = digest
+    present = {p.as_posix(): p for p in _bundle_files(bundle)}
+    for rel, digest in sorted(expected.items()):
+        path = bundle / rel
+        if rel not in present:
+            problem("missing", rel, f"{rel}: listed in checksums.sha256 but missing")
+            continue
+        if path.is_symlink() or not path.is_file():
+            problem("not-a-file", rel, f"{rel}: not a regular file")
+            continue
+        report.checked += 1
+        actual = sha256_file(path)
+        if actual != digest:
+            problem("changed", rel, f"{rel}: sha256 {actual} but checksums.sha256 says {digest}")
+    for rel in sorted(set(present) - set(expected)):
+        problem("extra", rel, f"{rel}: not listed in checksums.sha256")
+    _check_stamp(bundle, report, problem)
+    return report
+
+
+def _check_stamp(bundle: Path, report: VerifyReport, problem) -> None:
+    """stamp.json must agree with the files: the ledger's hash, a results dir per run id."""
+    path = bundle / STAMP
+    if not path.is_file():
+        if STAMP not in {p["path"] for p in report.problems}:
+            problem("missing", STAMP, "stamp.json is missing")
+        return
+    try:
+        stamp = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        problem("malformed", STAMP, f"stamp.json is not valid JSON ({exc})")
+        return
+    ledger = bundle / "ledgers" / "experiments.jsonl"
+    if stamp.get("ledger_sha256") and ledger.is_file():
+        if sha256_file(ledger) != stamp["ledger_sha256"]:
+            problem("stamp", "ledgers/experiments.jsonl",
+                    "ledgers/experiments.jsonl does not match stamp.json's ledger_sha256")
+    for run_id in stamp.get("run_ids") or []:
+        if not (bundle / "results" / run_id).is_dir():
+            problem("stamp", f"results/{run_id}", f"results/{run_id}: run named in stamp.json "
+                    "has no results directory")

@@ -1,0 +1,181 @@
+"""rstack bundle create|verify on a project of real runs, in git and out of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from analysis_fixtures import build_real_project
+
+
+@pytest.fixture(scope="module")
+def analysed_template(tmp_path_factory):
+    from rstack.analysis import run_analysis
+
+    root = tmp_path_factory.mktemp("bundled")
+    ids = build_real_project(root, seeds=(0, 1))
+    run_analysis(root)
+    return root, ids
+
+
+@pytest.fixture
+def analysed(project, analysed_template):
+    src, ids = analysed_template
+    shutil.copytree(src, project, dirs_exist_ok=True)
+    return project, ids
+
+
+def _create(cli, out):
+    result = cli("bundle", "create", "--out", out)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_create_holds_everything_and_verifies(analysed, cli, tmp_path):
+    root, ids = analysed
+    (root / "paper.tex").write_text("\\documentclass{article}\\input{analysis/numbers.tex}\n")
+    (root / "paper.bib").write_text("@misc{a, title={A}}\n")
+    (root / "paper.pdf").write_bytes(b"%PDF-1.5 fake for the bundle test\n%%EOF\n")
+    out = tmp_path / "b"
+    result = _create(cli, out)
+    assert f"bundle: {out} (" in result.output and "6 runs" not in result.output
+    all_ids = ids["baseline"] + ids["treatment"]
+    for run_id in all_ids:
+        assert (out / "results" / run_id / "metrics.json").is_file()
+    for rel in ("code/train.py", "plan/experiment-plan.md", "ledgers/experiments.jsonl",
+                "analysis/summary.json", "analysis/fig_bar.pdf", "paper/paper.tex",
+                "paper/paper.bib", "paper/paper.pdf", "environment/python.txt",
+                "environment/platform.json", "environment/pip-freeze.txt",
+                "environment/gpu.txt", "stamp.json", "checksums.sha256", "README.md"):
+        assert (out / rel).is_file(), rel
+    assert "numpy==" in (out / "environment" / "pip-freeze.txt").read_text()
+    stamp = json.loads((out / "stamp.json").read_text())
+    ledger = (root / ".rstack" / "experiments.jsonl").read_bytes()
+    assert stamp["ledger_sha256"] == hashlib.sha256(ledger).hexdigest()
+    assert stamp["run_ids"] == sorted(all_ids)
+    assert stamp["commit"] is None and stamp["dirty"] is None and stamp["code_source"] == "files"
+    assert stamp["rstack_version"] and stamp["created_at"].endswith("Z")
+    # checksums: sorted, sha256sum format, every file but itself
+    lines = (out / "checksums.sha256").read_text().splitlines()
+    listed = [line.split("  ", 1)[1] for line in lines]
+    assert listed == sorted(listed)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert listed == [f for f in files if f != "checksums.sha256"]
+    if shutil.which("sha256sum"):
+        subprocess.run(["sha256sum", "-c", "--quiet", "checksums.sha256"], cwd=out, check=True)
+    verified = cli("bundle", "verify", out)
+    assert verified.exit_code == 0, verified.output
+    assert f"{out}: {len(lines)} file(s) checked: OK" in verified.output
+
+
+def test_verify_catches_a_changed_byte(analysed, cli, tmp_path):
+    root, ids = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    target = out / "results" / ids["treatment"][0] / "metrics.json"
+    data = bytearray(target.read_bytes())
+    data[5] ^= 0x01
+    target.write_bytes(bytes(data))
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1
+    rel = f"results/{ids['treatment'][0]}/metrics.json"
+    assert f"changed: {rel}: sha256 " in result.output
+    assert "FAIL (1 problem(s))" in result.output
+
+
+def test_verify_catches_missing_and_extra_files(analysed, cli, tmp_path):
+    root, _ = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    (out / "analysis" / "fig_bar.png").unlink()
+    (out / "analysis" / "notes.txt").write_text("added later")
+    result = cli("bundle", "verify", out, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["ok"] is False
+    assert {(p["kind"], p["path"]) for p in report["problems"]} == {
+        ("missing", "analysis/fig_bar.png"), ("extra", "analysis/notes.txt")}
+    human = cli("bundle", "verify", out)
+    assert "missing: analysis/fig_bar.png: listed in checksums.sha256 but missing" in human.output
+    assert "extra: analysis/notes.txt: not listed in checksums.sha256" in human.output
+
+
+def test_verify_catches_a_ledger_swapped_with_fresh_checksums(analysed, cli, tmp_path):
+    from rstack.bundle import write_checksums
+
+    root, _ = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    ledger = out / "ledgers" / "experiments.jsonl"
+    ledger.write_text(ledger.read_text().splitlines()[0] + "\n")
+    write_checksums(out)  # a careful forger re-hashes; stamp.json still pins the ledger
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1
+    assert ("stamp: ledgers/experiments.jsonl does not match stamp.json's ledger_sha256"
+            in result.output)
+
+
+def test_verify_without_checksums(tmp_path, cli):
+    (tmp_path / "empty").mkdir()
+    result = cli("bundle", "verify", tmp_path / "empty")
+    assert result.exit_code == 1
+    assert "missing: checksums.sha256 is missing: nothing can be verified" in result.output
+
+
+def test_git_project_records_commit_and_dirty_patch(analysed, cli, tmp_path):
+    root, _ = analysed
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    (root / ".gitignore").write_text(".rstack/\nresults/\nanalysis/\n")
+    subprocess.run(git + ["init", "-q"], cwd=root, check=True)
+    subprocess.run(git + ["add", "train.py", "experiment-plan.md", ".gitignore"], cwd=root,
+                   check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "c"], cwd=root, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    clean = tmp_path / "clean"
+    _create(cli, clean)
+    stamp = json.loads((clean / "stamp.json").read_text())
+    assert (stamp["commit"], stamp["dirty"], stamp["code_source"]) == (head, False, "git-archive")
+    assert sorted(p.name for p in (clean / "code").iterdir()) == [".gitignore",
+                                                                   "experiment-plan.md",
+                                                                   "train.py"]
+    assert not (clean / "code.patch").exists()
+    (root / "train.py").write_text((root / "train.py").read_text() + "# edited\n")
+    dirty = tmp_path / "dirty"
+    result = _create(cli, dirty)
+    assert "(dirty: code.patch)" in result.output
+    stamp = json.loads((dirty / "stamp.json").read_text())
+    assert stamp["dirty"] is True
+    assert "+# edited" in (dirty / "code.patch").read_text()
+    assert "# edited" not in (dirty / "code" / "train.py").read_text()  # code/ is the commit
+    assert cli("bundle", "verify", dirty).exit_code == 0
+
+
+def test_create_needs_an_analysis(project, cli, tmp_path):
+    result = cli("bundle", "create", "--out", tmp_path / "b")
+    assert result.exit_code == 1
+    assert "analysis/summary.json not found" in result.output
+    assert "fix: run `rstack analyze` first" in result.output
+
+
+def test_create_refuses_a_non_empty_out_dir(analysed, cli, tmp_path):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "old.txt").write_text("x")
+    result = cli("bundle", "create", "--out", out)
+    assert result.exit_code == 1
+    assert f"{out} already exists and is not empty" in result.output
+
+
+def test_create_refuses_when_a_used_run_has_no_results(analysed, cli, tmp_path):
+    root, ids = analysed
+    shutil.rmtree(root / "results" / ids["baseline"][1])
+    result = cli("bundle", "create", "--out", tmp_path / "b")
+    assert result.exit_code == 1
+    assert (f"results of runs the analysis used are missing: {ids['baseline'][1]} "
+            f"(results/{ids['baseline'][1]})") in result.output
+    assert not (tmp_path / "b").exists()
