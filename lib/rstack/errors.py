@@ -53,3 +53,7 @@ class BundleError(RStackError):
 
 class ReproduceError(RStackError):
     """A ledgered run cannot be re-run, or its re-run did not reproduce its metrics."""
+
+
+class PaperError(RStackError):
+    """`rstack paper`/`rstack venue` cannot write, build or audit the paper (or fetch a style)."""

@@ -19,6 +19,8 @@ from ..errors import RStackError
 COMMANDS: dict[str, str] = {
     "paper": "rstack.cli.paper:paper_group",
     "venue": "rstack.cli.paper:venue_group",
+    "paper": "rstack.cli.paper:paper_group",
+    "venue": "rstack.cli.paper:venue_group",
     "plan": "rstack.cli.plan:plan_group",
     "run": "rstack.cli.run:run_command",
     "runs": "rstack.cli.run:runs_group",
