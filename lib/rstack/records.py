@@ -95,9 +95,14 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "message": "str?"},
         doc="A Vast.ai instance rstack rented (recorded before it is polled) and what became of it."),
     # Minimal forms; the literature concern extends them.
-    RecordType("search", ("lit-review",), {"query": "str", "source": "str"},
+    RecordType("search", ("lit-review",), {"query": "str", "source": "enum:s2,arxiv,all"},
+               {"counts": "object", "limit": "int", "year": "str?", "offline": "bool",
+                "keys": "array", "errors": "array"},
                doc="One literature search and its result counts."),
     RecordType("paper", ("lit-review",), {"key": "str", "title": "str"},
+               {"authors": "array", "year": "int?", "venue": "str?", "ids": "object",
+                "abstract": "str?", "url": "str?", "pdf_url": "str?", "citation_count": "int?",
+                "sources": "array", "primary_category": "str?", "query": "str?"},
                doc="A paper an API returned; the only thing a paper may cite."),
 )
 

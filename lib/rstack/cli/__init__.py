@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "config": "rstack.cli.config:config_group",
     "slug": "rstack.cli.slug:slug_command",
     "log": "rstack.cli.log:log_group",
+    "lit": "rstack.cli.lit:lit_group",
     "dev": "rstack.cli.dev:dev_group",
     "compute-detect": "rstack.cli.compute:compute_detect_command",
     "telemetry": "rstack.cli.telemetry:telemetry_group",

@@ -1,0 +1,166 @@
+"""`rstack lit search|resolve|bib|verify|nearest`: literature from Semantic Scholar and arXiv.
+
+Thin commands over rstack.literature; requests and numpy load only inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .options import json_option, project_option
+
+offline_option = click.option(
+    "--offline", is_flag=True,
+    help="Answer only from the response cache (.rstack/cache/lit/); never touch the network.")
+
+
+def _short(text: str | None, width: int) -> str:
+    text = text or ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_outcome(outcome, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(outcome.as_json(), indent=2, ensure_ascii=False))
+        return
+    if outcome.found:
+        click.echo(f"{'':1} {'KEY':<28} {'YEAR':<4}  {'TITLE':<56} {'VENUE':<18} {'CITES':>6}  SOURCES")
+    for item in outcome.found:
+        p = item.paper
+        cites = "" if p.citation_count is None else str(p.citation_count)
+        click.echo(f"{'+' if item.new else ' '} {_short(p.key, 28):<28} {p.year or '----':<4}  "
+                   f"{_short(p.title, 56):<56} {_short(p.venue, 18):<18} {cites:>6}  "
+                   f"{','.join(p.sources)}")
+    known = len(outcome.found) - outcome.recorded
+    click.echo(f"recorded {outcome.recorded} new paper(s) in {outcome.ledger_path} "
+               f"({known} already there; + marks new)")
+    for line in outcome.skipped + outcome.warnings:
+        click.echo(f"warning: {line}", err=True)
+    for error in outcome.errors:
+        click.echo(f"error: {error.message}" + (f"\n  fix: {error.hint}" if error.hint else ""),
+                   err=True)
+
+
+@click.group("lit")
+def lit_group() -> None:
+    """Search Semantic Scholar and arXiv, keep papers in the lit-review ledger, write and verify
+    BibTeX. A paper may cite only what an API returned and the ledger recorded."""
+
+
+@lit_group.command("search")
+@click.argument("query")
+@click.option("--source", type=click.Choice(["s2", "arxiv", "all"]), default="all",
+              show_default=True, help="Which API to ask.")
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="Results asked of each source.")
+@click.option("--year", metavar="RANGE", help="Publication years: 2019-2024, 2019-, -2024, 2019.")
+@offline_option
+@json_option
+@project_option
+def search_command(query, source, limit, year, offline, as_json, project) -> None:
+    """Search for QUERY, merge and dedupe the results, record new papers (exit 1 if every source
+    failed; a failure of one source is a warning and the others' papers are still recorded)."""
+    from ..literature.search import parse_years, search_literature
+
+    try:
+        parse_years(year)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--year") from None
+    outcome = search_literature(project, query, source=source, limit=limit, year=year,
+                                offline=offline)
+    _print_outcome(outcome, as_json)
+
+
+@lit_group.command("resolve")
+@click.argument("identifier", metavar="ID")
+@offline_option
+@json_option
+@project_option
+def resolve_command(identifier, offline, as_json, project) -> None:
+    """Fetch one paper by ID (S2 id, DOI:..., ARXIV:..., CorpusId:N or a bare arXiv id) and
+    record it unless the ledger already has it."""
+    from ..literature.search import parse_identifier, resolve_paper
+
+    try:
+        parse_identifier(identifier)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ID") from None
+    _print_outcome(resolve_paper(project, identifier, offline=offline), as_json)
+
+
+@lit_group.command("bib")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (default: standard output).")
+@click.option("--keys", metavar="K1,K2", help="Only these ledger keys, in this order.")
+@click.option("--cited", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="PAPER.TEX", help="Only the keys PAPER.TEX cites (\\input files included).")
+@project_option
+def bib_command(out, keys, cited, project) -> None:
+    """BibTeX for ledger papers (all of them, --keys, or those --cited by a .tex); exit 1 and
+    write nothing when a key is not in the ledger."""
+    from ..literature.bib import build_bib, write_bib
+    from ..literature.verify import collect_citations
+
+    if keys and cited:
+        raise click.UsageError("give at most one of --keys and --cited")
+    wanted = None
+    if keys is not None:
+        wanted = [k.strip() for k in keys.split(",") if k.strip()]
+    elif cited is not None:
+        wanted = sorted(collect_citations(cited)[0])
+    result = build_bib(project, keys=wanted)
+    if out is None:
+        click.echo(result.text, nl=False)
+        return
+    write_bib(result, out)
+    click.echo(f"wrote {len(result.keys)} entr{'y' if len(result.keys) == 1 else 'ies'} to {out}")
+
+
+@lit_group.command("verify")
+@click.argument("tex", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bib", "bib", type=click.Path(dir_okay=False, path_type=Path),
+              help="The .bib file (default: the tex's \\bibliography, else paper.bib).")
+@json_option
+@project_option
+def verify_command(tex, bib, as_json, project) -> None:
+    """Check that every \\cite key of TEX (default paper.tex) has a bib entry, and every bib entry
+    matches an API-sourced ledger paper on title, year and first author; exit 1 on any problem."""
+    from ..literature.verify import verify_citations
+
+    report = verify_citations(project, tex or Path("paper.tex"), bib)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+    else:
+        for problem in report.problems:
+            click.echo(problem.render())
+        verdict = "ok" if report.ok else f"FAIL: {len(report.problems)} problem(s)"
+        click.echo(f"{verdict}: {len(report.cited)} cited key(s), {len(report.bib_keys)} bib "
+                   f"entr(ies), {report.checked} matched the ledger ({report.tex_path})")
+    if not report.ok:
+        sys.exit(1)
+
+
+@lit_group.command("nearest")
+@click.argument("text")
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many papers.")
+@json_option
+@project_option
+def nearest_command(text, k, as_json, project) -> None:
+    """Ledger papers ranked by TF-IDF cosine similarity of title + abstract to TEXT."""
+    from ..literature.nearest import nearest_papers
+
+    found = nearest_papers(project, text, k)
+    if as_json:
+        click.echo(json.dumps({"text": text, "k": k, "papers": [n.as_json() for n in found]},
+                              indent=2, ensure_ascii=False))
+        return
+    for n in found:
+        click.echo(f"{n.score:.3f}  {_short(n.paper.key, 28):<28} {n.paper.year or '----'}  "
+                   f"{_short(n.paper.title, 70)}")
+    if not found:
+        click.echo("no ledger paper shares a term with the text (rstack lit search first)")

@@ -1,0 +1,237 @@
+"""`lit search` and `lit resolve`: ask the APIs, merge, give keys, record new papers once.
+
+A search that fails on one source still records what the other returned, and says which source
+failed and why; only when every source failed does it raise (and then nothing was recorded).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..ledger import Ledger
+from . import arxiv, s2
+from .errors import LiteratureError, NotFoundError, ServiceError
+from .keys import assign_keys
+from .merge import LedgerIndex, merge_papers
+from .papers import Paper, is_arxiv_id, normalize_arxiv_id, normalize_doi
+from .transport import Transport
+
+SOURCE_CHOICES = ("s2", "arxiv", "all")
+_YEARS = re.compile(r"^(\d{4})?-(\d{4})?$|^(\d{4})$")
+_S2_SHA = re.compile(r"^[0-9a-f]{40}$")
+_S2_PREFIXES = ("DOI", "ARXIV", "CORPUSID", "MAG", "ACL", "PMID", "PMCID", "URL")
+
+
+def parse_years(text: str | None) -> tuple[int | None, int | None] | None:
+    """`2019-2024`, `2019-`, `-2024`, `2019` -> (lo, hi); None for no filter; ValueError if bad."""
+    if text is None or not text.strip():
+        return None
+    match = _YEARS.match(text.strip())
+    if not match or text.strip() == "-":
+        raise ValueError(f"{text!r} is not a year range (forms: 2019-2024, 2019-, -2024, 2019)")
+    if match.group(3):
+        year = int(match.group(3))
+        return (year, year)
+    lo = int(match.group(1)) if match.group(1) else None
+    hi = int(match.group(2)) if match.group(2) else None
+    if lo and hi and lo > hi:
+        raise ValueError(f"{text!r}: the first year is after the second")
+    return (lo, hi)
+
+
+@dataclass
+class SourceError:
+    source: str
+    kind: str
+    message: str
+    hint: str | None
+
+    def as_json(self) -> dict:
+        return {"source": self.source, "kind": self.kind, "message": self.message,
+                "hint": self.hint}
+
+
+@dataclass
+class FoundPaper:
+    paper: Paper
+    new: bool
+
+    def as_json(self) -> dict:
+        return {**self.paper.as_json(), "new": self.new}
+
+
+@dataclass
+class LitOutcome:
+    """What a search or resolve found, what it recorded and what went wrong on the way."""
+
+    query: str
+    source: str
+    found: list[FoundPaper] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    errors: list[SourceError] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    recorded: int = 0
+    network_calls: int = 0
+    cache_hits: int = 0
+    offline: bool = False
+    ledger_path: str = ""
+
+    def as_json(self) -> dict:
+        return {
+            "query": self.query, "source": self.source, "offline": self.offline,
+            "counts": self.counts, "recorded": self.recorded, "ledger": self.ledger_path,
+            "network_calls": self.network_calls, "cache_hits": self.cache_hits,
+            "papers": [f.as_json() for f in self.found],
+            "errors": [e.as_json() for e in self.errors], "skipped": self.skipped,
+            "warnings": self.warnings,
+        }
+
+
+def _in_years(paper: Paper, years: tuple[int | None, int | None] | None) -> bool:
+    if not years or paper.year is None:
+        return True
+    lo, hi = years
+    return (lo is None or paper.year >= lo) and (hi is None or paper.year <= hi)
+
+
+def _record(root: Path, outcome: LitOutcome, papers: list[Paper], search_record: dict | None,
+            query_label: str) -> None:
+    """Key the papers, mark which are new, append the search record and the new paper records."""
+    ledger = Ledger(root, "lit-review")
+    read = ledger.read(types=["paper"])
+    if read.damage:
+        outcome.warnings.append(f"{ledger.path}: {len(read.damage)} damaged line(s) ignored "
+                                "(rstack log check lit-review)")
+    index = LedgerIndex(read.records)
+    fresh: list[Paper] = []
+    for paper in papers:
+        known = index.find(paper)
+        if known is not None:
+            paper.key = known.key
+            outcome.found.append(FoundPaper(paper, False))
+        else:
+            fresh.append(paper)
+            outcome.found.append(FoundPaper(paper, True))
+    assign_keys(fresh, index.keys)
+    records = []
+    if search_record is not None:
+        search_record["counts"]["new"] = len(fresh)
+        search_record["keys"] = [f.paper.key for f in outcome.found]
+        records.append(search_record)
+    records.extend(paper.to_record(query_label) for paper in fresh)
+    if records:
+        ledger.append_many(records)
+    outcome.recorded = len(fresh)
+    outcome.ledger_path = str(ledger.path)
+
+
+def search_literature(root: Path, query: str, *, source: str = "all", limit: int = 10,
+                      year: str | None = None, offline: bool = False,
+                      transport: Transport | None = None) -> LitOutcome:
+    """Search S2 and/or arXiv, merge and dedupe, record new papers; raises if every source failed."""
+    if not query.strip():
+        raise LiteratureError("the search query is empty", hint='rstack lit search "QUERY"')
+    if source not in SOURCE_CHOICES:
+        raise LiteratureError(f"unknown source {source!r}; use one of {', '.join(SOURCE_CHOICES)}")
+    years = parse_years(year)
+    transport = transport or Transport(root, offline=offline)
+    outcome = LitOutcome(query=query, source=source, offline=offline)
+    results: list[list[Paper]] = []
+    counts: dict = {}
+    wanted = ["s2", "arxiv"] if source == "all" else [source]
+    for name in wanted:
+        try:
+            if name == "s2":
+                got = s2.search(transport, query, limit=limit, year=year)
+            else:
+                got = arxiv.search(transport, query, limit=limit, years=years)
+        except ServiceError as exc:
+            outcome.errors.append(SourceError(name, exc.kind, exc.message, exc.hint))
+            counts[name] = None
+            continue
+        results.append(got.papers)
+        counts[name] = len(got.papers)
+        counts[f"{name}_total"] = got.total
+        outcome.skipped.extend(f"{name}: skipped {why}" for why in got.skipped)
+    outcome.network_calls = transport.network_calls
+    outcome.cache_hits = transport.cache_hits
+    outcome.warnings.extend(transport.warnings)
+    if len(outcome.errors) == len(wanted):
+        details = "; ".join(e.message for e in outcome.errors)
+        hints = [e.hint for e in outcome.errors if e.hint]
+        raise LiteratureError(f"search {query!r} failed on every source ({details}); "
+                              "nothing was recorded", hint=hints[0] if hints else None)
+    merged = [p for p in merge_papers(results) if _in_years(p, years)]
+    counts["merged"] = len(merged)
+    search_record = {
+        "type": "search", "query": query, "source": source, "limit": limit, "year": year,
+        "offline": offline, "counts": counts,
+        "errors": [e.as_json() for e in outcome.errors],
+    }
+    outcome.counts = counts
+    _record(root, outcome, merged, search_record, query)
+    return outcome
+
+
+def parse_identifier(text: str) -> tuple[str, str]:
+    """('arxiv', id) or ('s2', S2-style id) for what `lit resolve` accepts; ValueError if neither."""
+    raw = text.strip()
+    prefix, _, rest = raw.partition(":")
+    if prefix.upper() == "ARXIV" and rest:
+        norm = normalize_arxiv_id(rest)
+        if norm:
+            return "arxiv", norm
+        raise ValueError(f"{raw!r}: {rest!r} is not an arXiv id (e.g. 1706.03762)")
+    if is_arxiv_id(raw):
+        return "arxiv", normalize_arxiv_id(raw) or raw
+    if prefix.upper() == "DOI" and rest:
+        doi = normalize_doi(rest)
+        if doi:
+            return "s2", f"DOI:{doi}"
+        raise ValueError(f"{raw!r}: {rest!r} is not a DOI (DOIs start with 10.)")
+    if normalize_doi(raw):
+        return "s2", f"DOI:{normalize_doi(raw)}"
+    if _S2_SHA.match(raw.lower()):
+        return "s2", raw.lower()
+    if rest and prefix.upper() in _S2_PREFIXES:
+        return "s2", f"{prefix.upper() if prefix.upper() != 'CORPUSID' else 'CorpusId'}:{rest}"
+    raise ValueError(f"{raw!r} is not a paper id; use an S2 id (40 hex chars), DOI:10..., "
+                     "ARXIV:1706.03762, CorpusId:N, or a bare arXiv id")
+
+
+def resolve_paper(root: Path, identifier: str, *, offline: bool = False,
+                  transport: Transport | None = None) -> LitOutcome:
+    """Fetch one paper by id (S2 and, for arXiv ids, arXiv too), and record it if new."""
+    kind, ident = parse_identifier(identifier)
+    transport = transport or Transport(root, offline=offline)
+    outcome = LitOutcome(query=identifier, source="all" if kind == "arxiv" else "s2",
+                         offline=offline)
+    attempts = [("s2", lambda: s2.get_paper(transport, f"ARXIV:{ident}" if kind == "arxiv"
+                                                else ident))]
+    if kind == "arxiv":
+        attempts.append(("arxiv", lambda: arxiv.get_paper(transport, ident)))
+    found: list[list[Paper]] = []
+    for name, fetch in attempts:
+        try:
+            found.append([fetch()])
+        except ServiceError as exc:
+            outcome.errors.append(SourceError(name, exc.kind, exc.message, exc.hint))
+    outcome.network_calls = transport.network_calls
+    outcome.cache_hits = transport.cache_hits
+    outcome.warnings.extend(transport.warnings)
+    if not found:
+        details = "; ".join(e.message for e in outcome.errors)
+        error_cls = NotFoundError if all(e.kind == "not-found" for e in outcome.errors) else None
+        hint = next((e.hint for e in outcome.errors if e.hint), None)
+        if error_cls is not None:
+            raise NotFoundError(f"{identifier}: not found ({details}); nothing was recorded",
+                                service=outcome.source, hint=hint)
+        raise LiteratureError(f"{identifier}: could not be fetched ({details}); "
+                              "nothing was recorded", hint=hint)
+    merged = merge_papers(found)
+    outcome.counts = {"found": len(merged)}
+    _record(root, outcome, merged, None, f"resolve:{identifier}")
+    return outcome

@@ -1,0 +1,305 @@
+"""HTTP for the literature APIs: one requests Session, bounded retries, per-service pacing, cache.
+
+Retries (urllib3 Retry) cover 429, 5xx, connection errors and timeouts with exponential backoff
+plus jitter, honour Retry-After up to a cap, and stop after `lit_max_retries`. Every call has a
+timeout. Pacing keeps `<service>_min_interval_s` between requests to one service, across processes
+too (a tiny state file under a lock), because a skill runs `rstack lit ...` many times in a row.
+Request headers are never logged, cached or put in a message: the S2 API key travels in one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
+
+from .. import __version__, config
+from .cache import ResponseCache, lit_cache_dir
+from .errors import NotFoundError, OfflineMiss, ServiceError
+
+T = TypeVar("T")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = f"rstack/{__version__} (research tooling; literature search)"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # s2 | arxiv: also the config prefix and the pacing slot
+    label: str  # how messages name it
+
+    @property
+    def min_interval_s(self) -> float:
+        return float(config.get(f"{self.name}_min_interval_s"))
+
+
+S2 = Service("s2", "Semantic Scholar")
+ARXIV = Service("arxiv", "arXiv")
+
+
+@dataclass(frozen=True)
+class Body:
+    """A response body handed to a parser: from the network or from the cache."""
+
+    status: int
+    content_type: str
+    text: str
+    url: str
+    from_cache: bool
+
+
+def _retry_class():
+    from urllib3.exceptions import InvalidHeader
+    from urllib3.util.retry import Retry
+
+    class BoundedRetry(Retry):
+        """Retry whose unparseable Retry-After falls back to backoff instead of raising."""
+
+        def parse_retry_after(self, retry_after: str) -> float:
+            try:
+                return super().parse_retry_after(retry_after)
+            except InvalidHeader:
+                return 0.0
+
+    return BoundedRetry
+
+
+def build_session(*, max_retries: int, backoff_s: float, retry_after_max_s: float):
+    """A requests Session whose adapters retry 429/5xx/timeouts, boundedly, with jitter."""
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    retry = _retry_class()(
+        total=max_retries, connect=max_retries, read=max_retries, status=max_retries, other=0,
+        status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
+        backoff_factor=backoff_s, backoff_jitter=backoff_s, backoff_max=max(backoff_s * 16, 1.0),
+        respect_retry_after_header=True, retry_after_max=int(max(retry_after_max_s, 0)),
+        raise_on_status=False, raise_on_redirect=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=2)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+class Pacer:
+    """At least `interval` seconds between the starts of two requests to one service."""
+
+    def __init__(self, state_path: Path | None):
+        self.state_path = state_path
+        self._memory: dict[str, float] = {}
+
+    def wait(self, slot: str, interval: float) -> float:
+        """Sleep as needed, then mark now as the slot's last request; returns seconds slept."""
+        if interval <= 0:
+            return 0.0
+        lock_fd = self._open_lock()
+        try:
+            state = self._read()
+            last = max(state.get(slot, 0.0), self._memory.get(slot, 0.0))
+            delay = min(interval, last + interval - time.time())
+            if delay > 0:
+                time.sleep(delay)
+            now = time.time()
+            self._memory[slot] = now
+            state[slot] = now
+            self._write(state)
+            return max(delay, 0.0)
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
+
+    def _open_lock(self) -> int | None:
+        if self.state_path is None:
+            return None
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.state_path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return fd
+        except OSError:
+            return None  # a read-only project still paces within this process
+
+    def _read(self) -> dict[str, float]:
+        if self.state_path is None:
+            return {}
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+            return {str(k): float(v) for k, v in data.items()}
+        except (OSError, ValueError, AttributeError, TypeError):
+            return {}
+
+    def _write(self, state: dict[str, float]) -> None:
+        if self.state_path is None:
+            return
+        try:
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(state), encoding="utf-8")
+            os.replace(tmp, self.state_path)
+        except OSError:
+            pass
+
+
+def _timeout_in(exc: BaseException) -> bool:
+    """Whether a requests/urllib3 error chain is, at bottom, a timeout."""
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    seen = 0
+    stack: list[Any] = [exc]
+    while stack and seen < 20:
+        item = stack.pop()
+        seen += 1
+        if isinstance(item, NewConnectionError):
+            continue  # urllib3 files a refused connection under ConnectTimeoutError; it is not one
+        if isinstance(item, (requests.Timeout, Urllib3Timeout)):
+            return True
+        if isinstance(item, MaxRetryError) and item.reason is not None:
+            stack.append(item.reason)
+        if isinstance(item, BaseException):
+            stack.extend(arg for arg in item.args if isinstance(arg, BaseException))
+            for linked in (item.__cause__, item.__context__):
+                if linked is not None:
+                    stack.append(linked)
+    return False
+
+
+def _api_message(text: str) -> str:
+    """The error text an API put in a JSON body ({"error": ...} or {"message": ...}), if any."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    if isinstance(data, dict):
+        for name in ("error", "message"):
+            if isinstance(data.get(name), str):
+                return data[name][:300]
+    return ""
+
+
+class Transport:
+    """Cached, paced, retrying GETs for one project. `network_calls` counts requests sent."""
+
+    def __init__(self, root: Path, *, offline: bool = False, session=None):
+        self.root = Path(root)
+        self.offline = offline
+        self.timeout_s = float(config.get("lit_timeout_s"))
+        self.max_retries = int(config.get("lit_max_retries"))
+        self.cache = ResponseCache(self.root, float(config.get("lit_cache_ttl_s")))
+        self.pacer = Pacer(lit_cache_dir(self.root) / "pacing.json")
+        self._session = session
+        self.network_calls = 0
+        self.cache_hits = 0
+        self.warnings: list[str] = []
+
+    @property
+    def session(self):
+        if self._session is None:
+            self._session = build_session(
+                max_retries=self.max_retries, backoff_s=float(config.get("lit_backoff_s")),
+                retry_after_max_s=float(config.get("lit_retry_after_max_s")))
+        return self._session
+
+    def get(self, service: Service, url: str, params: Mapping[str, Any], *,
+            parse: Callable[[Body], T], what: str,
+            headers: Mapping[str, str] | None = None,
+            explain: Callable[[str], str] | None = None) -> T:
+        """GET url?params and return parse(body); cache first, network unless offline.
+
+        `parse` raises ServiceError for a body it cannot use; such a body is never cached.
+        `what` names the request in messages ("search 'graph neural networks'"); `explain`
+        pulls the service's own error text out of an error body (default: JSON error/message).
+        """
+        cached = self.cache.lookup("GET", url, params, any_age=self.offline)
+        if cached is not None:
+            try:
+                value = parse(Body(cached.status, cached.content_type, cached.body, url, True))
+            except ServiceError:
+                value = None  # an unusable cached body is a miss; online, it is fetched again
+            else:
+                self.cache_hits += 1
+                return value
+        if self.offline:
+            raise OfflineMiss(
+                f"{service.label} {what}: no cached answer in {self.cache.dir} (--offline "
+                "answers only from the cache)",
+                service=service.name,
+                hint="run the same command once without --offline (network needed), "
+                     "or install a cache snapshot into .rstack/cache/lit/",
+            )
+        response = self._send(service, url, params, what, headers, explain or _api_message)
+        content_type = response.headers.get("Content-Type", "")
+        body = Body(response.status_code, content_type, response.text, url, False)
+        value = parse(body)
+        try:
+            self.cache.store("GET", url, params, status=response.status_code,
+                             content_type=content_type, body=response.text)
+        except OSError as exc:
+            self.warnings.append(f"could not write the response cache ({exc.strerror or exc})")
+        return value
+
+    def _send(self, service: Service, url: str, params: Mapping[str, Any], what: str,
+              headers: Mapping[str, str] | None, explain: Callable[[str], str]):
+        import requests
+
+        self.pacer.wait(service.name, service.min_interval_s)
+        self.network_calls += 1
+        tries = self.max_retries + 1
+        try:
+            response = self.session.get(url, params=dict(params), headers=dict(headers or {}),
+                                        timeout=(min(self.timeout_s, 10.0), self.timeout_s),
+                                        allow_redirects=True)
+        except requests.RequestException as exc:
+            if _timeout_in(exc):
+                raise ServiceError(
+                    f"{service.label} {what}: no answer within {self.timeout_s:g} s "
+                    f"({tries} attempt(s))",
+                    service=service.name, kind="timeout",
+                    hint=f"try again later, or raise the limit: rstack config set lit_timeout_s "
+                         f"{max(self.timeout_s * 2, 60):g}") from None
+            reason = type(exc).__name__
+            raise ServiceError(
+                f"{service.label} {what}: could not connect to {_host(url)} ({reason}, "
+                f"{tries} attempt(s))",
+                service=service.name, kind="unreachable",
+                hint=f"check the network, or the base URL: rstack config get {service.name}_api_url; "
+                     "--offline answers from the cache") from None
+        if "charset=" not in response.headers.get("Content-Type", "").lower():
+            response.encoding = "utf-8"  # both APIs send UTF-8; never let requests guess
+        status = response.status_code
+        if status == 429:
+            raise ServiceError(
+                f"{service.label} {what}: still rate limited (HTTP 429) after {tries} attempt(s)",
+                service=service.name, kind="rate-limited",
+                hint=("wait a minute and re-run; an S2_API_KEY in the environment raises the limit"
+                      if service is S2 else "wait a minute and re-run") +
+                     f"; or slow down: rstack config set {service.name}_min_interval_s "
+                     f"{max(service.min_interval_s * 2, 3):g}")
+        if status == 404:
+            detail = explain(response.text)
+            raise NotFoundError(
+                f"{service.label} {what}: not found (HTTP 404)" + (f": {detail}" if detail else ""),
+                service=service.name, hint="check the id (forms: S2 id, DOI:..., ARXIV:..., "
+                                           "or an arXiv id such as 1706.03762)")
+        if status >= 400:
+            detail = explain(response.text)
+            retried = f" after {tries} attempt(s)" if status in RETRY_STATUSES else ""
+            raise ServiceError(
+                f"{service.label} {what}: HTTP {status}{retried}" + (f": {detail}" if detail else ""),
+                service=service.name, kind="http-error",
+                hint="a 5xx is the service's fault: try again later" if status >= 500
+                     else "the request was refused as sent; check the query and options")
+        return response
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(url).netloc or url
