@@ -1,4 +1,4 @@
-"""rstack analyze: statistics against hand-computed values, and the files it writes from real runs."""
+"""rstack analyze: statistics against hand-computed values; the files it writes from real runs."""
 
 from __future__ import annotations
 
@@ -185,6 +185,9 @@ def test_summary_json_shape(real, cli):
     for art in s["artifacts"]:
         assert art["sha256"] == hashlib.sha256((root / art["path"]).read_bytes()).hexdigest()
         assert art["arms"] == ["baseline", "treatment"]
+        if art["kind"] == "figure":  # designed print size: a column (3.25 in) or a text width
+            width, height = art["size_in"]
+            assert 2.5 < width <= 6.75 and 1.5 < height < 3.0
     # generated_at is the ledger's latest record time: reproducible, not the clock
     assert s["generated_at"] == max(r["ts"] for r in ledger.records)
 

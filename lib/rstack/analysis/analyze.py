@@ -1,4 +1,4 @@
-"""`rstack analyze`: from the ledger's finished ok runs to analysis/ (figures, table, numbers, summary).
+"""`rstack analyze`: the ledger's finished ok runs -> analysis/ (figures, table, numbers, summary).
 
 The output depends only on the ledger, the plan and the runs' metrics.jsonl files: the same inputs
 give byte-identical files (generated_at is the ledger's latest record time, not the clock).
@@ -20,7 +20,8 @@ from .stats import ALPHA, CONFIDENCE, MIN_SEEDS, Summary, compare, metric_direct
 
 SUMMARY_VERSION = 1
 LEDGER_REL = ".rstack/experiments.jsonl"
-SIGNIFICANCE_RULE = (f"significant = Welch two-sided p < {ALPHA} AND the two {int(CONFIDENCE * 100)}% "
+SIGNIFICANCE_RULE = (f"significant = Welch two-sided p < {ALPHA} AND the two "
+                     f"{int(CONFIDENCE * 100)}% "
                      "confidence intervals do not overlap AND the difference points the metric's "
                      "good direction; anything else is reported as not significant")
 DIRECTION_RULE = ("primary metric: the plan's evaluation.direction; other metrics: minimised when "
@@ -98,7 +99,8 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     runs = [r for r in collected.runs if r.arm in plan_arms]
     for arm in collected.arms:
         if arm not in plan_arms:
-            notes.append(f"arm {arm}: has ok runs but is not in the plan's execution.arms; left out")
+            notes.append(f"arm {arm}: has ok runs but is not in the plan's execution.arms; "
+                         "left out")
     if not runs:
         found = ", ".join(collected.arms) or "none"
         raise AnalysisError(
@@ -110,8 +112,8 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     baseline = plan.baseline_arm
     if baseline not in arms:
         raise AnalysisError(
-            f"baseline arm {baseline!r} (hypothesis.baseline_arm in {_rel(plan.path, root)}) has no "
-            f"finished ok runs; arms with ok runs: {', '.join(arms)}",
+            f"baseline arm {baseline!r} (hypothesis.baseline_arm in {_rel(plan.path, root)}) "
+            f"has no finished ok runs; arms with ok runs: {', '.join(arms)}",
             hint=f"run it (rstack run --arm {baseline}), or correct hypothesis.baseline_arm")
     primary, direction = plan.primary_metric, plan.direction
     by_arm = {arm: sorted((r for r in runs if r.arm == arm),
@@ -207,8 +209,10 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     written: list[Path] = []
 
     def add(path: Path, kind: str, shown: list[str]) -> None:
-        artifacts.append({"path": _rel(path, root), "kind": kind, "sha256": _sha256(path),
-                          "arms": shown})
+        entry = {"path": _rel(path, root), "kind": kind, "sha256": _sha256(path), "arms": shown}
+        if kind == "figure":  # the printed size it was designed for (fonts are 8 pt at it)
+            entry["size_in"] = figures.figure_size_in(path.with_suffix(".png"))
+        artifacts.append(entry)
         written.append(path)
 
     bars = [figures.ArmBar(a, stats[a][primary].mean, stats[a][primary].ci_low,

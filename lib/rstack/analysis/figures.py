@@ -41,6 +41,9 @@ STYLE = {
 }
 
 MAX_CURVE_PANELS = 4
+# Designed at print size so 8 pt stays 8 pt: a column is ~3.25 in, a full text width ~6.75 in.
+COLUMN_IN = 3.25
+TEXT_IN = 6.75
 LOG_SPAN = 20.0
 FIGURE_FILES = {"curves": "fig_curves", "bar": "fig_bar"}
 
@@ -61,6 +64,15 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def figure_size_in(png_path: Path) -> list[float]:
+    """[width, height] in inches of a saved figure (from its PNG): its designed print size."""
+    from PIL import Image
+
+    dpi = STYLE["savefig.dpi"]
+    with Image.open(png_path) as img:
+        return [round(img.width / dpi, 2), round(img.height / dpi, 2)]
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -101,7 +113,7 @@ def plot_curves(histories: dict[str, list[list[dict[str, float]]]], arms: list[s
     plt = _pyplot()
     metrics = curve_metrics(histories, primary)
     with plt.rc_context(STYLE):
-        width = min(7.0, 2.6 * len(metrics) + 0.4)
+        width = min(TEXT_IN, max(COLUMN_IN, 2.6 * len(metrics) + 0.4))
         fig, axes = plt.subplots(1, len(metrics), figsize=(width, 2.35), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
             for arm in arms:
@@ -126,7 +138,8 @@ def plot_curves(histories: dict[str, list[list[dict[str, float]]]], arms: list[s
                     ax.fill_between(steps[band], (means - stds)[band], (means + stds)[band],
                                     color=color, alpha=0.2, linewidth=0)
             ax.set_xlabel("step")
-            ax.set_ylabel(f"{_label(metric)}\n({_direction_note(directions.get(metric, 'maximize'))})")
+            note = _direction_note(directions.get(metric, "maximize"))
+            ax.set_ylabel(f"{_label(metric)}\n({note})")
             if _wants_log(ax):
                 ax.set_yscale("log")
             ax.margins(x=0.02)
@@ -154,7 +167,8 @@ def plot_bar(bars: list[ArmBar], colors: dict[str, str], metric: str, direction:
     """Mean of the primary metric per arm, 95% CI error bars, and each seed's value as a dot."""
     plt = _pyplot()
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(max(2.4, 0.75 * len(bars) + 1.2), 2.4))
+        # One column of a two-column venue (3.25 in) for up to three arms, wider beyond.
+        fig, ax = plt.subplots(figsize=(max(COLUMN_IN, 0.75 * len(bars) + 1.2), 2.4))
         xs = list(range(len(bars)))
         for x, bar in zip(xs, bars):
             color = colors[bar.arm]

@@ -59,7 +59,8 @@ def render_readme(summary: dict) -> str:
     for art in summary["artifacts"]:
         lines.append(f"- `{art['path']}` ({art['kind']}; arms: {', '.join(art['arms'])}), "
                      f"sha256 `{art['sha256']}`")
-    lines.append("- `summary.json` (next to this file): everything above, machine-readable; numbers.tex "
+    lines.append("- `summary.json` (next to this file): everything above, machine-readable; "
+                 "numbers.tex "
                  "defines one macro per quantity, each preceded by the runs it came from")
     if summary["notes"]:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in summary["notes"]]

@@ -1,4 +1,4 @@
-"""The main results table (`analysis/table_main.tex`): booktabs, mean +- CI half-width, best in bold.
+"""The main results table (analysis/table_main.tex): booktabs, mean +- CI half-width, best in bold.
 
 Rendering only: the statistics and the number formats come from stats.py and numbers.py.
 Bold marks the best mean per metric direction; it says nothing about significance.

@@ -44,7 +44,7 @@ def create_command(out: Path | None, as_json: bool, project) -> None:
 @click.argument("bundle_dir", metavar="DIR", type=click.Path(path_type=Path))
 @json_option
 def verify_command(bundle_dir: Path, as_json: bool) -> None:
-    """Re-hash every file of the bundle in DIR; exit 1 naming each changed, missing or extra file."""
+    """Re-hash every file of the bundle in DIR; exit 1 naming each changed/missing/extra file."""
     report = verify_bundle(bundle_dir)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
