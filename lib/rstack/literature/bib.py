@@ -19,10 +19,16 @@ from .errors import LiteratureError
 from .merge import LedgerIndex
 from .papers import Paper
 
+# Semantic Scholar names conferences in full ("Neural Information Processing Systems",
+# "North American Chapter of the Association for Computational Linguistics") or by acronym.
 _CONFERENCE = re.compile(
-    r"conference|proceedings|workshop|symposium|\b(?:neurips|nips|icml|iclr|aaai|ijcai|acl|emnlp|"
-    r"naacl|eacl|coling|cvpr|iccv|eccv|wacv|kdd|sigir|www|colt|aistats|uai|interspeech|icassp|"
-    r"corl|rss|icra|iros|miccai|sigmod|vldb)\b", re.I)
+    r"conference|proceedings|workshop|symposium|meeting|congress|neural information processing|"
+    r"association for computational linguistics|computer vision and pattern recognition|"
+    r"learning representations|machine learning|artificial intelligence|"
+    r"\b(?:neurips|nips|icml|iclr|aaai|ijcai|acl|emnlp|naacl|eacl|coling|cvpr|iccv|eccv|wacv|"
+    r"kdd|sigir|www|colt|aistats|uai|interspeech|icassp|corl|rss|icra|iros|miccai|sigmod|vldb)\b",
+    re.I)
+_JOURNAL = re.compile(r"journal|transactions|surveys|letters|review|magazine|\bacta\b", re.I)
 _PREPRINT_VENUES = {"arxiv", "arxiv.org", "corr", "arxiv preprint", "biorxiv", "medrxiv"}
 _SPECIAL = re.compile(r"(?<!\\)([&%$#_])")
 
@@ -34,6 +40,8 @@ def latex_escape(text: str) -> str:
 def entry_type(paper: Paper) -> str:
     venue = (paper.venue or "").strip()
     if venue and venue.lower() not in _PREPRINT_VENUES:
+        if _JOURNAL.search(venue):
+            return "article"  # "Journal of Machine Learning Research" is no conference
         return "inproceedings" if _CONFERENCE.search(venue) else "article"
     return "misc"
 

@@ -185,6 +185,23 @@ def _same_paper_in_ledger(fields: dict, index: LedgerIndex) -> Paper | None:
     return None
 
 
+def _parse_bib(text: str):
+    """bibtexparser's Library, quietly (its own log lines would repeat our problems), or None."""
+    import logging
+
+    import bibtexparser
+
+    logger = logging.getLogger("bibtexparser")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return bibtexparser.parse_string(text)
+    except Exception:  # noqa: BLE001 - a parser bug must become a reported problem, not a crash
+        return None
+    finally:
+        logger.setLevel(level)
+
+
 def _resolve(root: Path, path: str | Path | None) -> Path | None:
     if path is None:
         return None
@@ -196,8 +213,6 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
     """Check TEX's citations against BIB and the project's lit-review ledger; never raises for
     bad input (a missing file is a problem in the report). `bib_path` None: the tex's
     \\bibliography (or \\addbibresource), else paper.bib next to the tex."""
-    import bibtexparser
-
     root = Path(root)
     tex = _resolve(root, tex_path)
     ledger = Ledger(root, "lit-review")
@@ -223,7 +238,12 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
         bib_text = ""
     else:
         bib_text = bib.read_text(encoding="utf-8", errors="replace")
-    library = bibtexparser.parse_string(bib_text)
+    library = _parse_bib(bib_text)
+    if library is None:
+        report.problems.append(Problem("bib-parse-error", "bibtexparser could not read the file",
+                                       file=bib.name, hint="regenerate it: rstack lit bib --cited "
+                                                           f"{tex.name} --out {bib.name}"))
+        return report
     for block in library.failed_blocks:
         line = (block.start_line or 0) + 1
         if type(block).__name__ == "DuplicateBlockKeyBlock":
@@ -231,7 +251,9 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
                                            "more than once", key=block.key, file=bib.name,
                                            line=line, hint="keep one entry per key"))
         else:
-            error = str(getattr(block, "error", "syntax error")).splitlines()[0]
+            error = getattr(block, "error", None)
+            lines = str(getattr(error, "abort_reason", None) or error or "").strip().splitlines()
+            error = lines[0] if lines else (type(error).__name__ if error else "syntax error")
             report.problems.append(Problem("bib-parse-error", f"unparseable bib block ({error})",
                                            file=bib.name, line=line,
                                            hint="regenerate it: rstack lit bib --cited "

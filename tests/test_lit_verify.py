@@ -1,0 +1,265 @@
+"""`rstack lit bib|verify|nearest` and `verify_citations`: BibTeX from the ledger, every verify
+outcome, and TF-IDF ranking. The ledger is filled by real searches against the fixture server."""
+
+from __future__ import annotations
+
+import json
+
+import bibtexparser
+import pytest
+
+from lit_fixtures import lit_server, standard_routes  # noqa: F401
+from rstack.ledger import Ledger
+from rstack.literature.bib import entry_type
+from rstack.literature.nearest import rank
+from rstack.literature.papers import Paper
+from rstack.literature.verify import collect_citations, verify_citations
+
+KEYS = ["vaswani2017attention", "devlin2019bert", "wang2020linformer", "tay2020efficient",
+        "anonndsparsity", "beltagy2020longformer"]
+
+
+@pytest.fixture
+def filled(cli, project, standard_routes):
+    """A project whose lit-review ledger holds the six papers of the standard search."""
+    result = cli("lit", "search", "efficient transformers")
+    assert result.exit_code == 0, result.output
+    return project
+
+
+def write_tex(root, body, name="paper.tex"):
+    path = root / name
+    path.write_text("\\documentclass{article}\n\\begin{document}\n" + body +
+                    "\n\\bibliography{paper}\n\\end{document}\n", encoding="utf-8")
+    return path
+
+
+# -- bib -----------------------------------------------------------------------------------------
+
+def test_bib_round_trips_through_bibtexparser(cli, filled):
+    result = cli("lit", "bib", "--out", "refs/all.bib")
+    assert result.exit_code == 0, result.output
+    assert "wrote 6 entries to refs/all.bib" in result.stdout
+    library = bibtexparser.parse_file(str(filled / "refs" / "all.bib"))
+    assert library.failed_blocks == []
+    assert [e.key for e in library.entries] == KEYS
+    entries = {e.key: e for e in library.entries}
+    types = {k: e.entry_type for k, e in entries.items()}
+    assert types == {"vaswani2017attention": "inproceedings", "devlin2019bert": "inproceedings",
+                     "wang2020linformer": "misc", "tay2020efficient": "article",
+                     "anonndsparsity": "misc", "beltagy2020longformer": "misc"}
+    vaswani = {k: f.value for k, f in entries["vaswani2017attention"].fields_dict.items()}
+    assert vaswani["title"] == "{Attention is All you Need}"
+    assert vaswani["author"] == "Ashish Vaswani and Noam Shazeer and Niki Parmar"
+    assert vaswani["year"] == "2017"
+    assert vaswani["booktitle"] == "Neural Information Processing Systems"
+    assert vaswani["eprint"] == "1706.03762" and vaswani["archivePrefix"] == "arXiv"
+    assert vaswani["primaryClass"] == "cs.CL"
+    longformer = {k: f.value for k, f in entries["beltagy2020longformer"].fields_dict.items()}
+    assert longformer["eprint"] == "2004.05150" and "journal" not in longformer
+    tay = {k: f.value for k, f in entries["tay2020efficient"].fields_dict.items()}
+    assert tay["journal"] == "ACM Computing Surveys" and tay["doi"] == "10.1145/3530811"
+    sparsity = {k: f.value for k, f in entries["anonndsparsity"].fields_dict.items()}
+    assert "year" not in sparsity and "author" not in sparsity  # missing stays missing
+    # What bib writes, verify accepts: the round trip is clean.
+    write_tex(filled, "\\cite{" + ",".join(KEYS) + "}")
+    (filled / "paper.bib").write_text((filled / "refs" / "all.bib").read_text())
+    assert verify_citations(filled, "paper.tex", "paper.bib").ok
+
+
+def test_bib_to_stdout_for_given_keys_in_order(cli, filled):
+    result = cli("lit", "bib", "--keys", "devlin2019bert,vaswani2017attention")
+    assert result.exit_code == 0
+    library = bibtexparser.parse_string(result.stdout)
+    assert [e.key for e in library.entries] == ["devlin2019bert", "vaswani2017attention"]
+
+
+def test_bib_refuses_keys_not_in_the_ledger(cli, filled):
+    result = cli("lit", "bib", "--keys", "devlin2019bert,smith2020made", "--out", "x.bib")
+    assert result.exit_code == 1
+    assert "not in the lit-review ledger: smith2020made; no bib was written" in result.output
+    assert not (filled / "x.bib").exists()
+    assert cli("lit", "bib", "--keys", "a", "--cited", "x.tex").exit_code == 2
+
+
+def test_bib_cited_takes_keys_from_the_tex(cli, filled):
+    write_tex(filled, "As shown~\\citep[p.~3]{vaswani2017attention} and \\citet*{devlin2019bert}.")
+    result = cli("lit", "bib", "--cited", "paper.tex", "--out", "paper.bib")
+    assert result.exit_code == 0, result.output
+    keys = [e.key for e in bibtexparser.parse_file(str(filled / "paper.bib")).entries]
+    assert keys == ["devlin2019bert", "vaswani2017attention"]
+
+
+def test_entry_type_rules():
+    assert entry_type(Paper("t", venue="Journal of Machine Learning Research")) == "article"
+    assert entry_type(Paper("t", venue="International Conference on Learning Representations")) \
+        == "inproceedings"
+    assert entry_type(Paper("t", venue="ArXiv")) == "misc"
+    assert entry_type(Paper("t")) == "misc"
+
+
+# -- verify --------------------------------------------------------------------------------------
+
+def clean_paper(cli, root):
+    write_tex(root, "Transformers~\\cite{vaswani2017attention} and BERT~\\citep{devlin2019bert}.\n"
+                    "% \\cite{commented2020out} is not a citation\n\\input{sections/related}")
+    (root / "sections").mkdir()
+    (root / "sections" / "related.tex").write_text("Long documents~\\citet{beltagy2020longformer}.\n")
+    assert cli("lit", "bib", "--cited", "paper.tex", "--out", "paper.bib").exit_code == 0
+
+
+def test_verify_clean(cli, filled):
+    clean_paper(cli, filled)
+    result = cli("lit", "verify")
+    assert result.exit_code == 0, result.output
+    assert "ok: 3 cited key(s), 3 bib entr(ies), 3 matched the ledger" in result.stdout
+    report = verify_citations(filled, filled / "paper.tex", filled / "paper.bib")
+    assert report.ok and report.problems == []
+    data = report.as_json()
+    assert data["ok"] is True and data["cited_keys"] == ["beltagy2020longformer",
+                                                        "devlin2019bert", "vaswani2017attention"]
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_collect_citations_follows_input_and_skips_comments(filled):
+    write_tex(filled, "\\cite{a,b}\\nocite{*}\n%\\cite{c}\n50\\% \\parencite[see][12]{d}\n"
+                      "\\input{more}")
+    (filled / "more.tex").write_text("\\textcite{e}\n")
+    cited, bibs = collect_citations(filled / "paper.tex")
+    assert sorted(cited) == ["a", "b", "d", "e"]
+    assert cited["d"] == ["paper.tex:5"] and cited["e"] == ["more.tex:1"]
+    assert bibs == ["paper"]
+
+
+def test_verify_missing_bib_entry(cli, filled):
+    clean_paper(cli, filled)
+    text = (filled / "paper.tex").read_text().replace("\\cite{vaswani2017attention}",
+                                                      "\\cite{vaswani2017attention,ghost2020key}")
+    (filled / "paper.tex").write_text(text)
+    result = cli("lit", "verify", "paper.tex", "--bib", "paper.bib")
+    assert result.exit_code == 1
+    assert ("missing-bib-entry: paper.tex:3: \\cite key 'ghost2020key' (used at paper.tex:3) "
+            "has no entry in paper.bib") in result.stdout
+    assert "FAIL: 1 problem(s)" in result.stdout
+
+
+def test_verify_not_in_ledger_separately_from_mismatch(cli, filled):
+    clean_paper(cli, filled)
+    bib = filled / "paper.bib"
+    bib.write_text(bib.read_text() + """
+@article{smith2021made,
+  title = {A Paper No API Ever Returned},
+  author = {John Smith},
+  year = {2021},
+}
+@inproceedings{attention2017,
+  title = {Attention Is All You Need},
+  author = {Vaswani, Ashish},
+  year = {2017},
+}
+""")
+    text = (filled / "paper.tex").read_text() + "\\cite{smith2021made,attention2017}\n"
+    (filled / "paper.tex").write_text(text)
+    report = verify_citations(filled, "paper.tex", None)
+    assert not report.ok
+    kinds = {(p.kind, p.key) for p in report.problems}
+    assert kinds == {("not-in-ledger", "smith2021made"), ("not-in-ledger", "attention2017")}
+    renamed = next(p for p in report.problems if p.key == "attention2017")
+    assert "the ledger holds this title as 'vaswani2017attention'" in renamed.message
+    assert renamed.hint == "cite it as vaswani2017attention instead"
+    result = cli("lit", "verify", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["counts"] == {"not-in-ledger": 2}
+
+
+def test_verify_metadata_mismatch_is_a_diff(cli, filled):
+    clean_paper(cli, filled)
+    bib = filled / "paper.bib"
+    text = bib.read_text()
+    text = text.replace("year = {2017}", "year = {2018}")
+    text = text.replace("author = {Ashish Vaswani and", "author = {Shazeer, Noam and")
+    text = text.replace("{{BERT: Pre-training", "{{BERT: Post-training")
+    bib.write_text(text)
+    result = cli("lit", "verify", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"metadata-mismatch": 2}
+    by_key = {p["key"]: p for p in data["problems"]}
+    assert by_key["vaswani2017attention"]["diff"] == [
+        {"field": "year", "bib": 2018, "ledger": 2017},
+        {"field": "first author", "bib": "Shazeer, Noam", "ledger": "Ashish Vaswani"}]
+    assert by_key["devlin2019bert"]["diff"][0]["field"] == "title"
+    assert by_key["devlin2019bert"]["diff"][0]["bib"].startswith("BERT: Post-training")
+    human = cli("lit", "verify")
+    assert "metadata-mismatch: paper.bib:" in human.stdout
+    assert "    - year: 2018  (bib)\n    + year: 2017  (ledger)" in human.stdout
+
+
+def test_verify_tolerates_case_braces_and_latex_accents(cli, filled):
+    clean_paper(cli, filled)
+    bib = filled / "paper.bib"
+    bib.write_text(bib.read_text().replace("{{Attention is All you Need}}",
+                                           "{{A}ttention {IS} all you need}"))
+    assert cli("lit", "verify").exit_code == 0
+
+
+def test_verify_not_from_api(cli, filled):
+    clean_paper(cli, filled)
+    record = {"type": "paper", "key": "hand2020typed", "title": "Typed In By Hand"}
+    Ledger(filled, "lit-review").append(record)
+    bib = filled / "paper.bib"
+    bib.write_text(bib.read_text() + "@misc{hand2020typed, title={Typed In By Hand}, year={2020}}\n")
+    report = verify_citations(filled, "paper.tex", "paper.bib")
+    assert [(p.kind, p.key) for p in report.problems] == [("not-from-api", "hand2020typed")]
+
+
+def test_verify_bib_damage(cli, filled):
+    clean_paper(cli, filled)
+    bib = filled / "paper.bib"
+    bib.write_text(bib.read_text() + "@misc{broken, title={no end\n"
+                   "@misc{devlin2019bert, title={again}}\n")
+    report = verify_citations(filled, "paper.tex", "paper.bib")
+    kinds = sorted({p.kind for p in report.problems})
+    assert "bib-parse-error" in kinds and not report.ok
+
+
+def test_verify_missing_files_are_problems_not_exceptions(cli, project):
+    report = verify_citations(project, "nope.tex", None)
+    assert not report.ok and report.problems[0].kind == "missing-file"
+    assert report.as_json()["problems"][0]["message"].startswith("no such LaTeX file")
+    result = cli("lit", "verify")
+    assert result.exit_code == 1 and "no such LaTeX file" in result.stdout
+    write_tex(project, "\\cite{x}")
+    report = verify_citations(project, "paper.tex", None)
+    assert {p.kind for p in report.problems} == {"missing-file", "missing-bib-entry"}
+
+
+# -- nearest -------------------------------------------------------------------------------------
+
+def test_rank_on_a_small_corpus():
+    corpus = [
+        Paper("Graph neural networks for molecules", abstract="message passing on molecular graphs",
+              key="a"),
+        Paper("Sparse attention for long documents", abstract="attention scales to long sequences",
+              key="b"),
+        Paper("Low-rank attention approximation", abstract="linear complexity self attention",
+              key="c"),
+        Paper("Protein folding with deep learning", abstract=None, key="d"),
+    ]
+    ranked = rank("linear time attention for long sequences", corpus, k=10)
+    assert [n.paper.key for n in ranked] == ["b", "c"]
+    assert ranked[0].score > ranked[1].score > 0
+    assert rank("molecular graphs", corpus, k=1)[0].paper.key == "a"
+    assert rank("zzz qqq", corpus) == []
+
+
+def test_nearest_command(cli, filled):
+    result = cli("lit", "nearest", "long document transformer attention", "-k", "2", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [p["key"] for p in data["papers"]][0] == "beltagy2020longformer"
+    assert len(data["papers"]) == 2
+    human = cli("lit", "nearest", "bidirectional language representation")
+    assert human.stdout.splitlines()[0].split()[1] == "devlin2019bert"
+    empty = cli("lit", "nearest", "zzzz")
+    assert "no ledger paper shares a term" in empty.stdout
