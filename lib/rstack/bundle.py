@@ -116,11 +116,17 @@ def _copy_code_from_git(root: Path, state: dict, dest: Path, notes: list[str]) -
                      "code.patch holds the uncommitted changes to tracked files")
 
 
+def _is_bundle(path: Path) -> bool:
+    """An earlier bundle inside the project is output, not code: never nest it."""
+    return (path / STAMP).is_file() and (path / CHECKSUMS).is_file()
+
+
 def _copy_code_files(root: Path, dest: Path, skip: set[Path], notes: list[str]) -> None:
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames
-                             if d not in _SKIP_DIRS and (here / d).resolve() not in skip)
+                             if d not in _SKIP_DIRS and (here / d).resolve() not in skip
+                             and not _is_bundle(here / d))
         for name in sorted(filenames):
             src = here / name
             if src.is_symlink() or not src.is_file() or name.endswith(".pyc"):
