@@ -219,7 +219,7 @@ def find_stray_metrics(search_dirs: list[Path], *, since: float,
                         if depth < max_depth and entry.name not in (".git", "__pycache__", "node_modules",
                                                                     ".venv", "site-packages"):
                             stack.append((Path(entry.path), depth + 1))
-                    elif entry.name == METRICS_FILE and entry.stat().st_mtime >= since - 1.0:
+                    elif entry.name == METRICS_FILE and entry.stat().st_mtime >= since - 0.1:
                         real = os.path.realpath(entry.path)
                         if real in seen:
                             continue

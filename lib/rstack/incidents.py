@@ -380,8 +380,8 @@ def diagnose(output_tail: Sequence[str], *, exit_code: int | None, signal: int |
         timeout = context.get("timeout_s")
         return make_diagnosis("timeout", f"still running after {_fmt_seconds(timeout)}; killed",
                               timeout=_fmt_seconds(timeout))
-    if reason == "interrupted":
-        return make_diagnosis("interrupted", "interrupted before it finished")
+    if reason in ("interrupted", "cancelled"):
+        return make_diagnosis("interrupted", f"{reason} before it finished")
     if reason in ("host-lost", "preempted"):
         return make_diagnosis(reason, INCIDENTS[reason].title)
     if exit_code == 0 and signal is None:

@@ -26,7 +26,7 @@ import psutil
 # it is how descendants that escaped the tree (double fork + setsid) are found again.
 TOKEN_VAR = "RSTACK_PROCWATCH_ID"
 
-REASONS = ("timeout", "stall", "memory", "interrupted")
+REASONS = ("timeout", "stall", "memory", "interrupted", "cancelled")
 
 _MB = 1024 * 1024
 
@@ -37,7 +37,8 @@ class Outcome:
 
     exit_code is the status when it exited by itself (None when a signal ended it); signal is the
     signal number that ended it (None otherwise); reason is None when it ended by itself, else
-    why it was killed: "timeout" | "stall" | "memory" | "interrupted".
+    why it was killed: "timeout" | "stall" | "memory" | "interrupted" | "cancelled" (the caller set
+    its cancel event).
     """
 
     exit_code: int | None
@@ -164,28 +165,41 @@ class _Tree:
             self.seen[proc.pid] = proc
 
     def refresh(self, *, scan_escapees: bool) -> None:
-        for proc in list(self.seen.values()):
-            try:
-                for child in proc.children(recursive=True):
-                    self._add(child)
-            except psutil.Error:
-                continue
-        if scan_escapees:
-            self._scan_token()
-
-    def _scan_token(self) -> None:
+        """Add every live descendant of a process already seen; with scan_escapees, also every
+        process started since launch that carries this tree's token (re-parented escapees)."""
         me = os.getpid()
-        for proc in psutil.process_iter(["create_time"]):
-            if proc.pid in self.seen or proc.pid == me:
+        parents: dict[int, list[psutil.Process]] = {}
+        fresh: list[psutil.Process] = []
+        for proc in psutil.process_iter(["ppid", "create_time"]):
+            if proc.pid == me:
                 continue
+            ppid = proc.info.get("ppid")
+            if ppid is not None:
+                parents.setdefault(ppid, []).append(proc)
             created = proc.info.get("create_time")
-            if created is None or created < self.started - 1.0:
+            if scan_escapees and proc.pid not in self.seen and created is not None \
+                    and created >= self.started - 1.0:
+                fresh.append(proc)
+        stack = list(self.seen)
+        while stack:
+            for child in parents.get(stack.pop(), ()):
+                if child.pid not in self.seen:
+                    self._add(child)
+                    stack.append(child.pid)
+        for proc in fresh:
+            if proc.pid in self.seen:
                 continue
             try:
                 if proc.environ().get(TOKEN_VAR) == self.token:
                     self._add(proc)
+                    stack.append(proc.pid)
             except psutil.Error:
                 continue
+        while stack:  # descendants of escapees found just now
+            for child in parents.get(stack.pop(), ()):
+                if child.pid not in self.seen:
+                    self._add(child)
+                    stack.append(child.pid)
 
     def alive(self) -> list[psutil.Process]:
         out = []
@@ -210,6 +224,8 @@ class _Tree:
         """Kill every process of the tree; returns how many were alive (root excluded)."""
         self.refresh(scan_escapees=True)
         alive_before = [p for p in self.alive() if p.pid != self.root_pid]
+        if not alive_before and not self._root_alive():
+            return 0  # the common case: the command exited and left nothing behind
         if grace_s > 0:
             self._signal_all(signal_module.SIGTERM)
             deadline = time.monotonic() + grace_s
@@ -240,6 +256,13 @@ class _Tree:
                     pass
             time.sleep(0.02)
         return len(alive_before)
+
+    def _root_alive(self) -> bool:
+        proc = self.seen.get(self.root_pid)
+        try:
+            return proc is not None and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
 
     def _signal_all(self, sig: int) -> None:
         for proc in self.alive():
@@ -315,12 +338,14 @@ def supervise(
     tail_lines: int = 200,
     grace_s: float = 0.0,
     escapee_scan_s: float = 1.0,
+    cancel: threading.Event | None = None,
 ) -> Outcome:
     """Run cmd to completion or until a limit is crossed; return how it ended.
 
     Stall = no output AND no change to any file under activity_paths for stall_s seconds.
     on_line is called from a reader thread with each output line (without its newline).
     grace_s > 0 sends SIGTERM that long before SIGKILL when the command is killed.
+    cancel: when another thread sets this event the tree is killed (reason "cancelled").
     On KeyboardInterrupt the whole tree is killed, then the interrupt is re-raised.
     """
     env = dict(os.environ if env is None else env)
@@ -353,8 +378,13 @@ def supervise(
     last_scan = started
     leftover = 0
     try:
+        # Wait first: a command that is over within one poll never pays for a process-table scan.
+        waiter.wait(min(poll_s, 0.05))
         while not waiter.reaped():
             now = time.monotonic()
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+                break
             scan = now - last_scan >= escapee_scan_s
             if scan:
                 last_scan = now

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "bundle": "rstack.cli.bundle:bundle_group",
     "reproduce": "rstack.cli.reproduce:reproduce_command",
     "status": "rstack.cli.status:status_command",
+    "preflight": "rstack.cli.preflight:preflight_command",
 }
 
 

@@ -1,0 +1,78 @@
+"""Benchmark `rstack preflight` on the corpus (tests/data/preflight): verdicts, accuracy, speed.
+
+    .venv/bin/python bench/preflight.py [--repeat-bare N] [CASE ...]
+
+Prints, per case, the expected and actual verdict/category and the wall time; then the accuracy,
+the total wall time, and for healthy cases the ratio of preflight wall time to one bare
+`python SCRIPT --output-dir DIR --seed 0 --smoke-test` run (median of N bare runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "lib"))
+
+from preflight_fixtures import load_cases, stage  # noqa: E402
+from rstack.preflight import run_preflight  # noqa: E402
+
+
+def bare_run(script: Path) -> float:
+    with tempfile.TemporaryDirectory(prefix="rstack-bench-out-") as out:
+        started = time.monotonic()
+        subprocess.run([sys.executable, str(script), "--output-dir", out, "--seed", "0",
+                        "--smoke-test"], cwd=script.parent, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                       check=True, timeout=120)
+        return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", help="case names (default: all)")
+    parser.add_argument("--repeat-bare", type=int, default=3, help="bare runs per healthy case")
+    opts = parser.parse_args()
+    cases = [c for c in load_cases() if not opts.cases or c.name in opts.cases]
+    print(f"{'case':32} {'expected':28} {'got':28} {'time_s':>7}  ok")
+    right = 0
+    total_started = time.monotonic()
+    ratios = []
+    with tempfile.TemporaryDirectory(prefix="rstack-bench-") as work:
+        for case in cases:
+            script = stage(case, Path(work))
+            started = time.monotonic()
+            result = run_preflight(script, **case.kwargs)
+            elapsed = time.monotonic() - started
+            expected = f"{case.verdict} {case.category or ''}".strip()
+            got = f"{result.verdict} {result.category or ''}".strip()
+            ok = expected == got
+            right += ok
+            print(f"{case.name:32} {expected:28} {got:28} {elapsed:7.2f}  {'✓' if ok else '✗'}",
+                  flush=True)
+            if case.verdict == "PASS" and ok:
+                bare = statistics.median(bare_run(script) for _ in range(opts.repeat_bare))
+                ratios.append((case.name, elapsed, bare))
+    total = time.monotonic() - total_started
+    print(f"\naccuracy: {right}/{len(cases)} = {100.0 * right / max(1, len(cases)):.1f}%")
+    print(f"total wall time (preflight of every case, plus bare runs): {total:.1f} s")
+    if ratios:
+        print(f"\n{'healthy case':32} {'preflight_s':>11} {'bare_smoke_s':>12} {'ratio':>6}")
+        for name, pre, bare in ratios:
+            print(f"{name:32} {pre:11.2f} {bare:12.2f} {pre / bare:6.2f}")
+        worst = max(pre / bare for _, pre, bare in ratios)
+        print(f"max ratio preflight/bare: {worst:.2f} (target <= 1.3 for scripts whose smoke run "
+              f"takes >= 1 s)")
+    return 0 if right == len(cases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

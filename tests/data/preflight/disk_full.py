@@ -1,0 +1,16 @@
+# ENOSPC while saving a checkpoint.
+# expect: FAIL disk-full
+import argparse
+import json
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--output-dir", default=os.environ.get("RSTACK_OUTPUT_DIR", "out"))
+parser.add_argument("--smoke-test", "--smoke_test", dest="smoke_test", action="store_true")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+os.makedirs(args.output_dir, exist_ok=True)
+import errno
+def save_checkpoint():
+    raise OSError(errno.ENOSPC, "No space left on device", "ckpt.pt")
+save_checkpoint()

@@ -1,0 +1,20 @@
+# Loss grows by orders of magnitude.
+# expect: FAIL divergence
+import argparse
+import json
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--output-dir", default=os.environ.get("RSTACK_OUTPUT_DIR", "out"))
+parser.add_argument("--smoke-test", "--smoke_test", dest="smoke_test", action="store_true")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+os.makedirs(args.output_dir, exist_ok=True)
+loss = 2.0
+with open(os.path.join(args.output_dir, "metrics.jsonl"), "w") as h:
+    for step in range(40):
+        loss *= 1.4  # learning rate far too high
+        h.write(json.dumps({"step": step, "train_loss": loss}) + "\n")
+metrics = {"train_loss": loss}
+with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
+    json.dump(metrics, f)

@@ -1,0 +1,18 @@
+# Infinite loss in the history.
+# expect: FAIL metrics-nonfinite
+import argparse
+import json
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--output-dir", default=os.environ.get("RSTACK_OUTPUT_DIR", "out"))
+parser.add_argument("--smoke-test", "--smoke_test", dest="smoke_test", action="store_true")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+os.makedirs(args.output_dir, exist_ok=True)
+with open(os.path.join(args.output_dir, "metrics.jsonl"), "w") as h:
+    for step, loss in enumerate([2.0, 1e30, float("inf")]):
+        h.write(json.dumps({"step": step, "loss": loss}) + "\n")
+metrics = {"loss": 2.0}
+with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
+    json.dump(metrics, f)

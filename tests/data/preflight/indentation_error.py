@@ -1,0 +1,7 @@
+# Inconsistent indentation.
+# expect: FAIL syntax-error
+import json
+
+if True:
+    x = 1
+      y = 2

@@ -1,0 +1,14 @@
+# NaN in metrics.json.
+# expect: FAIL metrics-invalid
+import argparse
+import json
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--output-dir", default=os.environ.get("RSTACK_OUTPUT_DIR", "out"))
+parser.add_argument("--smoke-test", "--smoke_test", dest="smoke_test", action="store_true")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+os.makedirs(args.output_dir, exist_ok=True)
+with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
+    f.write('{"loss": NaN}')

@@ -1,0 +1,16 @@
+# A lazy import of a missing module, found at run time.
+# expect: FAIL missing-module
+import argparse
+import json
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--output-dir", default=os.environ.get("RSTACK_OUTPUT_DIR", "out"))
+parser.add_argument("--smoke-test", "--smoke_test", dest="smoke_test", action="store_true")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+os.makedirs(args.output_dir, exist_ok=True)
+def load():
+    import sklearn.linear_model  # imported lazily, only found at run time
+    return sklearn
+load()

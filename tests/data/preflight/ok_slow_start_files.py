@@ -1,0 +1,21 @@
+# Healthy: silent but writes files for ~5 s; file activity is alive.
+# expect: PASS
+# preflight-args: --stall 2.5 --budget 30
+import argparse
+import json
+import os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--output-dir", default=os.environ.get("RSTACK_OUTPUT_DIR", "out"))
+parser.add_argument("--smoke-test", "--smoke_test", dest="smoke_test", action="store_true")
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+os.makedirs(args.output_dir, exist_ok=True)
+import time
+for i in range(8):  # silent, but writing a cache file into the output dir
+    with open(os.path.join(args.output_dir, "cache.bin"), "ab") as f:
+        f.write(b"x" * 1024)
+    time.sleep(0.6)
+metrics = {"val_loss": 0.5}
+with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
+    json.dump(metrics, f)
