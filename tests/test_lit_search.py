@@ -442,3 +442,47 @@ def test_resolve_doi_uses_s2_only(cli, project, lit_server):
 def test_resolve_rejects_what_is_no_id(cli, project):
     result = cli("lit", "resolve", "attention is all you need")
     assert result.exit_code == 2 and "is not a paper id" in result.output
+
+
+# -- cache layout and offline snapshots -------------------------------------------------------------
+
+def test_cache_file_layout_is_the_documented_one(cli, project, standard_routes):
+    from rstack.literature.cache import cache_key
+
+    search_json(cli, "efficient transformers", "--source", "s2", "--limit", "3")
+    url = standard_routes.base + "/s2/paper/search"
+    params = {"query": "efficient transformers", "limit": 3, "offset": 0, "fields": s2.FIELDS}
+    key = cache_key("GET", url, params)
+    path = project / ".rstack" / "cache" / "lit" / f"{key}.json"
+    entry = json.loads(path.read_text())
+    assert set(entry) == {"version", "key", "method", "url", "params", "status", "content_type",
+                          "fetched_at", "body"}
+    assert entry["key"] == key and entry["method"] == "GET" and entry["url"] == url
+    assert entry["params"] == {k: str(v) for k, v in params.items()}
+    assert entry["status"] == 200 and entry["body"] == data("s2_search_transformers.json").decode()
+    # Order of parameters never matters; a different value is a different key.
+    assert cache_key("GET", url, dict(reversed(list(params.items())))) == key
+    assert cache_key("GET", url, {**params, "limit": 4}) != key
+
+
+def test_seeded_snapshot_answers_offline_with_default_urls(cli, project):
+    from rstack.literature.search import seed_search_cache
+
+    written = seed_search_cache(project, "efficient transformers", limit=10,
+                                s2_body=data("s2_search_transformers.json").decode(),
+                                arxiv_body=data("arxiv_search_old_format.xml").decode())
+    assert len(written) == 2
+    out = search_json(cli, "efficient transformers", "--offline")
+    assert out["network_calls"] == 0 and out["cache_hits"] == 2 and out["recorded"] == 6
+    with pytest.raises(Exception) as info:
+        seed_search_cache(project, "x", s2_body=data("s2_search_truncated.json").decode())
+    assert "malformed JSON" in str(info.value)
+
+
+def test_damaged_cache_entry_is_a_miss(cli, project, standard_routes):
+    search_json(cli, "efficient transformers", "--source", "s2")
+    for path in (project / ".rstack" / "cache" / "lit").glob("*.json"):
+        if path.name != "pacing.json":
+            path.write_text("{not json")
+    out = search_json(cli, "efficient transformers", "--source", "s2")
+    assert out["network_calls"] == 1 and out["cache_hits"] == 0

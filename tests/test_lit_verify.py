@@ -263,3 +263,11 @@ def test_nearest_command(cli, filled):
     assert human.stdout.splitlines()[0].split()[1] == "devlin2019bert"
     empty = cli("lit", "nearest", "zzzz")
     assert "no ledger paper shares a term" in empty.stdout
+
+
+def test_verify_paths_are_relative_to_the_shell(cli, filled, monkeypatch):
+    clean_paper(cli, filled)
+    monkeypatch.chdir(filled / "sections")
+    result = cli("lit", "verify", "../paper.tex", "--bib", "../paper.bib")
+    assert result.exit_code == 0, result.output
+    assert cli("lit", "verify").exit_code == 0  # default: the project's paper.tex

@@ -131,7 +131,9 @@ def verify_command(tex, bib, as_json, project) -> None:
     matches an API-sourced ledger paper on title, year and first author; exit 1 on any problem."""
     from ..literature.verify import verify_citations
 
-    report = verify_citations(project, tex or Path("paper.tex"), bib)
+    # Paths given on the command line are the shell's (cwd-relative); the default is the project's.
+    report = verify_citations(project, tex.resolve() if tex else project / "paper.tex",
+                              bib.resolve() if bib else None)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:

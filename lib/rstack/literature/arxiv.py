@@ -160,12 +160,18 @@ def _base() -> str:
     return str(config.get("arxiv_api_url"))
 
 
+def search_request(query: str, *, limit: int,
+                   years: tuple[int | None, int | None] | None = None) -> tuple[str, dict]:
+    """The URL and query parameters of a search (what the cache key is computed from)."""
+    return _base(), {"search_query": build_search_query(query, years), "start": 0,
+                     "max_results": min(max(limit, 1), MAX_RESULTS)}
+
+
 def search(transport: Transport, query: str, *, limit: int,
            years: tuple[int | None, int | None] | None = None) -> ArxivResult:
     what = f"search {query!r}"
-    params = {"search_query": build_search_query(query, years), "start": 0,
-              "max_results": min(max(limit, 1), MAX_RESULTS)}
-    return transport.get(ARXIV, _base(), params, parse=lambda body: parse_feed(body, what),
+    url, params = search_request(query, limit=limit, years=years)
+    return transport.get(ARXIV, url, params, parse=lambda body: parse_feed(body, what),
                          what=what, explain=error_summary)
 
 

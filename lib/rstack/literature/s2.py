@@ -86,29 +86,36 @@ def paper_from_item(item) -> tuple[Paper | None, str | None]:
     ), None
 
 
-def search(transport: Transport, query: str, *, limit: int, year: str | None = None) -> S2Result:
-    what = f"search {query!r}"
+def search_request(query: str, *, limit: int, year: str | None = None) -> tuple[str, dict]:
+    """The URL and query parameters of a search (what the cache key is computed from)."""
     params = {"query": query, "limit": min(max(limit, 1), MAX_LIMIT), "offset": 0,
               "fields": FIELDS}
     if year:
         params["year"] = year
+    return _base() + "/paper/search", params
 
-    def parse(body: Body) -> S2Result:
-        doc = parse_json(body, what)
-        if not isinstance(doc, dict) or not isinstance(doc.get("data", []), list) or (
-                "data" not in doc and "total" not in doc):
-            raise ServiceError(f"Semantic Scholar {what}: unexpected JSON (no `data` list)",
-                               service="s2", kind="bad-body", hint="try again later")
-        result = S2Result([], doc.get("total") if isinstance(doc.get("total"), int) else None)
-        for item in doc.get("data", []):
-            paper, why = paper_from_item(item)
-            if paper is None:
-                result.skipped.append(why)
-            else:
-                result.papers.append(paper)
-        return result
 
-    return transport.get(S2, _base() + "/paper/search", params, parse=parse, what=what,
+def parse_search(body: Body, what: str) -> S2Result:
+    """A /paper/search body into papers (items without paperId or title are skipped)."""
+    doc = parse_json(body, what)
+    if not isinstance(doc, dict) or not isinstance(doc.get("data", []), list) or (
+            "data" not in doc and "total" not in doc):
+        raise ServiceError(f"Semantic Scholar {what}: unexpected JSON (no `data` list)",
+                           service="s2", kind="bad-body", hint="try again later")
+    result = S2Result([], doc.get("total") if isinstance(doc.get("total"), int) else None)
+    for item in doc.get("data", []):
+        paper, why = paper_from_item(item)
+        if paper is None:
+            result.skipped.append(why)
+        else:
+            result.papers.append(paper)
+    return result
+
+
+def search(transport: Transport, query: str, *, limit: int, year: str | None = None) -> S2Result:
+    what = f"search {query!r}"
+    url, params = search_request(query, limit=limit, year=year)
+    return transport.get(S2, url, params, parse=lambda body: parse_search(body, what), what=what,
                          headers=_headers())
 
 

@@ -235,3 +235,30 @@ def resolve_paper(root: Path, identifier: str, *, offline: bool = False,
     outcome.counts = {"found": len(merged)}
     _record(root, outcome, merged, None, f"resolve:{identifier}")
     return outcome
+
+
+def seed_search_cache(root: Path, query: str, *, limit: int = 10, year: str | None = None,
+                      s2_body: str | None = None, arxiv_body: str | None = None) -> list[Path]:
+    """Store response bodies in the cache under the keys `rstack lit search QUERY --limit N
+    [--year Y]` looks up, so that search answers `--offline` (how a demo ships a snapshot).
+
+    Keys include the base URLs configured now (s2_api_url, arxiv_api_url); each body must parse
+    as its API's answer (ServiceError otherwise), so a snapshot can never hold a broken page.
+    """
+    from .cache import ResponseCache
+    from .transport import Body
+
+    cache = ResponseCache(Path(root), 0.0)
+    written = []
+    what = f"search {query!r}"
+    if s2_body is not None:
+        url, params = s2.search_request(query, limit=limit, year=year)
+        s2.parse_search(Body(200, "application/json", s2_body, url, True), what)
+        written.append(cache.store("GET", url, params, status=200,
+                                   content_type="application/json", body=s2_body))
+    if arxiv_body is not None:
+        url, params = arxiv.search_request(query, limit=limit, years=parse_years(year))
+        arxiv.parse_feed(Body(200, "application/atom+xml", arxiv_body, url, True), what)
+        written.append(cache.store("GET", url, params, status=200,
+                                   content_type="application/atom+xml", body=arxiv_body))
+    return written
