@@ -1,0 +1,148 @@
+"""`rstack paper new`: write paper.tex (venue skeleton), the venue's .sty and paper.bib.
+
+Never overwrites a paper.tex without force, and never touches an existing paper.bib: both are
+the researcher's text once written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import PaperError
+from .venues import load_venue, skeleton_path
+
+PAPER_TEX = "paper.tex"
+PAPER_BIB = "paper.bib"
+SUMMARY = "analysis/summary.json"
+DEFAULT_FIGURES = ("analysis/fig_bar.pdf", "analysis/fig_curves.pdf")
+DEFAULT_TABLE = "analysis/table_main.tex"
+_TEX_SPECIAL = re.compile(r"([\\{}$&#^_%~])")
+
+
+def tex_escape(text: str) -> str:
+    def repl(match: re.Match) -> str:
+        char = match.group(1)
+        return {"\\": r"\textbackslash{}", "^": r"\^{}", "~": r"\~{}"}.get(char, "\\" + char)
+    return _TEX_SPECIAL.sub(repl, text)
+
+
+@dataclass
+class NewResult:
+    venue: str
+    written: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"venue": self.venue, "written": self.written, "kept": self.kept,
+                "notes": self.notes}
+
+
+def _read_summary(root: Path) -> dict | None:
+    path = root / SUMMARY
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PaperError(f"{SUMMARY}: cannot read ({exc})",
+                         hint="re-run `rstack analyze` to rewrite it") from None
+    return data if isinstance(data, dict) else None
+
+
+def _figure_block(path: str, label: str) -> str:
+    stem = Path(path).stem
+    return "\n".join([
+        r"\begin{figure}[t]",
+        r"  \centering",
+        rf"  \includegraphics[width=\linewidth]{{{path}}}",
+        rf"  \caption{{Describe what \texttt{{{tex_escape(stem)}}} shows and what to read from it.}}",
+        rf"  \label{{{label}}}",
+        r"\end{figure}",
+    ])
+
+
+def _results_section(summary: dict | None) -> str:
+    """The Results section body: the analysis table, figures, and the primary metric's macros."""
+    figures = list(DEFAULT_FIGURES)
+    tables = [DEFAULT_TABLE]
+    sentences = []
+    if summary:
+        artifacts = [a for a in summary.get("artifacts") or [] if isinstance(a, dict)]
+        found_figs = [a["path"] for a in artifacts
+                      if a.get("kind") == "figure" and str(a.get("path", "")).endswith(".pdf")]
+        found_tabs = [a["path"] for a in artifacts if a.get("kind") == "table"]
+        figures = found_figs or figures
+        tables = found_tabs or tables
+        primary = summary.get("primary_metric")
+        for q in summary.get("quantities") or []:
+            if (isinstance(q, dict) and q.get("metric") == primary and q.get("stat") == "mean"
+                    and q.get("macro") and q.get("arm")):
+                sentences.append(rf"\texttt{{{tex_escape(str(q['arm']))}}} reaches "
+                                 rf"\{q['macro']}{{}}")
+    lines = []
+    if sentences:
+        lines.append(rf"On \texttt{{{tex_escape(str(summary.get('primary_metric')))}}} "
+                     f"(mean over seeds), " + "; ".join(sentences) + ".")
+    else:
+        lines.append(r"Run \texttt{rstack analyze}, then quote each result through its macro "
+                     r"from \texttt{analysis/numbers.tex}.")
+    lines.append(r"Table~\ref{tab:main} gives every arm and metric.")
+    for path in tables:
+        lines += ["", rf"\input{{{path}}}"]
+    for path in figures:
+        lines += ["", _figure_block(path, "fig:" + Path(path).stem.replace("_", "-"))]
+    return "\n".join(lines)
+
+
+def new_paper(root: Path, venue_name: str, *, title: str | None = None,
+              force: bool = False) -> NewResult:
+    root = Path(root)
+    venue = load_venue(venue_name)
+    tex_path = root / PAPER_TEX
+    if tex_path.exists() and not force:
+        raise PaperError(f"{tex_path}: already exists; nothing was written",
+                         hint="edit it, or pass --force to replace it (paper.bib is kept)")
+    result = NewResult(venue=venue.name)
+    summary = _read_summary(root)
+    if summary is None:
+        result.notes.append(f"{SUMMARY} not found: run `rstack analyze` before `rstack paper build`")
+    from ..literature.bib import build_bib
+
+    bib = build_bib(root)  # every paper the lit-review ledger holds, in ledger order
+    keys = [k for k in bib.keys if k]
+    cites = "~\\citep{" + ",".join(keys) + "}" if keys else ""
+    skeleton = skeleton_path().read_text(encoding="utf-8")
+    replacements = {
+        "<<VENUE>>": venue.name,
+        "<<DOCUMENTCLASS>>": venue.documentclass,
+        "<<STYLE>>": venue.style,
+        "<<TITLE>>": tex_escape(title) if title else "Title of the Paper",
+        "<<BIBSTYLE>>": venue.bibliography_style,
+        "<<CITES>>": cites,
+        "<<RESULTS>>": _results_section(summary),
+    }
+    text = skeleton
+    for marker, value in replacements.items():
+        text = text.replace(marker, value)
+    leftover = re.findall(r"<<[A-Z_]+>>", text)
+    if leftover:
+        raise PaperError(f"{skeleton_path()}: unknown placeholder(s) {', '.join(leftover)}")
+
+    tex_path.write_text(text, encoding="utf-8")
+    result.written.append(PAPER_TEX)
+    shutil.copyfile(venue.style_path, root / venue.style_path.name)
+    result.written.append(venue.style_path.name)
+    bib_path = root / PAPER_BIB
+    if bib_path.exists():
+        result.kept.append(PAPER_BIB)
+    else:
+        header = ("% Written by `rstack paper new` from the lit-review ledger's paper records.\n"
+                  "% Cite only papers an API returned; `rstack paper audit` checks every key.\n\n")
+        bib_path.write_text(header + bib.text, encoding="utf-8")
+        result.written.append(PAPER_BIB)
+    return result

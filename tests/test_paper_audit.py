@@ -1,0 +1,356 @@
+"""`rstack paper audit`: a clean paper passes with no finding; each planted problem is caught.
+
+One real compile (module-scoped) gives the clean project; each test audits a copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from paper_fixtures import append_run, make_project, write_summary
+from rstack.paper.audit import AuditReport, Source, audit_numbers, masked_text, summary_candidates
+from rstack.paper.build import build_paper
+from rstack.paper.new import new_paper
+
+CLEAN_RESULTS = r"""
+With warmup, \texttt{treatment} reaches \rsTreatmentValLossMean{} against \rsBaselineValLossMean{}
+for \texttt{baseline}, a difference of \rsTreatmentValLossDelta{} over 3 seeds per arm
+(Table~\ref{tab:main}, Figure~\ref{fig:fig-bar}). The treatment significantly lowers val\_loss
+(Welch $p < 0.05$; 95\% confidence intervals). The baseline mean is 0.412, and the warmup lasts
+200 steps, following \citet{goyal2017accurate} and Vaswani et al. (2017).
+Runs use CIFAR-10-style splits of 512 examples.  % rstack: allow 512 dataset size from the plan
+See Section~\ref{sec:method} and Section 3 for the method; ResNet-50 is not used.
+\begin{figure}[t]
+  \centering
+  \includegraphics[width=0.9\linewidth]{analysis/fig_curves.pdf}
+  \vspace{-2pt}
+  \caption{Validation loss over training, mean and band across the 3 seeds.}
+  \label{fig:curves-extra}
+\end{figure}
+"""
+
+
+def _paper_text(root, results: str = CLEAN_RESULTS) -> str:
+    text = (root / "paper.tex").read_text(encoding="utf-8")
+    marker = "\\section{Discussion and Limitations}"
+    return text.replace(marker, results + "\n" + marker)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A clean project: fixtures + `paper new` + the clean results text + one real build."""
+    import os
+
+    root = tmp_path_factory.mktemp("clean") / "proj"
+    root.mkdir()
+    home = root.parent / "home"
+    old = {k: os.environ.get(k) for k in ("HOME", "RSTACK_HOME")}
+    os.environ["HOME"], os.environ["RSTACK_HOME"] = str(home), str(home / ".rstack")
+    try:
+        make_project(root)
+        new_paper(root, "neurips", title="Warmup Lowers Validation Loss")
+        (root / "paper.tex").write_text(_paper_text(root), encoding="utf-8")
+        result = build_paper(root)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert result.ok, [str(d) for d in result.log.errors]
+    return root
+
+
+@pytest.fixture
+def proj(built, tmp_path, monkeypatch):
+    root = tmp_path / "proj"
+    shutil.copytree(built, root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("RSTACK_PROJECT", str(root))
+    return root
+
+
+def _audit(cli, *extra):
+    result = cli("paper", "audit", "--json", *extra)
+    return result.exit_code, json.loads(result.output)
+
+
+def _edit(root, old, new, name="paper.tex"):
+    path = root / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _line_of(root, needle):
+    for number, line in enumerate((root / "paper.tex").read_text().splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+def test_clean_paper_passes_with_no_finding(proj, cli):
+    code, report = _audit(cli)
+    assert report["findings"] == []
+    assert code == 0 and report["ok"] is True
+    assert set(report["checks"].values()) == {"pass"}
+    traced = {t["text"]: t for t in report["numbers"]["traced"]}
+    assert traced["0.412"]["source"] == "summary"
+    assert traced["0.412"]["run_ids"] == ["baseline-s0", "baseline-s1", "baseline-s2"]
+    assert traced["200"]["source"] == "plan"
+    assert traced["3"]["source"] in ("plan", "summary")
+    assert traced["512"]["source"] in ("plan", "allow")
+    assert report["numbers"]["macros_used"] >= 3
+    human = cli("paper", "audit")
+    assert human.exit_code == 0
+    assert human.output.startswith("audit PASS: citations pass, numbers pass, artifacts pass, "
+                                   "claims pass, build pass;")
+
+
+def test_typed_number_no_run_produced(proj, cli):
+    _edit(proj, "The baseline mean is 0.412,", "The baseline mean is 0.412, the treatment 0.351,")
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert code == 1
+    [finding] = report["findings"]
+    assert finding["check"] == "numbers"
+    assert finding["line"] == _line_of(proj, "0.351")
+    assert finding["message"] == ("typed number 0.351 in the section 'Results' matches no "
+                                  "analysed run, plan value or allow comment")
+    assert "% rstack: allow 0.351 <reason>" in finding["hint"]
+
+
+def test_typed_number_in_abstract_and_caption_caught(proj, cli):
+    _edit(proj, "State the question, what you did, and the main result.",
+          "We cut the loss by 12.5\\%.")
+    _edit(proj, "mean and band across the 3 seeds.", "mean and band across the 7 seeds.")
+    build_paper(proj)
+    code, report = _audit(cli)
+    messages = [f["message"] for f in report["findings"]]
+    assert code == 1
+    assert ("typed number 12.5% in the abstract matches no analysed run, plan value or allow "
+            "comment") in messages
+    assert ("typed number 7 in the figure matches no analysed run, plan value or allow comment"
+            in messages)
+
+
+def test_allow_comment_needs_a_reason(proj, cli):
+    _edit(proj, "% rstack: allow 512 dataset size from the plan", "% rstack: allow 512")
+    code, report = _audit(cli)
+    assert code == 1
+    assert {"check": "numbers", "severity": "error", "file": "paper.tex",
+            "line": _line_of(proj, "rstack: allow 512"),
+            "message": "`rstack: allow 512` gives no reason",
+            "hint": "say why the number is not a result, after the number"} in report["findings"]
+
+
+def test_citation_not_in_ledger(proj, cli):
+    _edit(proj, "following \\citet{goyal2017accurate}",
+          "following \\citet{goyal2017accurate} and \\citet{smith2021made}")
+    bib = proj / "paper.bib"
+    bib.write_text(bib.read_text() + "\n@misc{smith2021made,\n  title = {A Paper Nobody "
+                   "Returned},\n  author = {Jane Smith},\n  year = {2021}\n}\n")
+    code, report = _audit(cli)
+    assert code == 1
+    cites = [f for f in report["findings"] if f["check"] == "citations"]
+    assert cites and all("smith2021made" in f["message"] for f in cites)
+
+
+def test_real_paper_with_wrong_year(proj, cli):
+    import re
+
+    bib = proj / "paper.bib"
+    text = bib.read_text(encoding="utf-8")
+    entry = re.search(r"@\w+\{vaswani2017attention,.*?\n\}", text, re.S).group()
+    assert "2017" in entry
+    bib.write_text(text.replace(entry, entry.replace("2017}", "2016}")), encoding="utf-8")
+    code, report = _audit(cli)
+    assert code == 1
+    cites = [f for f in report["findings"] if f["check"] == "citations"]
+    assert len(cites) == 1
+    assert "vaswani2017attention" in cites[0]["message"]
+    assert "year" in cites[0]["message"] and "2016" in cites[0]["message"]
+
+
+def test_missing_figure(proj, cli):
+    _edit(proj, "{analysis/fig_curves.pdf}", "{analysis/fig_missing.pdf}")
+    code, report = _audit(cli)
+    assert code == 1
+    missing = [f for f in report["findings"] if f["check"] == "artifacts"]
+    assert missing == [{"check": "artifacts", "severity": "error", "file": "paper.tex",
+                        "line": _line_of(proj, "fig_missing"),
+                        "message": "\\includegraphics{analysis/fig_missing.pdf}: file not found",
+                        "hint": "run `rstack analyze` to write analysis/ figures and tables, "
+                                "or fix the path"}]
+
+
+def test_stale_figure(proj, cli):
+    append_run(proj, "treatment-s3", "treatment", 3, 0.360, "2026-11-21T09:00:00.000Z")
+    code, report = _audit(cli)
+    assert code == 1
+    stale = [f for f in report["findings"] if "stale" in f["message"]]
+    # fig_bar, fig_curves (twice: Results and the extra figure), the table and numbers.tex
+    assert len(stale) == 5
+    assert all("treatment: treatment-s3" in f["message"] for f in stale)
+    assert all(f["hint"] == "re-run `rstack analyze`, then `rstack paper build`" for f in stale)
+
+
+def test_failed_newer_run_does_not_make_figures_stale(proj, cli):
+    from rstack.ledger import Ledger
+
+    Ledger(proj, "experiments").append({
+        "type": "run.finished", "ts": "2026-11-21T09:00:00.000Z", "run_id": "treatment-s4",
+        "arm": "treatment", "seed": 4, "status": "failed", "exit_code": 1, "category": "crash",
+        "hint": None, "metrics": None, "artifacts": [], "duration_s": 1.0, "cost_usd": 0.0})
+    code, report = _audit(cli)
+    assert code == 0, report["findings"]
+
+
+def test_edited_and_foreign_figures(proj, cli):
+    from paper_fixtures import minimal_pdf
+
+    with open(proj / "analysis" / "fig_bar.pdf", "ab") as handle:
+        handle.write(b"\n% touched\n")
+    minimal_pdf(proj / "hand_drawn.pdf")
+    _edit(proj, "{analysis/fig_curves.pdf}", "{hand_drawn}")
+    code, report = _audit(cli)
+    messages = [f["message"] for f in report["findings"] if f["check"] == "artifacts"]
+    assert code == 1
+    assert ("\\includegraphics{analysis/fig_bar.pdf}: analysis/fig_bar.pdf changed since rstack "
+            "analyze wrote it (sha256 differs)") in messages
+    assert ("\\includegraphics{hand_drawn}: hand_drawn.pdf was not produced by rstack analyze "
+            "(not in analysis/summary.json artifacts)") in messages
+
+
+def test_unsupported_significantly(proj, cli):
+    summary = json.loads((proj / "analysis" / "summary.json").read_text())
+    summary["comparisons"][0]["significant"] = False
+    summary["comparisons"][0]["p_value"] = 0.21
+    write_summary(proj, summary)
+    code, report = _audit(cli)
+    assert code == 1
+    claims = [f for f in report["findings"] if f["check"] == "claims"]
+    assert claims == [{
+        "check": "claims", "severity": "error", "file": "paper.tex",
+        "line": _line_of(proj, "significantly lowers"),
+        "message": "'significantly' next to arm 'treatment', but rstack analyze marked its "
+                   "comparison not significant (val_loss: p=0.21)",
+        "hint": "drop the word, or run more seeds, re-run `rstack analyze` and cite the "
+                "comparison"}]
+
+
+def test_negated_significance_is_not_a_claim(proj, cli):
+    summary = json.loads((proj / "analysis" / "summary.json").read_text())
+    summary["comparisons"][0]["significant"] = False
+    write_summary(proj, summary)
+    _edit(proj, "The treatment significantly lowers val\\_loss",
+          "The treatment does not significantly lower val\\_loss")
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert [f for f in report["findings"] if f["check"] == "claims"] == []
+
+
+def test_build_findings(proj, cli):
+    _edit(proj, "Summarise the finding.", "Summarise the finding (Figure~\\ref{fig:nowhere}).")
+    code, report = _audit(cli)
+    assert code == 1
+    assert [f["message"] for f in report["findings"]] == ["paper.tex changed since the last build"]
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert [f["message"] for f in report["findings"]] == [
+        "undefined reference 'fig:nowhere' in the last build"]
+    record_path = proj / ".rstack" / "paper-build.json"
+    record = json.loads(record_path.read_text())
+    record.update(undefined_references=[], main_pages=12)
+    record_path.write_text(json.dumps(record))
+    code, report = _audit(cli)
+    assert [f["message"] for f in report["findings"]] == [
+        "12 pages of main text, over the neurips limit of 9"]
+    record_path.unlink()
+    code, report = _audit(cli)
+    assert [f["message"] for f in report["findings"]] == ["the paper has not been built"]
+
+
+def test_audit_without_paper(project, cli):
+    result = cli("paper", "audit")
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {project / 'paper.tex'}: no such file\n"
+                             "  fix: write one with `rstack paper new --venue NAME`\n")
+
+
+# -- the number scanner on snippets (no compile) ------------------------------------------------
+
+SUMMARY = {"primary_metric": "acc", "baseline_arm": "base", "alpha": 0.05, "confidence": 0.95,
+           "arms": {"base": {"run_ids": ["r1", "r2"], "metrics": {"acc": {
+               "n": 2, "mean": 0.81234, "std": 0.01, "ci_low": 0.7, "ci_high": 0.92,
+               "values": [0.80, 0.82468]}}}},
+           "comparisons": [{"arm": "big", "baseline": "base", "metric": "acc", "delta": 0.0213,
+                            "rel_delta": 0.0262, "p_value": 0.03, "significant": True}],
+           "quantities": []}
+PLAN = {"execution": {"arms": {"base": ["--lr", "1e-3"], "big": ["--width", "1024"]},
+                      "seeds": [0, 1, 2], "timeout_s": 600}}
+
+
+def _scan(body: str, summary=SUMMARY, plan=PLAN) -> AuditReport:
+    report = AuditReport(tex="paper.tex")
+    text = "\\begin{document}\n\\section{Results}\n" + body + "\n\\end{document}\n"
+    audit_numbers(report, Source(text), summary, plan, [])
+    return report
+
+
+@pytest.mark.parametrize("body", [
+    r"Accuracy reaches 0.81 (Table~\ref{tab:a}, Figure 2, Eq.~(3), Section 4.1).",
+    r"The mean is 0.812 and one run got 0.825; the gain is 2.6\% ($p = 0.03$).",
+    r"We train with learning rate $10^{-3}$ and width 1024 for 3 seeds, at most 600 s.",
+    r"We use a learning rate of 1e-3 and a learning rate of $1 \times 10^{-3}$.",
+    r"\includegraphics[width=0.45\linewidth]{fig_2.pdf}\hspace{0.5cm}\vspace{-3mm}",
+    r"\begin{tabular}{p{2cm}c}\toprule \multicolumn{2}{c}{0.812} \\ \cmidrule(lr){1-2} \end{tabular}",
+    r"As \citet{smith2020} and Smith et al. (2019) and Jones, 2018 show, ResNet-50 on CIFAR-10 "
+    r"with GPT-2 and an L2 loss in 3D (1) beats x86; PyTorch 2.1.0 was used.",
+    r"$x_1 + x^2 = \theta_{12}$ and \cite[p.~7]{smith2020}.",
+    r"95\% confidence intervals; significance at 0.05.",
+])
+def test_scanner_ignores_what_is_not_a_reported_number(body):
+    report = _scan(body)
+    assert [f.message for f in report.findings] == []
+
+
+@pytest.mark.parametrize("body, typed", [
+    (r"Accuracy reaches 0.87.", "0.87"),
+    (r"Accuracy reaches $0.799$ on the test set.", "0.799"),
+    (r"It takes 12 hours.", "12"),
+    (r"\begin{tabular}{lc} base & 0.6 \\ \end{tabular}", "0.6"),
+    (r"a 4x speedup", "4"),
+    (r"we reach 71.3\% accuracy", "71.3%"),
+])
+def test_scanner_catches_typed_results(body, typed):
+    report = _scan(body)
+    assert [f.message.split(" in the ")[0] for f in report.findings] == [f"typed number {typed}"]
+
+
+def test_scanner_only_checks_result_regions():
+    report = AuditReport(tex="paper.tex")
+    text = ("\\begin{document}\n\\section{Method}\nWe use 0.87 and 17 layers.\n"
+            "\\section{Results}\nAccuracy is 0.66.\n\\section{Related Work}\nBack in 1999, 42.\n"
+            "\\end{document}\n")
+    audit_numbers(report, Source(text), SUMMARY, PLAN, [])
+    assert [(f.line, f.message.split(" in ")[0]) for f in report.findings] == [
+        (5, "typed number 0.66")]
+
+
+def test_comments_are_not_scanned():
+    report = _scan("Accuracy is 0.81. % was 0.93 before the fix")
+    assert report.findings == []
+
+
+def test_masked_text_keeps_offsets():
+    text = r"see \ref{fig:1} and 0.5\linewidth"
+    assert len(masked_text(text)) == len(text)
+
+
+def test_summary_candidates_name_runs():
+    values = {c.detail: c.run_ids for c in summary_candidates(SUMMARY)}
+    assert values["base acc mean"] == ["r1", "r2"]
