@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import __version__, config, paths, skills
 from .errors import RStackError
@@ -77,46 +78,39 @@ def link_checkout(skills_dir: Path, checkout: Path) -> LinkOutcome:
     Claude Code does not load it as a skill. A checkout cloned into that very folder needs no link.
     """
     dest = skills_dir / CHECKOUT_LINK
-    checkout = checkout.resolve()
-    if dest.is_symlink():
-        target = _link_target(dest)
-        if target.exists() and target.resolve() == checkout:
-            return LinkOutcome(CHECKOUT_LINK, dest, checkout, "unchanged")
-        if target.exists() and not (target / "lib" / "rstack").is_dir():
-            return LinkOutcome(CHECKOUT_LINK, dest, checkout, "skipped",
-                               f"{dest} is a link to {target}, not an RStack checkout; left as is")
-        dest.unlink()
-        dest.symlink_to(checkout, target_is_directory=True)
-        return LinkOutcome(CHECKOUT_LINK, dest, checkout, "updated", f"was a link to {target}")
-    if dest.exists():
-        if dest.resolve() == checkout:
-            return LinkOutcome(CHECKOUT_LINK, dest, checkout, "unchanged")
-        return LinkOutcome(CHECKOUT_LINK, dest, checkout, "skipped",
-                           f"{dest} exists and is not this checkout; skills call "
-                           f"{dest}/bin/rstack, so move it aside and re-run ./setup")
-    dest.symlink_to(checkout, target_is_directory=True)
-    return LinkOutcome(CHECKOUT_LINK, dest, checkout, "linked")
+    return _ensure_link(
+        dest, checkout.resolve(), "an RStack checkout",
+        replaceable=lambda target: not target.exists() or (target / "lib" / "rstack").is_dir(),
+        occupied=lambda: f"{dest} exists and is not this checkout; skills call "
+                         f"{dest}/bin/rstack, so move it aside and re-run ./setup")
 
 
 def _link_one(source: Path, dest: Path) -> LinkOutcome:
-    name = source.name
+    kind = "directory" if dest.is_dir() else "file"
+    return _ensure_link(
+        dest, source, "an RStack skill", replaceable=_looks_like_rstack_target,
+        occupied=lambda: f"{dest} is a {kind} that is not an RStack link; left as is "
+                         "(move it aside and re-run ./setup to link the RStack skill)")
+
+
+def _ensure_link(dest: Path, source: Path, what: str, *, replaceable: Callable[[Path], bool],
+                 occupied: Callable[[], str]) -> LinkOutcome:
+    """Make `dest` a symlink to `source`, replacing only a link that `replaceable` accepts."""
+    name = dest.name
     if dest.is_symlink():
         target = _link_target(dest)
         if target.exists() and target.resolve() == source.resolve():
             return LinkOutcome(name, dest, source, "unchanged")
-        if not _looks_like_rstack_target(target):
+        if not replaceable(target):
             return LinkOutcome(name, dest, source, "skipped",
-                               f"{dest} is a link to {target}, not an RStack skill; left as is")
+                               f"{dest} is a link to {target}, not {what}; left as is")
         dest.unlink()
         dest.symlink_to(source, target_is_directory=True)
         return LinkOutcome(name, dest, source, "updated", f"was a link to {target}")
     if dest.exists():
-        if dest.resolve() == source.resolve():  # the skills folder is this checkout's skills/
+        if dest.resolve() == source.resolve():  # e.g. the checkout cloned into that very folder
             return LinkOutcome(name, dest, source, "unchanged")
-        kind = "directory" if dest.is_dir() else "file"
-        return LinkOutcome(name, dest, source, "skipped",
-                           f"{dest} is a {kind} that is not an RStack link; left as is "
-                           "(move it aside and re-run ./setup to link the RStack skill)")
+        return LinkOutcome(name, dest, source, "skipped", occupied())
     dest.symlink_to(source, target_is_directory=True)
     return LinkOutcome(name, dest, source, "linked")
 
