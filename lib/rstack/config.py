@@ -191,6 +191,13 @@ for _key in (
         "Highest Vast.ai offer price searched, USD/hour; also the cost estimate per hour.", minimum=0),
     Key("max_retries", "int", 2, "Automatic retries per run (each applies a minimal fix).",
         minimum=0),
+    Key("ssh_config", "str", "", "ssh client config file passed as `ssh -F` (empty: ssh's own)."),
+    Key("ssh_remote_dir", "str", "~/.rstack-remote",
+        "Where ssh runs live on the remote host (runs/<run_id>, envs/<key>)."),
+    Key("ssh_python", "str", "python3", "The remote interpreter that builds the run's venv."),
+    Key("ssh_poll_s", "float", 2.0, "Seconds between polls of a remote run.", minimum=0.05),
+    Key("ssh_lost_after_s", "float", 600.0,
+        "A remote host silent this long (reconnects failing) is declared lost.", minimum=1),
 ):
     KEYS[_key.name] = _key
 

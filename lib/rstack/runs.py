@@ -472,7 +472,8 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
     def run_one(spec: RunSpec) -> None:
         while spec is not None and not stopping.is_set():
             (root / spec.output_dir).mkdir(parents=True, exist_ok=True)
-            ledger.append(started_record(spec, prov, runner.host))
+            host_for = getattr(runner, "host_for", None)
+            ledger.append(started_record(spec, prov, host_for(spec) if host_for else runner.host))
             with lock:
                 active[spec.run_id] = spec
             try:
@@ -673,7 +674,13 @@ def prepare(request: RunRequest) -> Prepared:
     orphans: list[dict] = []
     reattach: list[dict] = []
     if request.resume:
-        done = _done_keys(root)
+        remote = {r.get("run_id"): r for r in Ledger(root, "experiments").read(
+            types=["run.remote"]).records}
+        for started in in_flight(root):
+            (reattach if started["run_id"] in remote else orphans).append(started)
+        # Done, or still running remotely (re-attached below): neither is started again.
+        done = _done_keys(root) | {(s.get("arm"), s.get("seed"), tuple(s.get("args") or []))
+                                   for s in reattach}
         keep = []
         for spec in specs:
             if (spec.arm, spec.seed, tuple(spec.args)) in done:
@@ -681,10 +688,6 @@ def prepare(request: RunRequest) -> Prepared:
             else:
                 keep.append(spec)
         specs = keep
-        remote = {r.get("run_id"): r for r in Ledger(root, "experiments").read(
-            types=["run.remote"]).records}
-        for started in in_flight(root):
-            (reattach if started["run_id"] in remote else orphans).append(started)
     jobs = request.jobs
     if jobs is None:
         if profile == "local":

@@ -141,13 +141,13 @@ def plot_curves(histories: dict[str, list[list[dict[str, float]]]], arms: list[s
             note = _direction_note(directions.get(metric, "maximize"))
             ax.set_ylabel(f"{_label(metric)}\n({note})")
             if _wants_log(ax):
-                ax.set_yscale("log")
+                _log_axis(ax)
             ax.margins(x=0.02)
         handles, labels = axes[0][0].get_legend_handles_labels()
         if handles:
             fig.legend(handles, labels, loc="upper center", ncol=min(len(handles), 4),
                        bbox_to_anchor=(0.5, 1.0), borderaxespad=0.0)
-        fig.tight_layout(rect=(0, 0, 1, 0.9 if handles else 1.0), w_pad=2.0)
+        fig.tight_layout(rect=(0, 0, 1, 0.92 if handles else 1.0), w_pad=2.0)
         try:
             return _save(fig, out_dir, FIGURE_FILES["curves"])
         finally:
@@ -160,6 +160,16 @@ def _wants_log(ax) -> bool:
     if not ys or min(ys) <= 0:
         return False
     return max(ys) / min(ys) > LOG_SPAN
+
+
+def _log_axis(ax) -> None:
+    """Log y with plain labels at 1-2-5 steps (10^0 alone leaves the converged end unlabelled)."""
+    from matplotlib import ticker
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 def plot_bar(bars: list[ArmBar], colors: dict[str, str], metric: str, direction: str,

@@ -20,9 +20,15 @@ def tex_escape(text: str) -> str:
 
 def best_arms(stats: dict[str, dict[str, Summary]], metric: str, direction: str,
               decimals: int) -> set[str]:
-    """Arms whose printed mean is the best (ties at the printed precision all count)."""
-    printed = {arm: float(fmt_fixed(per[metric].mean, decimals))
-               for arm, per in stats.items() if metric in per}
+    """Arms whose printed mean is the best (ties at the printed precision all count).
+
+    An arm with a single seed is not ranked while any arm has two or more: one lucky seed must
+    not wear the bold.
+    """
+    having = {arm: per[metric] for arm, per in stats.items() if metric in per}
+    if any(s.n >= 2 for s in having.values()):
+        having = {arm: s for arm, s in having.items() if s.n >= 2}
+    printed = {arm: float(fmt_fixed(s.mean, decimals)) for arm, s in having.items()}
     if len(printed) < 2:
         return set()
     target = min(printed.values()) if direction == "minimize" else max(printed.values())
@@ -47,13 +53,16 @@ def render_table(arms: list[str], metrics: list[str], stats: dict[str, dict[str,
     arrows = {"minimize": r"$\downarrow$", "maximize": r"$\uparrow$"}
     best = {m: best_arms(stats, m, directions[m], decimals[m]) for m in metrics}
     any_small = any(s.n < MIN_SEEDS for per in stats.values() for s in per.values())
+    any_single = any(s.n < 2 for per in stats.values() for s in per.values()) and any(
+        s.n >= 2 for per in stats.values() for s in per.values())
     lines = [f"% {line}" for line in header]
     lines += [
         r"\begin{table}[t]",
         r"  \centering",
         r"  \caption{Results per arm: mean $\pm$ half-width of the 95\% confidence interval "
         r"(Student $t$) over seeds; $n$ is the number of seeds. Bold: best mean per metric "
-        r"($\downarrow$ lower is better, $\uparrow$ higher is better)."
+        r"($\downarrow$ lower is better, $\uparrow$ higher is better"
+        + (r"; arms with one seed are not ranked" if any_single else "") + ")."
         + (r" \dag: fewer than three seeds, interval unreliable or absent." if any_small else "")
         + "}",
         r"  \label{tab:main}",
