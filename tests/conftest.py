@@ -23,7 +23,8 @@ def isolated_home(tmp_path, monkeypatch):
         # An RSTACK_<KEY> override or a project pointer in the developer's shell must not leak in.
         if name.startswith("RSTACK_") and name not in ("RSTACK_HOME",):
             monkeypatch.delenv(name, raising=False)
-    for secret in ("S2_API_KEY", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "VAST_API_KEY"):
+    for secret in ("S2_API_KEY", "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_CONFIG_PATH",
+                   "VAST_API_KEY"):
         monkeypatch.delenv(secret, raising=False)
     return home
 

@@ -47,6 +47,21 @@ def test_append_fills_v_and_ts_and_writes_one_canonical_line(cli, project):
     assert record["ts"].endswith("Z") and len(record["ts"]) == len("2026-01-01T00:00:00.000Z")
 
 
+@pytest.mark.parametrize("ts", ["2026-01-02T03:04:05.1Z", "2026-01-02T03:04:05.123456Z"])
+def test_any_fraction_of_a_second_is_accepted(project, ts):
+    written = Ledger(project, "experiments", fsync=False).append(
+        {"type": "note", "text": "x", "ts": ts})
+    assert written["ts"] == ts
+
+
+def test_impossible_date_is_refused(cli, project):
+    result = cli("log", "append", "experiments",
+                 '{"type": "note", "text": "x", "ts": "2026-02-30T00:00:00Z"}')
+    assert result.exit_code == 1
+    assert result.output == ("Error: record 1: field ts: '2026-02-30T00:00:00Z' is not a real "
+                             "date and time; nothing was appended\n")
+
+
 def test_caller_ts_is_kept(project):
     ledger = Ledger(project, "experiments", fsync=False)
     written = ledger.append({"type": "note", "text": "x", "ts": "2026-01-02T03:04:05Z"})

@@ -191,7 +191,9 @@ def validate(ledger: str, record: Any, *, strict: bool = True) -> None:
                           hint="omit ts and it is filled in")
     if strict:  # append time; reads trust the pattern (and strict_loads refused NaN already)
         try:
-            datetime.fromisoformat(ts[:-1])
+            # The pattern fixed the layout; check the calendar. (fromisoformat would refuse a
+            # 1- or 2-digit fraction on Python 3.10.)
+            datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")
         except ValueError:
             raise RecordError(f"field ts: {ts!r} is not a real date and time") from None
     for name, field_spec in spec.required.items():
