@@ -310,3 +310,13 @@ def test_strict_loads_and_dumps_record():
     assert line == '{"v":1,"type":"note","ts":"2026-01-01T00:00:00Z","text":"é"}'
     with pytest.raises(ValueError):
         dumps_record({"v": 1, "x": float("inf")})
+
+
+def test_tail_shows_records_of_an_unknown_version_without_crashing(cli, project):
+    path = paths.ledger_path(project, "experiments")
+    path.parent.mkdir()
+    path.write_text('{"v": 2, "payload": 1}\n')
+    result = cli("log", "tail", "experiments")
+    assert result.exit_code == 0
+    assert result.stdout == 'None  None          {"payload": 1}\n'
+    assert result.stderr == f"warning: {path}:1: schema version 2 is not 1; read as is\n"

@@ -69,7 +69,7 @@ def tail_command(ledger_name: str, count: int, types: tuple[str, ...], as_json: 
         return
     for rec in records:
         rest = {k: v for k, v in rec.items() if k not in ("v", "type", "ts")}
-        click.echo(f"{rec.get('ts')}  {rec.get('type'):<13} {json.dumps(rest, ensure_ascii=False)}")
+        click.echo(f"{rec.get('ts')}  {str(rec.get('type')):<13} {json.dumps(rest, ensure_ascii=False)}")
     for problem in result.problems:
         click.echo(f"warning: {result.path}:{problem.line}: {problem.message}", err=True)
 
