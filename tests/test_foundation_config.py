@@ -164,3 +164,10 @@ def test_default_file_mentions_every_key_commented(isolated_home):
     # All commented: it parses to nothing, so every default applies.
     assert config.ConfigFile.load().data == {}
     assert config.init_file() is False
+
+
+@pytest.mark.parametrize("raw,shown", [("1234.5678", "1234.5678"), ("10", "10"), ("0.5", "0.5"),
+                                       ("1e7", "10000000")])
+def test_float_values_print_exactly(cli, cfg_file, raw, shown):
+    assert cli("config", "set", "max_cost_usd", raw).output == f"max_cost_usd = {shown}\n"
+    assert cli("config", "get", "max_cost_usd").output == f"{shown}\n"

@@ -134,7 +134,8 @@ class Key:
         if self.kind == "list":
             return ",".join(value)
         if self.kind == "float":
-            return f"{value:g}"
+            # Shortest exact form (10, 0.5, 1234.5678): `:g` would round to 6 digits.
+            return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else repr(value)
         return str(value)
 
     def to_yaml(self, value: Any) -> Any:
