@@ -267,6 +267,28 @@ def _check_options(command: click.Command, args: list[str], argv: list[str]) -> 
             assert arg.split("=", 1)[0] in known, f"`rstack {' '.join(argv)}`: unknown option {arg}"
 
 
+def test_every_rstack_command_and_option_in_a_skill_exists():
+    seen = set()
+    for md, argv in _invocations():
+        command, rest = _resolve(argv)
+        assert not isinstance(command, click.Group), f"{md}: `rstack {' '.join(argv)}` names a group"
+        _check_options(command, rest, argv)
+        seen.add(command.name)
+    # The pipeline's main commands are all exercised by some skill.
+    assert {"status", "search", "nearest", "check", "compile", "preflight", "run", "list",
+            "analyze", "new", "build", "audit", "bib", "create", "log"} <= seen
+
+
+def test_the_checker_catches_unknown_commands_and_options():
+    with pytest.raises(AssertionError, match="no command 'nosuch'"):
+        _resolve(["nosuch"])
+    command, rest = _resolve(["paper", "audit", "--bogus"])
+    with pytest.raises(AssertionError, match="unknown option --bogus"):
+        _check_options(command, rest, ["paper", "audit", "--bogus"])
+    command, rest = _resolve(["preflight", "train.py", "--", "--method", "x"])
+    _check_options(command, rest, ["preflight"])  # args after -- belong to the script
+
+
 def test_skill_invocation_parser_sees_every_call():
     calls = _invocations()
     assert len(calls) >= 30

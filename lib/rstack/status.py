@@ -275,22 +275,25 @@ def _paper_stage(root: Path) -> Stage:
 
 
 def _audit_stage(root: Path, paper: Stage) -> Stage:
-    # The audit records its last verdict in .rstack/paper-audit.json (the paper concern writes it);
-    # it only counts when it audited the current paper.pdf.
-    record_path = paths.state_dir(root) / "paper-audit.json"
+    # The audit is re-run here rather than remembered: it takes a fraction of a second and a
+    # remembered verdict could describe an older paper. Only a built, current paper is audited.
     if paper.state != "ok":
         return Stage("audit", "missing", "build the paper first")
-    if not record_path.is_file():
-        return Stage("audit", "missing", "paper not audited yet")
     try:
-        record = json.loads(record_path.read_text())
-    except ValueError:
-        return Stage("audit", "invalid", f"{record_path} is unreadable; re-run the audit")
-    if record.get("pdf_sha256") and record["pdf_sha256"] != _sha256_file(root / "paper.pdf"):
-        return Stage("audit", "stale", "paper changed since the last audit")
-    if record.get("ok"):
-        return Stage("audit", "ok", "last audit clean")
-    return Stage("audit", "failed", f"last audit found {record.get('errors', '?')} problem(s)")
+        from .paper.audit import audit_paper
+    except ImportError:
+        return Stage("audit", "unknown", "the paper audit is not installed")
+    try:
+        report = audit_paper(root)
+    except RStackError as exc:
+        return Stage("audit", "failed", exc.message.splitlines()[0])
+    errors = len(report.errors)
+    data = {"errors": errors, "macros_used": report.macros_used}
+    if errors:
+        first = report.errors[0]
+        where = f"{first.file}:{first.line}: " if first.line else ""
+        return Stage("audit", "failed", f"{errors} problem(s), first: {where}{first.message}", data)
+    return Stage("audit", "ok", f"clean ({report.macros_used} macro uses traced)", data)
 
 
 def _bundle_stage(root: Path) -> Stage:

@@ -19,8 +19,6 @@ from ..errors import RStackError
 COMMANDS: dict[str, str] = {
     "paper": "rstack.cli.paper:paper_group",
     "venue": "rstack.cli.paper:venue_group",
-    "paper": "rstack.cli.paper:paper_group",
-    "venue": "rstack.cli.paper:venue_group",
     "plan": "rstack.cli.plan:plan_group",
     "run": "rstack.cli.run:run_command",
     "runs": "rstack.cli.run:runs_group",
@@ -35,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "bundle": "rstack.cli.bundle:bundle_group",
     "reproduce": "rstack.cli.reproduce:reproduce_command",
     "status": "rstack.cli.status:status_command",
+    "demo": "rstack.cli.demo:demo_command",
     "preflight": "rstack.cli.preflight:preflight_command",
 }
 
