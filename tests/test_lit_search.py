@@ -486,3 +486,22 @@ def test_damaged_cache_entry_is_a_miss(cli, project, standard_routes):
             path.write_text("{not json")
     out = search_json(cli, "efficient transformers", "--source", "s2")
     assert out["network_calls"] == 1 and out["cache_hits"] == 0
+
+
+@pytest.mark.parametrize("retry_after", ["soon", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_odd_retry_after_values_fall_back_to_backoff(cli, project, lit_server, retry_after):
+    lit_server.route(S2_SEARCH,
+                     json_reply("s2_rate_limited.json", 429, headers={"Retry-After": retry_after}),
+                     json_reply("s2_search_transformers.json"))
+    start = time.monotonic()
+    out = search_json(cli, "efficient transformers", "--source", "s2")
+    assert out["recorded"] == 5 and time.monotonic() - start < 3
+    assert len(lit_server.hits(S2_SEARCH)) == 2
+
+
+def test_503_retry_after_then_success(cli, project, lit_server):
+    lit_server.route(ARXIV_QUERY, Reply(503, data("html_error_page.html"), "text/html",
+                                        headers={"Retry-After": "0"}),
+                     atom_reply("arxiv_search_new_format.xml"))
+    out = search_json(cli, "efficient transformers", "--source", "arxiv")
+    assert out["recorded"] == 4 and len(lit_server.hits(ARXIV_QUERY)) == 2

@@ -271,3 +271,23 @@ def test_verify_paths_are_relative_to_the_shell(cli, filled, monkeypatch):
     result = cli("lit", "verify", "../paper.tex", "--bib", "../paper.bib")
     assert result.exit_code == 0, result.output
     assert cli("lit", "verify").exit_code == 0  # default: the project's paper.tex
+
+
+def test_rank_scores_are_tfidf_cosines():
+    import math
+
+    import numpy as np
+
+    corpus = [Paper("alpha beta beta", key="x"), Paper("beta gamma", key="y"),
+              Paper("delta", key="z")]
+    vocab = ["alpha", "beta", "gamma", "delta"]
+    counts = np.array([[1, 2, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=float)
+    df = (counts > 0).sum(axis=0)
+    idf = np.log((1 + 3) / (1 + df)) + 1
+    docs = np.where(counts > 0, 1 + np.log(np.maximum(counts, 1)), 0) * idf
+    query = np.array([0, 1, 1, 0]) * idf  # "beta gamma"
+    expected = docs @ query / (np.linalg.norm(docs, axis=1) * np.linalg.norm(query))
+    ranked = rank("beta gamma", corpus)
+    assert [n.paper.key for n in ranked] == ["y", "x"]
+    assert math.isclose(ranked[0].score, expected[1]) and math.isclose(ranked[1].score, expected[0])
+    assert vocab  # the columns above, in order

@@ -1,13 +1,14 @@
 """Rank ledger papers by TF-IDF cosine similarity of title + abstract to a text (novelty input).
 
-A small TF-IDF on numpy: smoothed idf, sublinear tf, L2-normalized rows. The ranking is
-deterministic (ties broken by key). It only reads the ledger.
+A small sparse TF-IDF (smoothed idf, sublinear tf, cosine), no model and no scikit-learn: the
+ranking is deterministic (ties broken by key) and instant on thousands of abstracts. Read-only.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,41 +37,39 @@ class Neighbour:
                 "venue": p.venue, "authors": p.authors[:3], "ids": p.ids}
 
 
-def rank(text: str, papers: list[Paper], k: int = 10) -> list[Neighbour]:
-    """The k papers most similar to text (score > 0 only), best first."""
-    import numpy as np
+def _weights(counts: Counter, idf: dict[str, float]) -> dict[str, float]:
+    return {term: (1.0 + math.log(n)) * idf[term] for term, n in counts.items() if term in idf}
 
-    docs = [tokenize(f"{p.title} {p.abstract or ''}") for p in papers]
-    query = tokenize(text)
-    vocab: dict[str, int] = {}
-    for tokens in docs:
-        for token in tokens:
-            vocab.setdefault(token, len(vocab))
-    if not vocab or not query or not papers:
+
+def rank(text: str, papers: list[Paper], k: int = 10) -> list[Neighbour]:
+    """The k papers most similar to text (score > 0 only), best first.
+
+    Sparse on purpose: memory grows with the tokens, not with papers x vocabulary.
+    """
+    docs = [Counter(tokenize(f"{p.title} {p.abstract or ''}")) for p in papers]
+    query = Counter(tokenize(text))
+    if not docs or not query:
         return []
-    counts = np.zeros((len(docs), len(vocab)))
-    for row, tokens in enumerate(docs):
-        for token in tokens:
-            counts[row, vocab[token]] += 1
-    df = (counts > 0).sum(axis=0)
-    idf = np.log((1 + len(docs)) / (1 + df)) + 1.0
-    tf = np.where(counts > 0, 1.0 + np.log(np.maximum(counts, 1.0)), 0.0)
-    matrix = tf * idf
-    norms = np.linalg.norm(matrix, axis=1)
-    norms[norms == 0] = 1.0
-    matrix = matrix / norms[:, None]
-    qvec = np.zeros(len(vocab))
-    for token in query:
-        if token in vocab:
-            qvec[vocab[token]] += 1
-    qvec = np.where(qvec > 0, 1.0 + np.log(np.maximum(qvec, 1.0)), 0.0) * idf
-    qnorm = float(np.linalg.norm(qvec))
+    df: Counter = Counter()
+    for counts in docs:
+        df.update(counts.keys())
+    n_docs = len(docs)
+    idf = {term: math.log((1 + n_docs) / (1 + count)) + 1.0 for term, count in df.items()}
+    qvec = _weights(query, idf)
+    qnorm = math.sqrt(sum(w * w for w in qvec.values()))
     if qnorm == 0:
         return []
-    scores = matrix @ (qvec / qnorm)
-    order = sorted(range(len(papers)), key=lambda i: (-float(scores[i]), papers[i].key or ""))
-    return [Neighbour(papers[i], float(scores[i])) for i in order[:k]
-            if float(scores[i]) > 0 and math.isfinite(float(scores[i]))]
+    scored = []
+    for paper, counts in zip(papers, docs):
+        if not any(term in counts for term in qvec):
+            continue
+        dvec = _weights(counts, idf)
+        dnorm = math.sqrt(sum(w * w for w in dvec.values()))
+        dot = sum(weight * dvec[term] for term, weight in qvec.items() if term in dvec)
+        if dnorm and dot > 0:
+            scored.append(Neighbour(paper, dot / (dnorm * qnorm)))
+    scored.sort(key=lambda n: (-n.score, n.paper.key or ""))
+    return scored[:k]
 
 
 def nearest_papers(root: Path, text: str, k: int = 10) -> list[Neighbour]:
