@@ -344,9 +344,6 @@ def _numbers_in(value: Any) -> Iterable[float]:
 
 def summary_candidates(summary: dict) -> list[Candidate]:
     out: list[Candidate] = []
-    for key, value in summary.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "version":
-            out.append(Candidate(float(value), "analysis-setting", f"summary.json {key}"))
     for q in summary.get("quantities") or []:
         if isinstance(q, dict) and isinstance(q.get("value"), (int, float)):
             out.append(Candidate(float(q["value"]), "summary", f"\\{q.get('macro')}",
@@ -384,6 +381,10 @@ def summary_candidates(summary: dict) -> list[Candidate]:
                 out.append(Candidate(float(value), "summary",
                                      f"{comp.get('arm')} vs {comp.get('baseline')} "
                                      f"{comp.get('metric')} {stat}", ids))
+    # Settings last, so a number that is also a run statistic is reported with its runs.
+    for key, value in summary.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "version":
+            out.append(Candidate(float(value), "analysis-setting", f"summary.json {key}"))
     return out
 
 

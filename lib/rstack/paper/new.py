@@ -54,12 +54,18 @@ def _read_summary(root: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _figure_block(path: str, label: str) -> str:
+def _figure_block(path: str, label: str, size_in: list | None = None) -> str:
     stem = Path(path).stem
+    # analyze draws figures at print size (8 pt text stays 8 pt): keep that size, shrinking
+    # only when the column is narrower (width and height both bound, aspect kept).
+    options = r"width=\linewidth"
+    if isinstance(size_in, list) and len(size_in) == 2 and all(
+            isinstance(v, (int, float)) and v > 0 for v in size_in):
+        options = rf"width=\linewidth,height={size_in[1]:g}in,keepaspectratio"
     return "\n".join([
         r"\begin{figure}[t]",
         r"  \centering",
-        rf"  \includegraphics[width=\linewidth]{{{path}}}",
+        rf"  \includegraphics[{options}]{{{path}}}",
         rf"  \caption{{Describe what \texttt{{{tex_escape(stem)}}} shows and what to read from it.}}",
         rf"  \label{{{label}}}",
         r"\end{figure}",
@@ -70,11 +76,14 @@ def _results_section(summary: dict | None) -> str:
     """The Results section body: the analysis table, figures, and the primary metric's macros."""
     figures = list(DEFAULT_FIGURES)
     tables = [DEFAULT_TABLE]
+    sizes: dict = {}
     sentences = []
     if summary:
         artifacts = [a for a in summary.get("artifacts") or [] if isinstance(a, dict)]
-        found_figs = [a["path"] for a in artifacts
+        found_figs = [a for a in artifacts
                       if a.get("kind") == "figure" and str(a.get("path", "")).endswith(".pdf")]
+        sizes = {a["path"]: a.get("size_in") for a in found_figs}
+        found_figs = [a["path"] for a in found_figs]
         found_tabs = [a["path"] for a in artifacts if a.get("kind") == "table"]
         figures = found_figs or figures
         tables = found_tabs or tables
@@ -95,7 +104,8 @@ def _results_section(summary: dict | None) -> str:
     for path in tables:
         lines += ["", rf"\input{{{path}}}"]
     for path in figures:
-        lines += ["", _figure_block(path, "fig:" + Path(path).stem.replace("_", "-"))]
+        lines += ["", _figure_block(path, "fig:" + Path(path).stem.replace("_", "-"),
+                                    sizes.get(path))]
     return "\n".join(lines)
 
 
