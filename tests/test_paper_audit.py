@@ -104,6 +104,12 @@ def test_clean_paper_passes_with_no_finding(proj, cli):
     assert traced["3"]["source"] in ("plan", "summary")
     assert traced["512"]["source"] in ("plan", "allow")
     assert report["numbers"]["macros_used"] >= 3
+    record = json.loads((proj / ".rstack" / "paper-audit.json").read_text())
+    assert record["ok"] is True and record["errors"] == 0
+    import hashlib
+
+    assert record["pdf_sha256"] == hashlib.sha256((proj / "paper.pdf").read_bytes()).hexdigest()
+    assert record["tex_sha256"] == hashlib.sha256((proj / "paper.tex").read_bytes()).hexdigest()
     human = cli("paper", "audit")
     assert human.exit_code == 0
     assert human.output.startswith("audit PASS: citations pass, numbers pass, artifacts pass, "
@@ -121,6 +127,8 @@ def test_typed_number_no_run_produced(proj, cli):
     assert finding["message"] == ("typed number 0.351 in the section 'Results' matches no "
                                   "analysed run, plan value or allow comment")
     assert "% rstack: allow 0.351 <reason>" in finding["hint"]
+    record = json.loads((proj / ".rstack" / "paper-audit.json").read_text())
+    assert (record["ok"], record["errors"], record["checks"]["numbers"]) == (False, 1, "fail")
 
 
 def test_typed_number_in_abstract_and_caption_caught(proj, cli):

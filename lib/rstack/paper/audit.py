@@ -3,7 +3,8 @@
 Five checks: citations (the literature verifier), numbers (every typed result traces to a run, the
 plan, or an explicit allow comment), artifacts (figures/tables are analyze's files and not stale),
 claims ("significantly" only where analyze found significance), and the last build's log. The audit
-only reads; it never edits the paper, the analysis or the ledgers.
+never edits the paper, the analysis or the ledgers; it only records its verdict in
+`.rstack/paper-audit.json`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,6 +24,7 @@ from .build import read_build_record, sha256_file
 CHECKS = ("citations", "numbers", "artifacts", "claims", "build")
 SUMMARY_REL = "analysis/summary.json"
 PLAN_REL = "experiment-plan.md"
+AUDIT_RECORD = "paper-audit.json"
 
 # Section titles whose text reports results; their numbers must trace.
 _RESULT_TITLE = re.compile(r"experiment|result|evaluat|ablation|discussion|conclu|limitation", re.I)
@@ -776,4 +778,35 @@ def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     audit_artifacts(report, root, source, summary)
     audit_claims(report, source, summary)
     audit_build(report, root, tex_path)
+    _write_audit_record(root, tex_path, report)
     return report
+
+
+def audit_record_path(root: Path) -> Path:
+    from .. import paths
+
+    return paths.state_dir(root) / AUDIT_RECORD
+
+
+def _write_audit_record(root: Path, tex_path: Path, report: AuditReport) -> None:
+    """`.rstack/paper-audit.json`: the last verdict, tied to the sources and PDF it judged
+    (`rstack status` treats it as current only while those hashes still match)."""
+    import os
+
+    record = report.as_json()
+    record.update({
+        "version": 1,
+        "audited_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tex_sha256": sha256_file(tex_path),
+        "bib_sha256": sha256_file(tex_path.with_suffix(".bib")),
+        "pdf_sha256": sha256_file(tex_path.with_suffix(".pdf")),
+    })
+    path = audit_record_path(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise PaperError(f"cannot record the audit in {path} ({exc.strerror})",
+                         hint="check that .rstack/ is writable") from None
