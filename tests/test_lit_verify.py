@@ -4,6 +4,8 @@ outcome, and TF-IDF ranking. The ledger is filled by real searches against the f
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 
 import bibtexparser
 import pytest
@@ -291,3 +293,41 @@ def test_rank_scores_are_tfidf_cosines():
     assert [n.paper.key for n in ranked] == ["y", "x"]
     assert math.isclose(ranked[0].score, expected[1]) and math.isclose(ranked[1].score, expected[0])
     assert vocab  # the columns above, in order
+
+
+MATH_PAPER = {"type": "paper", "key": "muller2021alpha",
+              "title": "On $\\alpha$-Divergences & 50% of Q_A Tests", "authors": ["Zoë Müller"],
+              "year": 2021, "venue": "Journal of Machine Learning Research",
+              "ids": {"s2": "c" * 40, "doi": None, "arxiv": None}, "abstract": None,
+              "url": None, "citation_count": 3, "sources": ["s2"], "query": "alpha"}
+
+
+def test_math_and_special_characters_survive_bib_and_verify(cli, filled):
+    Ledger(filled, "lit-review").append(MATH_PAPER)
+    write_tex(filled, "\\cite{muller2021alpha}")
+    assert cli("lit", "bib", "--cited", "paper.tex", "--out", "paper.bib").exit_code == 0
+    text = (filled / "paper.bib").read_text()
+    assert "{On $\\alpha$-Divergences \\& 50\\% of Q\\_A Tests}" in text
+    result = cli("lit", "verify")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.skipif(not (shutil.which("pdflatex") and shutil.which("bibtex")),
+                    reason="needs pdflatex and bibtex (TeX Live)")
+def test_generated_bib_compiles_with_bibtex(cli, filled):
+    Ledger(filled, "lit-review").append(MATH_PAPER)
+    keys = KEYS + ["muller2021alpha"]
+    (filled / "paper.tex").write_text(
+        "\\documentclass{article}\n\\begin{document}\n\\nocite{" + ",".join(keys) + "}\n"
+        "\\bibliographystyle{plain}\n\\bibliography{paper}\n\\end{document}\n")
+    assert cli("lit", "bib", "--out", "paper.bib").exit_code == 0
+    for step in (["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"],
+                 ["bibtex", "paper"],
+                 ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"]):
+        done = subprocess.run(step, cwd=filled, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:]
+    bbl = (filled / "paper.bbl").read_text()
+    assert bbl.count("\\bibitem") == len(keys)
+    assert "Attention is All you Need" in bbl and "$\\alpha$-Divergences" in bbl
+    blg = (filled / "paper.blg").read_text()
+    assert "error message" not in blg

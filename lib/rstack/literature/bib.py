@@ -33,8 +33,14 @@ _PREPRINT_VENUES = {"arxiv", "arxiv.org", "corr", "arxiv preprint", "biorxiv", "
 _SPECIAL = re.compile(r"(?<!\\)([&%$#_])")
 
 
+_MATH = re.compile(r"(?<!\\)(\$[^$]+\$)")
+
+
 def latex_escape(text: str) -> str:
-    return _SPECIAL.sub(r"\\\1", text)
+    """Escape & % $ # _ outside inline math; `$\\alpha$` in an arXiv title stays math."""
+    parts = _MATH.split(text)
+    return "".join(part if index % 2 else _SPECIAL.sub(r"\\\1", part)
+                   for index, part in enumerate(parts))
 
 
 def entry_type(paper: Paper) -> str:

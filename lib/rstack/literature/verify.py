@@ -155,7 +155,8 @@ def _year(value: str | None) -> int | None:
 def _compare(entry_fields: dict, paper: Paper) -> list[dict]:
     diff = []
     bib_title = latex_to_text(entry_fields.get("title") or "")
-    if normalize_title(bib_title) != normalize_title(paper.title):
+    # API titles carry LaTeX too (arXiv: "$\\alpha$-divergences"): compare both sides as text.
+    if normalize_title(bib_title) != normalize_title(latex_to_text(paper.title)):
         diff.append({"field": "title", "bib": bib_title or None, "ledger": paper.title})
     bib_year = _year(entry_fields.get("year"))
     if bib_year != paper.year:
