@@ -218,6 +218,8 @@ def test_table_has_booktabs_and_bold_best(real, cli):
                  if line.strip().startswith(next(a for a in means if a != best) + " "))
     assert r"\boldmath" not in other.split("&")[2]
     assert r"val\_loss $\downarrow$" in table and r"sign\_acc $\uparrow$" in table
+    # shrinks to a two-column venue's column, never enlarges
+    assert r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%" in table
 
 
 def test_numbers_tex_names_runs_for_every_macro(real, cli):

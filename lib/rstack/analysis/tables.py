@@ -1,6 +1,7 @@
 """The main results table (analysis/table_main.tex): booktabs, mean +- CI half-width, best in bold.
 
 Rendering only: the statistics and the number formats come from stats.py and numbers.py.
+Needs booktabs and graphicx (\\resizebox) in the preamble; every venue template loads both.
 Bold marks the best mean per metric direction; it says nothing about significance.
 """
 
@@ -66,6 +67,9 @@ def render_table(arms: list[str], metrics: list[str], stats: dict[str, dict[str,
         + (r" \dag: fewer than three seeds, interval unreliable or absent." if any_small else "")
         + "}",
         r"  \label{tab:main}",
+        r"  \small",
+        # Shrink (never enlarge) to the column: many metrics overflow a two-column venue.
+        r"  \resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         "  \\begin{tabular}{l" + "r" * (len(metrics) + 1) + "}",
         r"    \toprule",
         "    Arm & $n$ & " + " & ".join(
@@ -75,5 +79,5 @@ def render_table(arms: list[str], metrics: list[str], stats: dict[str, dict[str,
     for arm in arms:
         cells = [_cell(stats[arm].get(m), decimals[m], arm in best[m]) for m in metrics]
         lines.append(f"    {tex_escape(arm)} & {run_counts[arm]} & " + " & ".join(cells) + r" \\")
-    lines += [r"    \bottomrule", r"  \end{tabular}", r"\end{table}"]
+    lines += [r"    \bottomrule", r"  \end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"
