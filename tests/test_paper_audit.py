@@ -333,6 +333,8 @@ def test_scanner_ignores_what_is_not_a_reported_number(body):
     (r"\begin{tabular}{lc} base & 0.6 \\ \end{tabular}", "0.6"),
     (r"a 4x speedup", "4"),
     (r"we reach 71.3\% accuracy", "71.3%"),
+    (r"between 0.81-0.97 on Llama-2-7B", "0.97"),
+    (r"a 4.5x speedup over GPT-2", "4.5"),
 ])
 def test_scanner_catches_typed_results(body, typed):
     report = _scan(body)

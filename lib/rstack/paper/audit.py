@@ -211,7 +211,12 @@ def _group_end(text: str, start: int, open_char: str, close_char: str) -> int:
 
 
 def _skip_space(text: str, index: int) -> int:
+    """Skip the spaces between a command's arguments; a blank line ends the command."""
+    newlines = 0
     while index < len(text) and text[index] in " \t\n":
+        newlines += text[index] == "\n"
+        if newlines > 1:
+            break
         index += 1
     return index
 
@@ -420,18 +425,22 @@ def _matches(typed: str, value: float, percent: bool, candidate: Candidate) -> b
 
 
 def _letter_attached(text: str, start: int, end: int) -> bool:
-    """A digit run that is part of a name: CIFAR-10, ResNet50, GPT-2, 3D, 1st, L2, x86."""
-    before = text[start - 1] if start > 0 else " "
-    after = text[end] if end < len(text) else " "
-    if before.isalpha() or before == "_":
-        return True
-    if before == "-" and start > 1 and (text[start - 2].isalnum()):
-        return True
-    if after.isalpha() or after == "_":
-        tail = re.match(r"[A-Za-z]+", text[end:]).group()
-        # 4x, 10k, 5M, 2B: a multiplier or magnitude is a number, not a name.
-        return tail not in ("x", "X", "k", "K", "M", "B")
-    return False
+    """A digit run that is part of a name: CIFAR-10, ResNet50, GPT-2, Llama-2-7B, 3D, 1st, x86.
+
+    The word around the number (letters, digits, `-`, `_`, `.` on the left) decides: a letter
+    anywhere else in it makes a name, except a lone multiplier or magnitude suffix (4x, 10k, 7B).
+    A range such as 0.3-0.5 has no letter, so both of its numbers are checked.
+    """
+    left = start
+    while left > 0 and (text[left - 1].isalnum() or text[left - 1] in "-_."):
+        left -= 1
+    right = end
+    while right < len(text) and (text[right].isalnum() or text[right] in "-_"):
+        right += 1
+    before, after = text[left:start], text[end:right]
+    if not any(c.isalpha() for c in before) and after in ("x", "X", "k", "K", "M", "B"):
+        return False
+    return any(c.isalpha() for c in before + after)
 
 
 def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
