@@ -26,6 +26,7 @@ class Reply:
     content_type: str = "application/json"
     headers: dict = field(default_factory=dict)
     delay_s: float = 0.0
+    length: int | None = None  # a Content-Length that lies (a body cut off mid-transfer)
 
 
 def json_reply(name: str, status: int = 200, **kw) -> Reply:
@@ -69,7 +70,7 @@ class LitServer:
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", reply.content_type)
-                    self.send_header("Content-Length", str(len(reply.body)))
+                    self.send_header("Content-Length", str(reply.length or len(reply.body)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()

@@ -505,3 +505,12 @@ def test_503_retry_after_then_success(cli, project, lit_server):
                      atom_reply("arxiv_search_new_format.xml"))
     out = search_json(cli, "efficient transformers", "--source", "arxiv")
     assert out["recorded"] == 4 and len(lit_server.hits(ARXIV_QUERY)) == 2
+
+
+def test_body_cut_off_mid_transfer(cli, project, lit_server, monkeypatch):
+    monkeypatch.setenv("RSTACK_LIT_MAX_RETRIES", "0")
+    body = data("s2_search_transformers.json")
+    lit_server.route(S2_SEARCH, Reply(200, body[:500], length=len(body)))
+    result = cli("lit", "search", "efficient transformers", "--source", "s2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "the answer broke off mid-body" in result.output

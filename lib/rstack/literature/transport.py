@@ -256,6 +256,12 @@ class Transport:
             response = self.session.get(url, params=dict(params), headers=dict(headers or {}),
                                         timeout=(min(self.timeout_s, 10.0), self.timeout_s),
                                         allow_redirects=True)
+        except (requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError) as exc:
+            raise ServiceError(
+                f"{service.label} {what}: the answer broke off mid-body ({type(exc).__name__}); "
+                "nothing was cached", service=service.name, kind="bad-body",
+                hint="try again later") from None
         except requests.RequestException as exc:
             if _timeout_in(exc):
                 raise ServiceError(
