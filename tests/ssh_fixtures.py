@@ -44,6 +44,9 @@ class Sshd:
         self.client_config.write_text(
             f"Host {ALIAS}\n  HostName 127.0.0.1\n  Port {self.port}\n  User {_user()}\n"
             f"  IdentityFile {base / 'user_key'}\n  IdentitiesOnly yes\n"
+            "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+            # What `vastai ssh-url` hands back in the vastai tests: ssh://user@127.0.0.1:PORT.
+            f"Host 127.0.0.1\n  IdentityFile {base / 'user_key'}\n  IdentitiesOnly yes\n"
             "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
         self.remote_dir = base / "remote"
 

@@ -199,6 +199,11 @@ for _key in (
     Key("ssh_poll_s", "float", 2.0, "Seconds between polls of a remote run.", minimum=0.05),
     Key("ssh_lost_after_s", "float", 600.0,
         "A remote host silent this long (reconnects failing) is declared lost.", minimum=1),
+    Key("vastai_disk_gb", "int", 40, "Disk size of a rented Vast.ai instance, GB.", minimum=1),
+    Key("vastai_image", "str", "pytorch/pytorch:latest", "Docker image for Vast.ai instances."),
+    Key("vastai_start_timeout_s", "float", 600.0,
+        "How long a new Vast.ai instance may take to reach `running`.", minimum=1),
+    Key("vastai_poll_s", "float", 5.0, "Seconds between Vast.ai status polls.", minimum=0.05),
 ):
     KEYS[_key.name] = _key
 
