@@ -72,6 +72,16 @@ def test_new_without_analysis_says_so(project, cli):
     assert "\\input{analysis/table_main.tex}" in (project / "paper.tex").read_text()
 
 
+def test_new_takes_the_venue_from_the_plan_then_config(project, cli, monkeypatch):
+    make_project(project, with_lit=False)
+    plan = project / "experiment-plan.md"
+    plan.write_text(plan.read_text().replace("venue: arxiv", "venue: icml"))
+    assert cli("paper", "new").output.startswith("wrote paper.tex, rstack-icml.sty")
+    plan.unlink()
+    monkeypatch.setenv("RSTACK_VENUE", "acl")
+    assert cli("paper", "new", "--force").output.startswith("wrote paper.tex, rstack-acl.sty")
+
+
 def test_new_rejects_unknown_venue(project, cli):
     result = cli("paper", "new", "--venue", "nature")
     assert result.exit_code == 2

@@ -6,7 +6,6 @@ import json
 
 import click
 
-from .. import config
 from .options import json_option, project_option
 
 VENUE_CHOICE = click.Choice(("arxiv", "neurips", "icml", "iclr", "acl"))
@@ -19,7 +18,8 @@ def paper_group() -> None:
 
 @paper_group.command("new")
 @click.option("--venue", type=VENUE_CHOICE, default=None,
-              help="Venue template (default: the `venue` config key).")
+              help="Venue template (default: the plan's publication.venue, else the `venue` "
+                   "config key).")
 @click.option("--title", default=None, help="Paper title.")
 @click.option("--force", is_flag=True, help="Replace an existing paper.tex (paper.bib is kept).")
 @json_option
@@ -28,7 +28,7 @@ def new_command(venue, title, force, as_json, project) -> None:
     """Write paper.tex from templates/latex/VENUE, the venue's .sty and paper.bib."""
     from ..paper.new import new_paper
 
-    result = new_paper(project, venue or config.get("venue"), title=title, force=force)
+    result = new_paper(project, venue, title=title, force=force)
     if as_json:
         click.echo(json.dumps(result.as_json()))
         return

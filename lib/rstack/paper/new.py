@@ -109,10 +109,25 @@ def _results_section(summary: dict | None) -> str:
     return "\n".join(lines)
 
 
-def new_paper(root: Path, venue_name: str, *, title: str | None = None,
+def default_venue(root: Path) -> str:
+    """The plan's `publication.venue` when the plan loads, else the `venue` config key."""
+    from .. import config
+    from ..plan import PlanError, default_plan_path, load_plan
+
+    path = default_plan_path(Path(root))
+    if path.is_file():
+        try:
+            return load_plan(path).venue
+        except PlanError:
+            pass  # `rstack plan check` reports it; the paper can still start from config
+    return config.get("venue")
+
+
+def new_paper(root: Path, venue_name: str | None = None, *, title: str | None = None,
               force: bool = False) -> NewResult:
+    """Write paper.tex for `venue_name` (None: the plan's venue, else the configured one)."""
     root = Path(root)
-    venue = load_venue(venue_name)
+    venue = load_venue(venue_name or default_venue(root))
     tex_path = root / PAPER_TEX
     if tex_path.exists() and not force:
         raise PaperError(f"{tex_path}: already exists; nothing was written",
