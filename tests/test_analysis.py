@@ -378,3 +378,28 @@ def test_one_constant_arm_still_gets_a_welch_p():
     # df = (1/3)^2 / ((1/3)^2 / 2) = 2; p = 2 * P(T_2 > 6.9282) = 0.0202041...
     assert welch_p((1.0, 1.0, 1.0), (4.0, 5.0, 6.0)) == pytest.approx(0.020204102886728803,
                                                                        rel=1e-6)
+
+
+def test_invalid_plan_is_an_error_naming_the_key(project, cli):
+    write_project(project)
+    plan = project / "experiment-plan.md"
+    plan.write_text(plan.read_text().replace("direction: minimize", "direction: sideways"))
+    record_metrics_run(project, "baseline", 0, {"val_loss": 1.0})
+    result = cli("analyze")
+    assert result.exit_code == 1
+    assert "evaluation.direction" in result.output and "sideways" in result.output
+
+
+def test_odd_metric_names_render(project, cli):
+    write_project(project)
+    for seed in range(2):
+        record_metrics_run(project, "baseline", seed, {"val_loss": 1.0 + seed, "cost_$": 3.0,
+                                                       "top5/acc%": 0.5 + seed / 10})
+        record_metrics_run(project, "treatment", seed, {"val_loss": 0.5 + seed, "cost_$": 2.0,
+                                                        "top5/acc%": 0.6 + seed / 10})
+    result = cli("analyze")
+    assert result.exit_code == 0, result.output
+    table = (project / "analysis" / "table_main.tex").read_text()
+    assert r"cost\_\$" in table and r"top5/acc\%" in table
+    numbers = (project / "analysis" / "numbers.tex").read_text()
+    assert r"\newcommand{\rsBaselineTopFiveAccMean}{0.550}" in numbers

@@ -179,3 +179,17 @@ def test_create_refuses_when_a_used_run_has_no_results(analysed, cli, tmp_path):
     assert (f"results of runs the analysis used are missing: {ids['baseline'][1]} "
             f"(results/{ids['baseline'][1]})") in result.output
     assert not (tmp_path / "b").exists()
+
+
+def test_stamp_notes_only_runs_finished_after_the_analysis(analysed, cli, tmp_path):
+    from analysis_fixtures import record_metrics_run
+    from rstack.ledger import Ledger
+
+    root, _ = analysed
+    Ledger(root, "experiments").append({"type": "note", "text": "a later note is harmless"})
+    out = _create(cli, tmp_path / "b1")
+    assert "rstack analyze" not in out.output
+    record_metrics_run(root, "treatment", 7, {"val_loss": 0.1})
+    out = _create(cli, tmp_path / "b2")
+    assert ("note: 1 run(s) finished after `rstack analyze`; re-run `rstack analyze` so the "
+            "analysis matches the bundled ledger") in out.output

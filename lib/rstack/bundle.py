@@ -276,9 +276,11 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
         ledger_file = paths.ledger_path(root, "experiments")
         ledger_sha = sha256_file(ledger_file) if ledger_file.is_file() else None
         analysis_sha = (summary.get("ledger") or {}).get("sha256")
-        if analysis_sha != ledger_sha:
-            notes.append("the ledger changed after `rstack analyze` ran; re-run it so the "
-                         "analysis matches the bundled ledger")
+        problem = _analysis_drift(ledger_file, analysis_sha, (summary.get("ledger") or {}).get(
+            "lines"))
+        if problem:
+            notes.append(f"{problem}; re-run `rstack analyze` so the analysis matches the "
+                         "bundled ledger")
         stamp = {
             "version": STAMP_VERSION,
             "commit": state["commit"] if state else None,
@@ -304,6 +306,32 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return BundleReport(out=out, stamp=stamp, files=count + 1, notes=notes)
+
+
+def _analysis_drift(ledger: Path, sha: str | None, lines) -> str | None:
+    """Why the analysis no longer matches the ledger, or None. Records appended after it (a
+    reproduce verdict, a note) are fine; a rewritten prefix or a newer finished run is not."""
+    try:
+        raw = ledger.read_bytes()
+    except OSError:
+        return "the experiments ledger is missing"
+    if hashlib.sha256(raw).hexdigest() == sha:
+        return None
+    parts = raw.split(b"\n")
+    if not isinstance(lines, int) or len(parts) - 1 < lines:
+        return "the experiments ledger changed since `rstack analyze`"
+    if hashlib.sha256(b"".join(p + b"\n" for p in parts[:lines])).hexdigest() != sha:
+        return "the experiments ledger changed since `rstack analyze`"
+    newer = 0
+    for line in parts[lines:]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        newer += isinstance(record, dict) and record.get("type") == "run.finished"
+    if newer:
+        return f"{newer} run(s) finished after `rstack analyze`"
+    return None
 
 
 def _bundle_readme(stamp: dict) -> str:

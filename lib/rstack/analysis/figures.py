@@ -86,7 +86,8 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 
 
 def _label(metric: str) -> str:
-    return metric.replace("_", " ")
+    # A `$` in a metric name would start matplotlib mathtext and fail the whole figure.
+    return metric.replace("_", " ").replace("$", r"\$")
 
 
 def _direction_note(direction: str) -> str:
