@@ -125,10 +125,11 @@ def test_verify_clean(cli, filled):
 
 def test_collect_citations_follows_input_and_skips_comments(filled):
     write_tex(filled, "\\cite{a,b}\\nocite{*}\n%\\cite{c}\n50\\% \\parencite[see][12]{d}\n"
-                      "\\input{more}")
+                      "\\input{more}\n\\citep{f,\n  g}")
     (filled / "more.tex").write_text("\\textcite{e}\n")
     cited, bibs = collect_citations(filled / "paper.tex")
-    assert sorted(cited) == ["a", "b", "d", "e"]
+    assert sorted(cited) == ["a", "b", "d", "e", "f", "g"]
+    assert cited["f"] == cited["g"] == ["paper.tex:7"]
     assert cited["d"] == ["paper.tex:5"] and cited["e"] == ["more.tex:1"]
     assert bibs == ["paper"]
 

@@ -103,26 +103,32 @@ def collect_citations(tex_path: Path, *, _seen: set[Path] | None = None
         text = tex_path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return cited, bibs
-    lines = _strip_comments(text)
-    for number, line in enumerate(lines, start=1):
-        for match in _CITE.finditer(line):
+    # Whole text, not line by line: a \cite{a,\n b} argument may span lines.
+    body = "\n".join(_strip_comments(text))
+    events = []
+    for match in _CITE.finditer(body):
+        events.append((match.start(), "cite", match))
+    for match in _INPUT.finditer(body):
+        events.append((match.start(), "input", match))
+    for match in _BIBLIOGRAPHY.finditer(body):
+        bibs.extend(name.strip() for name in match.group(1).split(",") if name.strip())
+    for match in _ADDBIB.finditer(body):
+        bibs.append(match.group(1).strip())
+    for start, kind, match in sorted(events, key=lambda event: event[0]):
+        number = body.count("\n", 0, start) + 1
+        if kind == "cite":
             for key in match.group(1).split(","):
                 key = key.strip()
                 if key and key != "*":
                     cited.setdefault(key, []).append(f"{tex_path.name}:{number}")
-        for match in _BIBLIOGRAPHY.finditer(line):
-            bibs.extend(name.strip() for name in match.group(1).split(",") if name.strip())
-        for match in _ADDBIB.finditer(line):
-            bibs.append(match.group(1).strip())
-        for match in _INPUT.finditer(line):
-            name = match.group(1).strip()
-            child = tex_path.parent / name
-            if not child.suffix:
-                child = child.with_suffix(".tex")
-            sub_cited, sub_bibs = collect_citations(child, _seen=seen)
-            for key, uses in sub_cited.items():
-                cited.setdefault(key, []).extend(uses)
-            bibs.extend(sub_bibs)
+            continue
+        child = tex_path.parent / match.group(1).strip()
+        if not child.suffix:
+            child = child.with_suffix(".tex")
+        sub_cited, sub_bibs = collect_citations(child, _seen=seen)
+        for key, uses in sub_cited.items():
+            cited.setdefault(key, []).extend(uses)
+        bibs.extend(sub_bibs)
     return cited, bibs
 
 
