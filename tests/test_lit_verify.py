@@ -332,3 +332,23 @@ def test_generated_bib_compiles_with_bibtex(cli, filled):
     assert "Attention is All you Need" in bbl and "$\\alpha$-Divergences" in bbl
     blg = (filled / "paper.blg").read_text()
     assert "error message" not in blg
+
+
+def test_hand_typed_record_does_not_block_the_api_record(cli, project, standard_routes):
+    Ledger(project, "lit-review").append_many([
+        {"type": "paper", "key": "vaswani2017attention", "title": "Attention Is All You Need",
+         "year": 2017, "authors": ["Ashish Vaswani"]},
+        {"type": "paper", "key": "hand2020linformer", "title": "Linformer: Self-Attention with "
+         "Linear Complexity", "year": 2020}])
+    out = json.loads(cli("lit", "search", "efficient transformers", "--json").stdout)
+    keys = [p["key"] for p in out["papers"]]
+    # The hand records' keys stay taken; the API records are recorded beside them.
+    assert "vaswani2017attentionb" in keys and "wang2020linformer" in keys
+    assert out["recorded"] == 6
+    write_tex(project, "\\cite{hand2020linformer}")
+    (project / "paper.bib").write_text(
+        "@misc{hand2020linformer, title={Linformer: Self-Attention with Linear Complexity},"
+        " year={2020}}\n")
+    [problem] = verify_citations(project, "paper.tex", None).problems
+    assert problem.kind == "not-from-api"
+    assert problem.hint == "cite the API record of this paper instead: wang2020linformer"

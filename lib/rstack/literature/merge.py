@@ -76,8 +76,11 @@ class LedgerIndex:
         self.papers.append(paper)
         if paper.key:
             self.by_key[paper.key] = paper
-        for ident in paper.identities():
-            self.by_identity.setdefault(ident, paper)
+        if paper.from_api:
+            # Only API records identify papers: a hand-typed record must not stop the real
+            # one from being recorded (its key stays taken, so keys never clash).
+            for ident in paper.identities():
+                self.by_identity.setdefault(ident, paper)
 
     def find(self, paper: Paper) -> Paper | None:
         for ident in paper.identities():

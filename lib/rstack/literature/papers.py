@@ -78,6 +78,11 @@ class Paper:
     primary_category: str | None = None
     key: str | None = None
 
+    @property
+    def from_api(self) -> bool:
+        """Whether this came from an API answer: a known source and at least one id."""
+        return any(s in SOURCES for s in self.sources) and any(self.ids.values())
+
     def identities(self) -> list[str]:
         """Every identity string of this paper; two papers sharing one are the same paper."""
         found = []

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..ledger import Ledger
 from .keys import last_name
 from .merge import LedgerIndex
-from .papers import Paper, SOURCES, make_ids, normalize_title
+from .papers import Paper, make_ids, normalize_title
 
 PROBLEM_KINDS = ("missing-file", "bib-parse-error", "duplicate-bib-key", "missing-bib-entry",
                  "not-in-ledger", "not-from-api", "metadata-mismatch")
@@ -174,10 +174,6 @@ def _compare(entry_fields: dict, paper: Paper) -> list[dict]:
     return diff
 
 
-def _from_api(paper: Paper) -> bool:
-    return any(source in SOURCES for source in paper.sources) and any(paper.ids.values())
-
-
 def _same_paper_in_ledger(fields: dict, index: LedgerIndex) -> Paper | None:
     probe = Paper(title=latex_to_text(fields.get("title") or ""), year=_year(fields.get("year")),
                   ids=make_ids(doi=fields.get("doi"), arxiv=fields.get("eprint")))
@@ -187,7 +183,7 @@ def _same_paper_in_ledger(fields: dict, index: LedgerIndex) -> Paper | None:
     norm = normalize_title(probe.title)
     if norm:
         for paper in index.papers:
-            if normalize_title(paper.title) == norm:
+            if paper.from_api and normalize_title(latex_to_text(paper.title)) == norm:
                 return paper
     return None
 
@@ -291,11 +287,14 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
                       "find the paper with rstack lit search \"TITLE\" or rstack lit resolve ID; "
                       "if no API returns it, do not cite it")))
             continue
-        if not _from_api(paper):
+        if not paper.from_api:
+            same = _same_paper_in_ledger(fields, index)
             report.problems.append(Problem(
                 "not-from-api", f"the ledger record for {key!r} did not come from an API "
                 "(no s2/arxiv source and no id)", key=key, file=bib.name, line=line,
-                hint="record it from an API: rstack lit resolve ID"))
+                hint=(f"cite the API record of this paper instead: {same.key}" if same else
+                      "record it from an API (rstack lit resolve ID or rstack lit search) and "
+                      "cite the key that prints")))
             continue
         report.checked += 1
         diff = _compare(fields, paper)
