@@ -41,6 +41,7 @@ STYLE = {
 }
 
 MAX_CURVE_PANELS = 4
+MAX_CURVE_POINTS = 400
 # Designed at print size so 8 pt stays 8 pt: a column is ~3.25 in, a full text width ~6.75 in.
 COLUMN_IN = 3.25
 TEXT_IN = 6.75
@@ -126,7 +127,11 @@ def plot_curves(histories: dict[str, list[list[dict[str, float]]]], arms: list[s
                 if not by_step:
                     continue
                 steps = np.array(sorted(by_step))
-                means = np.array([np.mean(by_step[s]) for s in steps])
+                if len(steps) > MAX_CURVE_POINTS:
+                    # Evenly thinned, ends kept: more points than pixels only slows the save.
+                    keep = np.unique(np.linspace(0, len(steps) - 1, MAX_CURVE_POINTS).round())
+                    steps = steps[keep.astype(int)]
+                means = np.array([math.fsum(by_step[s]) / len(by_step[s]) for s in steps])
                 stds = np.array([np.std(by_step[s], ddof=1) if len(by_step[s]) > 1 else np.nan
                                  for s in steps])
                 n_runs = len(histories.get(arm, []))
