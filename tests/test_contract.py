@@ -113,3 +113,11 @@ def test_find_stray_metrics(tmp_path):
     found = find_stray_metrics([tmp_path], since=since, exclude=tmp_path / "out")
     assert found == [tmp_path / "a" / "b" / "metrics.json"]
     assert find_stray_metrics([tmp_path], since=since + 100) == []
+
+
+def test_history_line_with_two_objects_is_invalid(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0, "loss": 1.0}\n{"step": 1}, {"step": 2}\n')
+    with pytest.raises(ContractError) as err:
+        read_history(path)
+    assert err.value.category == "metrics-invalid" and err.value.line == 2

@@ -128,13 +128,23 @@ def read_history(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         return []
-    records: list[dict] = []
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    numbers = [n for n, line in enumerate(lines, start=1) if line.strip()]
+    try:
+        # One C-level parse of the whole history is ~10x faster than json.loads per line.
+        records = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+        if len(records) != len(numbers) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("a line is not exactly one object")
+    except ValueError:
+        records = None  # find the offending line and say where it is
+    if records is None:
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
                 continue
             try:
-                record = json.loads(raw.decode("utf-8"))
+                record = json.loads(line.decode("utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ContractError(f"{path}:{number}: not valid JSON ({exc})",
                                     category="metrics-invalid", line=number,
@@ -143,15 +153,16 @@ def read_history(path: str | os.PathLike) -> list[dict]:
                 raise ContractError(f"{path}:{number}: a line must be a JSON object, got "
                                     f"{_describe(record)}", category="metrics-invalid", line=number,
                                     hint='write {"step": n, "loss": x} per line')
-            for key, value in record.items():
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise ContractError(
-                        f"{path}:{number}: {key} is {_describe(value)}"
-                        + (f" at step {record['step']}" if "step" in record else ""),
-                        category="metrics-nonfinite", key=key, line=number,
-                        hint="training produced NaN/Inf: lower the learning rate, clip gradients, "
-                             "or guard log/div against zero")
             records.append(record)
+    for number, record in zip(numbers, records):
+        for key, value in record.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ContractError(
+                    f"{path}:{number}: {key} is {_describe(value)}"
+                    + (f" at step {record['step']}" if "step" in record else ""),
+                    category="metrics-nonfinite", key=key, line=number,
+                    hint="training produced NaN/Inf: lower the learning rate, clip gradients, "
+                         "or guard log/div against zero")
     return records
 
 

@@ -115,8 +115,8 @@ INCIDENTS: dict[str, Incident] = _registry(
     Incident("metrics-missing", "metrics.json missing",
              "write the final metrics to os.path.join(args.output_dir, 'metrics.json'){where_hint}"),
     Incident("metrics-invalid", "metrics.json invalid",
-             "metrics.json must be a flat JSON object of finite numbers, e.g. "
-             "{{\"val_loss\": 0.41, \"accuracy\": 0.88}}: {detail}"),
+             "{fix}; metrics.json must be a flat JSON object of finite numbers, e.g. "
+             "{{\"val_loss\": 0.41, \"accuracy\": 0.88}}"),
     Incident("metrics-nonfinite", "NaN/Infinity in the metrics history",
              "training produced NaN/Inf ({detail}); lower the learning rate, clip gradients, or "
              "guard log/div against zero",

@@ -322,7 +322,9 @@ def run_preflight(
     try:
         tmp_dir = work_root / "tmp"
         tmp_dir.mkdir()
-        threads = max(1, cores // 2) if (determinism and concurrent) else None
+        # BLAS/OpenMP pools sized for a whole machine oversubscribe it when two runs share it (and
+        # thrash on a busy one); a smoke run gains nothing from more than its share of the cores.
+        threads = max(1, cores // 2)
         base_env = contained_env(output_dir=work_root / "out-1", tmp_dir=tmp_dir, threads=threads)
 
         # 1. compile + imports, before anything runs.
@@ -337,8 +339,7 @@ def run_preflight(
                     0, syn["offset"] - 1 - (len(text) - len(text.lstrip()))) + "^"
             checks.append(Check("compile", False, f"{syn['type']}: {syn['msg']} at {where}"))
             return result(make_diagnosis(
-                "syntax-error", f"{syn['type']}: {syn['msg']} at {where}"
-                + (f": {text.strip()}" if text.strip() else "") + pointer,
+                "syntax-error", f"{syn['type']}: {syn['msg']} at {where}{pointer}",
                 location=where, script=script.name))
         checks.append(Check("compile", True, f"{script.name} compiles"))
         if static.get("missing"):
@@ -405,17 +406,19 @@ def run_preflight(
         try:
             metrics = contract.validate_metrics_file(runs[0].out_dir / contract.METRICS_FILE)
         except ContractError as exc:
-            checks.append(Check(contract.METRICS_FILE, False, exc.message))
-            return result(_metrics_diagnosis(exc, runs[0], script, work_root))
+            diag = _metrics_diagnosis(exc, runs[0], script, work_root)
+            checks.append(Check(contract.METRICS_FILE, False, diag.message))
+            return result(diag)
         checks.append(Check(contract.METRICS_FILE, True,
                             f"{len(metrics)} metric(s): {', '.join(list(metrics)[:6])}"))
         history_path = runs[0].out_dir / contract.HISTORY_FILE
         try:
             history = contract.read_history(history_path)
         except ContractError as exc:
-            checks.append(Check(contract.HISTORY_FILE, False, exc.message))
-            return result(make_diagnosis(exc.category, exc.message,
-                                         detail=exc.message.split(": ", 1)[-1]))
+            message = _relabel(exc.message, runs[0].out_dir)
+            checks.append(Check(contract.HISTORY_FILE, False, message))
+            return result(make_diagnosis(exc.category, message, fix=exc.hint or "",
+                                         detail=message.split(": ", 1)[-1]))
         checks.append(Check(contract.HISTORY_FILE, True,
                             f"{len(history)} finite record(s)" if history_path.exists()
                             else "not written (optional)"))
@@ -450,7 +453,8 @@ def run_preflight(
         try:
             other_metrics = contract.validate_metrics_file(runs[1].out_dir / contract.METRICS_FILE)
         except ContractError as exc:
-            message = f"a second smoke run with --seed {seed} wrote bad metrics: {exc.message}"
+            message = (f"a second smoke run with --seed {seed} wrote bad metrics: "
+                       f"{_relabel(exc.message, runs[1].out_dir)}")
             checks.append(Check("determinism", False, message))
             return result(make_diagnosis("nondeterministic", message, seed=seed, detail=exc.message))
         diffs, skipped = compare_metrics(metrics, other_metrics)
@@ -487,9 +491,16 @@ def _judge_outcome(outcome: Outcome, script: Path, *, budget_s: float, stall_s: 
                     timeout_s=budget_s, peak_rss_mb=outcome.peak_rss_mb, memory_mb=memory_mb)
 
 
+def _relabel(text: str, out_dir: Path) -> str:
+    """Name files by the flag, not by a temporary directory that is gone once preflight ends."""
+    return text.replace(str(out_dir), "<output-dir>")
+
+
 def _metrics_diagnosis(exc: ContractError, run: _Run, script: Path, work_root: Path) -> Diagnosis:
     if exc.category != "metrics-missing":
-        return make_diagnosis(exc.category, exc.message, detail=exc.message.split(": ", 1)[-1])
+        message = _relabel(exc.message, run.out_dir)
+        return make_diagnosis(exc.category, message, fix=exc.hint or "",
+                              detail=message.split(": ", 1)[-1])
     stray = _stray_metrics(script.parent, run.started_wall, work_root)
     out_files = sorted(p.name for p in run.out_dir.iterdir()) if run.out_dir.is_dir() else []
     wrote = f" (it holds: {', '.join(out_files[:8])})" if out_files else " (it is empty)"

@@ -147,6 +147,51 @@ def _activity_signature(paths: Sequence[Path], limit: int = 5000) -> tuple:
     return newest, total, count
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_table() -> list[tuple[int, int, float]]:
+    """(pid, ppid, start time as a Unix timestamp) of every process, read straight from /proc
+    (a few ms; psutil.process_iter costs several times more and this runs every poll)."""
+    if not os.path.isdir("/proc/self"):
+        rows = []
+        for proc in psutil.process_iter(["ppid", "create_time"]):
+            info = proc.info
+            if info.get("ppid") is not None:
+                rows.append((proc.pid, info["ppid"], info.get("create_time") or 0.0))
+        return rows
+    boot = psutil.boot_time()
+    rows = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+        fields = data[data.rfind(b")") + 2:].split()
+        try:
+            rows.append((int(name), int(fields[1]), boot + int(fields[19]) / _CLOCK_TICKS))
+        except (IndexError, ValueError):
+            continue
+    return rows
+
+
+def _has_token(pid: int, token: str) -> bool:
+    needle = f"{TOKEN_VAR}={token}".encode()
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            return needle in handle.read().split(b"\0")
+    except OSError:
+        pass
+    try:
+        return psutil.Process(pid).environ().get(TOKEN_VAR) == token
+    except psutil.Error:
+        return False
+
+
 class _Tree:
     """Every process of one supervised command: the root, its descendants, and escapees."""
 
@@ -168,38 +213,30 @@ class _Tree:
         """Add every live descendant of a process already seen; with scan_escapees, also every
         process started since launch that carries this tree's token (re-parented escapees)."""
         me = os.getpid()
-        parents: dict[int, list[psutil.Process]] = {}
-        fresh: list[psutil.Process] = []
-        for proc in psutil.process_iter(["ppid", "create_time"]):
-            if proc.pid == me:
+        parents: dict[int, list[int]] = {}
+        fresh: list[int] = []
+        for pid, ppid, created in _process_table():
+            if pid == me:
                 continue
-            ppid = proc.info.get("ppid")
-            if ppid is not None:
-                parents.setdefault(ppid, []).append(proc)
-            created = proc.info.get("create_time")
-            if scan_escapees and proc.pid not in self.seen and created is not None \
-                    and created >= self.started - 1.0:
-                fresh.append(proc)
+            parents.setdefault(ppid, []).append(pid)
+            if scan_escapees and pid not in self.seen and created >= self.started - 1.0:
+                fresh.append(pid)
         stack = list(self.seen)
+        for pid in fresh:
+            if pid not in self.seen and _has_token(pid, self.token):
+                self._add_pid(pid)
+                stack.append(pid)
         while stack:
             for child in parents.get(stack.pop(), ()):
-                if child.pid not in self.seen:
-                    self._add(child)
-                    stack.append(child.pid)
-        for proc in fresh:
-            if proc.pid in self.seen:
-                continue
-            try:
-                if proc.environ().get(TOKEN_VAR) == self.token:
-                    self._add(proc)
-                    stack.append(proc.pid)
-            except psutil.Error:
-                continue
-        while stack:  # descendants of escapees found just now
-            for child in parents.get(stack.pop(), ()):
-                if child.pid not in self.seen:
-                    self._add(child)
-                    stack.append(child.pid)
+                if child not in self.seen:
+                    self._add_pid(child)
+                    stack.append(child)
+
+    def _add_pid(self, pid: int) -> None:
+        try:
+            self._add(psutil.Process(pid))
+        except psutil.Error:
+            pass
 
     def alive(self) -> list[psutil.Process]:
         out = []
