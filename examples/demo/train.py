@@ -14,7 +14,12 @@ import argparse
 import json
 import os
 
-import numpy as np
+# The matrices here are tiny: one BLAS thread per run is fastest, and several runs in parallel
+# on a small machine would otherwise oversubscribe the cores (threads spinning against each other).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402  (after the thread settings, which numpy reads at import)
 
 
 def parse_args(argv=None):
