@@ -60,6 +60,7 @@ def main() -> int:
     right = 0
     total_started = time.monotonic()
     ratios = []
+    hangs = []
     with tempfile.TemporaryDirectory(prefix="rstack-bench-") as work:
         for case in cases:
             script = stage(case, Path(work))
@@ -72,6 +73,8 @@ def main() -> int:
             right += ok
             print(f"{case.name:32} {expected:28} {got:28} {elapsed:7.2f}  {'✓' if ok else '✗'}",
                   flush=True)
+            if case.category == "hang":
+                hangs.append((case.name, elapsed, case.kwargs.get("stall_s", 10.0)))
             if case.verdict == "PASS" and ok:
                 pre, bare, single = [elapsed], [], []
                 for _ in range(opts.repeat):
@@ -86,6 +89,9 @@ def main() -> int:
     print(f"\naccuracy: {right}/{len(cases)} = {100.0 * right / max(1, len(cases)):.1f}%")
     print(f"total wall time (preflight of every case, plus the timing repeats): {total:.1f} s")
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    for name, elapsed, stall in hangs:
+        print(f"hang {name}: reported after {elapsed:.2f} s with --stall {stall:g} "
+              f"(target <= stall + 1 s: {'met' if elapsed <= stall + 1 else 'MISSED'})")
     if ratios:
         print(f"\n{'healthy case':32} {'preflight_s':>11} {'bare_smoke_s':>12} {'ratio':>6} "
               f"{'no_determinism_s':>16} {'ratio':>6}")

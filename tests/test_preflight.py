@@ -333,3 +333,43 @@ def test_template_passes(cli):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(data["metrics"]) >= {"train_loss", "val_loss", "val_accuracy"}
+
+
+def test_keyboard_interrupt_kills_both_runs_and_reraises(tmp_path, monkeypatch):
+    import _thread
+    import uuid
+
+    from procwatch_fixtures import leftover_processes
+
+    marker = f"rstack-corpus-{uuid.uuid4().hex}"
+    monkeypatch.setenv("RSTACK_CORPUS_MARKER", marker)
+    script = write_script(tmp_path, contract=True, body="""
+    import subprocess, sys, time
+    a = p.parse_args()
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)",
+                      os.environ["RSTACK_CORPUS_MARKER"]])
+    while True:
+        print("tick", flush=True)
+        time.sleep(0.1)
+    """)
+    lines = []
+
+    def interrupt(line):
+        lines.append(line)
+        if len(lines) == 5:
+            _thread.interrupt_main()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_preflight(script, on_line=interrupt, budget_s=60, stall_s=30)
+    assert leftover_processes(marker) == []
+    assert leftover_processes(str(script)) == []
+
+
+def test_silent_script_at_budget_is_smoke_ignored(tmp_path):
+    script = write_script(tmp_path, contract=True, body="""
+    import time
+    time.sleep(600)
+    """)
+    result = run_preflight(script, budget_s=2, stall_s=30, determinism=False)
+    assert result.category == "smoke-ignored"
+    assert "(it printed nothing)" in result.message

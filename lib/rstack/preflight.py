@@ -481,11 +481,11 @@ def _judge_outcome(outcome: Outcome, script: Path, *, budget_s: float, stall_s: 
         return None
     if outcome.reason == "timeout":
         last = next((line.strip() for line in reversed(outcome.output_tail) if line.strip()), "")
-        said = f"; last output: {last[:200]}" if last else ""
+        said = (f", although it keeps printing; last output: {last[:200]}" if last
+                else " (it printed nothing)")
         return make_diagnosis(
             "smoke-ignored",
-            f"still running after the {budget_s:g} s budget of a --smoke-test run, although it keeps "
-            f"printing{said}")
+            f"still running after the {budget_s:g} s budget of a --smoke-test run{said}")
     return diagnose(outcome.output_tail, exit_code=outcome.exit_code, signal=outcome.signal,
                     reason=outcome.reason, script_path=script, stall_s=stall_s,
                     timeout_s=budget_s, peak_rss_mb=outcome.peak_rss_mb, memory_mb=memory_mb)
