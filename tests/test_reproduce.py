@@ -63,7 +63,7 @@ def test_tolerance_comes_from_the_option_or_the_config_key(project, cli, monkeyp
     result = cli("reproduce", run_id)
     assert result.exit_code == 0, result.output
     assert "within rtol 1e+09" in result.output
-    assert cli("config", "get", "reproduce_rtol").output.strip() == "1e+09"
+    assert float(cli("config", "get", "reproduce_rtol").output) == 1e9
 
 
 def test_rerun_that_crashes_fails_with_its_output(project, cli):
