@@ -226,3 +226,28 @@ def test_status_is_fast_on_a_big_ledger(project):
     project_status(project)
     assert time.monotonic() - started < 2.0  # target well under 1 s; generous for CI
     assert os.environ.get("RSTACK_PROJECT") == str(project)
+
+
+def test_after_the_runs_a_failing_script_is_still_flagged_but_an_unchecked_one_is_not(project):
+    _install_marker()
+    _plan(project)
+    script = project / "train.py"
+    script.write_text("print('edited after the runs')\n")
+    _runs(project, [(f"{arm}{s}", arm, s, "ok") for arm in ("baseline", "treatment") for s in (0, 1, 2)])
+    status = project_status(project)
+    assert status.stages["preflight"].state == "missing"
+    assert status.next.stage == "analysis"  # the runs it would gate are done
+    Ledger(project, "experiments").append(
+        {"type": "preflight", "script": "train.py", "script_sha256": _sha(script), "verdict": "FAIL",
+         "category": "metrics-missing", "duration_s": 0.3, "message": "no metrics.json"})
+    status = project_status(project)
+    assert status.next.stage == "preflight" and "metrics-missing" in status.next.why
+
+
+def test_done_names_the_skipped_optional_stages(project, monkeypatch):
+    from rstack import status as status_mod
+
+    stages = {name: status_mod.Stage(name, "ok", "") for name in STAGES}
+    stages["lit_review"] = status_mod.Stage("lit_review", "missing", "")
+    step = status_mod.next_step(stages)
+    assert step.stage == "done" and step.why.endswith("(not done: lit_review)")

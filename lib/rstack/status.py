@@ -322,16 +322,20 @@ _NEXT: dict[str, tuple[str, str | None, str]] = {
 
 
 def next_step(stages: dict[str, Stage]) -> NextStep:
+    skipped = []
     for name in STAGES:
         stage = stages[name]
         if stage.state == "ok":
             continue
-        if name == "novelty" and stages["plan"].state == "ok":
-            continue  # a project that starts from a plan may skip the optional early stages
-        if name in ("idea", "lit_review") and stages["plan"].state == "ok":
+        # A project that starts from a plan may skip the early, optional stages; and once every
+        # run is ok, a script edited afterwards without a new preflight gates nothing (a FAIL of
+        # the current script is still shown: the next run would need a fix).
+        if name in ("idea", "lit_review", "novelty") and stages["plan"].state == "ok":
+            skipped.append(name)
             continue
-        if name == "preflight" and stages["runs"].state == "ok":
-            continue  # the runs it gates are done (edit train.py again and it is missing again)
+        if name == "preflight" and stage.state == "missing" and stages["runs"].state == "ok":
+            skipped.append(name)
+            continue
         skill, command, why = _NEXT[name]
         if name == "preflight" and stage.data.get("script"):
             command = f"rstack preflight {stage.data['script']}"
@@ -342,7 +346,10 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
         if name == "lit_review" and stage.state == "invalid":
             why = "lit-review.md may cite only keys in the lit ledger"
         return NextStep(name, skill, command, f"{stage.detail}: {why}")
-    return NextStep("done", "/write-paper", None, "every stage is ok: the paper is audited and bundled")
+    why = "every stage is ok: the paper is audited and bundled"
+    if skipped:
+        why += f" (not done: {', '.join(skipped)})"
+    return NextStep("done", "/write-paper", None, why)
 
 
 def project_status(root: Path) -> Status:
