@@ -514,3 +514,27 @@ def test_body_cut_off_mid_transfer(cli, project, lit_server, monkeypatch):
     result = cli("lit", "search", "efficient transformers", "--source", "s2")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "the answer broke off mid-body" in result.output
+
+
+def test_concurrent_searches_record_each_paper_once(project, standard_routes):
+    import threading
+
+    from rstack.literature.search import search_literature
+
+    errors = []
+
+    def run(limit):
+        try:
+            search_literature(project, "efficient transformers", limit=limit)
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in (5, 6, 7, 8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    keys = [r["key"] for r in papers_in(project)]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 6
+    assert sum(s["counts"]["new"] for s in searches_in(project)) == 6

@@ -6,11 +6,15 @@ failed and why; only when every source failed does it raise (and then nothing wa
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..ledger import Ledger
+from ..paths import state_dir
 from . import arxiv, s2
 from .errors import LiteratureError, NotFoundError, ServiceError
 from .keys import assign_keys
@@ -97,9 +101,33 @@ def _in_years(paper: Paper, years: tuple[int | None, int | None] | None) -> bool
     return (lo is None or paper.year >= lo) and (hi is None or paper.year <= hi)
 
 
+@contextmanager
+def _recording_lock(root: Path):
+    """One recorder at a time per project: deciding "new" and appending must not interleave, or
+    two concurrent searches would record the same paper twice under two keys."""
+    path = state_dir(Path(root)) / ".lit-record.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # the ledger append reports an unwritable project itself
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _record(root: Path, outcome: LitOutcome, papers: list[Paper], search_record: dict | None,
             query_label: str) -> None:
     """Key the papers, mark which are new, append the search record and the new paper records."""
+    with _recording_lock(root):
+        _record_locked(root, outcome, papers, search_record, query_label)
+
+
+def _record_locked(root: Path, outcome: LitOutcome, papers: list[Paper],
+                   search_record: dict | None, query_label: str) -> None:
     ledger = Ledger(root, "lit-review")
     read = ledger.read(types=["paper"])
     if read.damage:
