@@ -41,7 +41,7 @@ def test_plan_runs_ok_with_full_provenance(project, cli):
         assert len(rec["config_hash"]) == 64 and rec["cost_estimate_usd"] == 0
     for rec in done:
         assert rec["status"] == "ok" and rec["exit_code"] == 0 and rec["category"] is None
-        assert set(rec["metrics"]) == {"val_loss", "train_loss", "lr", "batch_size"}
+        assert set(rec["metrics"]) == {"val_loss", "train_loss", "lr", "batch_size", "cuda_device"}
         names = {Path(a["path"]).name for a in rec["artifacts"]}
         assert names == {"metrics.json", "metrics.jsonl", "stdout.log"}
         for art in rec["artifacts"]:
@@ -233,3 +233,21 @@ def test_ctrl_c_records_killed_and_leaves_nothing(project):
             assert p.environ().get("RSTACK_RUN_ID") not in run_ids, p
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             pass
+
+
+def test_gpu_pinning_one_run_per_gpu(project, monkeypatch):
+    from rstack.plan import compile_plan, load_plan
+    from rstack.runners.local import LocalRunner, default_jobs
+    from rstack.runs import RunPolicy, execute, specs_from_matrix
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert default_jobs() == 2
+    write_project(project, {"a": ["--sleep", "1"]}, seeds=(0, 1, 2, 3))
+    plan = load_plan(project / "experiment-plan.md")
+    specs = specs_from_matrix(compile_plan(plan, root=project).runs, plan.script)
+    report = execute(project, specs, LocalRunner(project, jobs=2), policy=RunPolicy(plan=plan),
+                     jobs=2)
+    devices = [r.metrics["cuda_device"] for r in report.results]
+    assert sorted(devices) == [3, 3, 5, 5], "each run pinned to one GPU, never shared"
+    started = records(project, "run.started", "run.finished")
+    assert [r["type"] for r in started[:2]] == ["run.started", "run.started"], "two at once"

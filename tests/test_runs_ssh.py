@@ -212,3 +212,18 @@ def test_verify_manifest_reports_missing_and_extra(tmp_path):
                 {"path": "results/r1/gone.txt", "bytes": 1, "sha256": "0" * 64}]
     assert verify_manifest(tmp_path, "results/r1", manifest) == [
         "results/r1/gone.txt: missing locally", "results/r1/extra.txt: not in the remote manifest"]
+
+
+def test_ctrl_c_stops_remote_run_and_records_killed(project, sshd, monkeypatch):
+    ssh_project(project, sshd, monkeypatch, {"slow": ["--mode", "sleep"]})
+    proc = _start_cli(project)
+    run_id = wait_for(lambda: _remote_record(project))["run_id"]
+    wait_for(lambda: [p for p in remote_processes(sshd, run_id) if p.cmdline()[1:2] == ["train.py"]])
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    assert "interrupted: runs in flight were recorded killed" in out
+    (rec,) = finished(project)
+    assert rec["status"] == "killed" and rec["category"] == "interrupted"
+    assert records(project, "run.retry") == []
+    wait_for(lambda: not remote_processes(sshd, run_id), timeout=10)

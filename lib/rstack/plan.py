@@ -534,12 +534,9 @@ def new_run_id(arm: str, seed: int | None, now: datetime | None = None) -> str:
 
 
 def contract_flags(output_dir: str, seed: int | None) -> list[str]:
-    """The artifact-contract flags for one run (from rstack.contract when it is installed)."""
-    try:
-        from .contract import contract_args
-    except ImportError:  # the preflight concern's module; the pinned form is identical
-        args = ["--output-dir", output_dir]
-        return args + (["--seed", str(seed)] if seed is not None else [])
+    """The artifact-contract flags for one run (--output-dir DIR --seed N)."""
+    from .contract import contract_args
+
     return contract_args(output_dir, seed, False)
 
 

@@ -693,7 +693,11 @@ def prepare(request: RunRequest) -> Prepared:
         if profile == "local":
             from .runners.local import default_jobs
             jobs = default_jobs()
-        else:
+        elif profile == "ssh":  # one run at a time per host: a remote box is usually one GPU
+            jobs = max(1, len(config.get("ssh_hosts")))
+        elif profile == "vastai":  # one rented single-GPU instance per GPU type
+            jobs = 1
+        else:  # modal: every call gets its own container
             jobs = max(1, len(specs))
     request.jobs = jobs
     runner = make_runner(profile, root, jobs=jobs, memory_mb=request.memory_mb,
