@@ -206,13 +206,14 @@ def test_offline_stale_cache_is_still_used(cli, project, standard_routes, monkey
 # -- pacing ----------------------------------------------------------------------------------
 
 def test_pacing_keeps_min_interval_per_service(cli, project, standard_routes, monkeypatch):
-    monkeypatch.setenv("RSTACK_ARXIV_MIN_INTERVAL_S", "0.4")
+    monkeypatch.setenv("RSTACK_ARXIV_MIN_INTERVAL_S", "0.5")
     for n in range(3):  # three separate commands: pacing holds across processes' state file
         search_json(cli, "efficient transformers", "--source", "arxiv", "--limit", str(n + 1))
     times = [hit.t for hit in standard_routes.hits(ARXIV_QUERY)]
     assert len(times) == 3
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert all(gap >= 0.38 for gap in gaps), gaps
+    # Measured where the requests arrive, so allow for send-latency noise on a loaded machine.
+    assert all(gap >= 0.45 for gap in gaps), gaps
 
 
 # -- the API key --------------------------------------------------------------------------------

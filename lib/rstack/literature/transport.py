@@ -249,11 +249,12 @@ class Transport:
               headers: Mapping[str, str] | None, explain: Callable[[str], str]):
         import requests
 
+        session = self.session  # built before pacing, so the mark is taken right before sending
         self.pacer.wait(service.name, service.min_interval_s)
         self.network_calls += 1
         tries = self.max_retries + 1
         try:
-            response = self.session.get(url, params=dict(params), headers=dict(headers or {}),
+            response = session.get(url, params=dict(params), headers=dict(headers or {}),
                                         timeout=(min(self.timeout_s, 10.0), self.timeout_s),
                                         allow_redirects=True)
         except (requests.exceptions.ChunkedEncodingError,
