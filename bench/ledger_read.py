@@ -6,6 +6,7 @@ Goal: each read under 1 s. Run: .venv/bin/python bench/ledger_read.py [--records
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -41,19 +42,23 @@ def main() -> int:
         prepared_s = time.perf_counter() - start
         size_mb = ledger.path.stat().st_size / 1e6
 
-        start = time.perf_counter()
+        # Wall time is the goal; CPU time is printed too, since a shared machine's load inflates
+        # wall time without saying anything about the code.
+        start, cpu = time.perf_counter(), time.process_time()
         full = ledger.read()
-        full_s = time.perf_counter() - start
-        start = time.perf_counter()
+        full_s, full_cpu = time.perf_counter() - start, time.process_time() - cpu
+        start, cpu = time.perf_counter(), time.process_time()
         filtered = ledger.read(types=["preflight"])
-        filtered_s = time.perf_counter() - start
+        filtered_s, filtered_cpu = time.perf_counter() - start, time.process_time() - cpu
 
     assert len(full.records) == args.records and not full.problems
     assert len(filtered.records) == (args.records + 9) // 10
     print(f"records:       {args.records:,} ({size_mb:.1f} MB), validated+written in {prepared_s:.2f} s")
-    print(f"full read:     {full_s:.3f} s ({len(full.records):,} records)  "
+    print(f"load average:  {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"full read:     {full_s:.3f} s wall, {full_cpu:.3f} s cpu ({len(full.records):,} records)  "
           f"{'OK' if full_s < GOAL_S else 'SLOWER THAN'} goal {GOAL_S:g} s")
-    print(f"filtered read: {filtered_s:.3f} s ({len(filtered.records):,} preflight records)  "
+    print(f"filtered read: {filtered_s:.3f} s wall, {filtered_cpu:.3f} s cpu "
+          f"({len(filtered.records):,} preflight records)  "
           f"{'OK' if filtered_s < GOAL_S else 'SLOWER THAN'} goal {GOAL_S:g} s")
     return 0 if full_s < GOAL_S and filtered_s < GOAL_S else 1
 

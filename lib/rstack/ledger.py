@@ -248,13 +248,11 @@ class Ledger:
         result.line_count = len(lines)
         reader = jsonlines.Reader(lines, loads=strict_loads)
         last = len(lines)
-        for lineno in range(1, last + 1):
-            text = lines[lineno - 1]
-            blank = not text.strip()
+        for lineno, text in enumerate(lines, start=1):
             try:
                 record = reader.read(skip_empty=False)
             except jsonlines.InvalidLineError as exc:
-                if blank:  # a blank line (a hand edit) holds no record and loses nothing
+                if not text.strip():  # a blank line (a hand edit) holds no record, loses nothing
                     continue
                 kind = "torn" if (torn_tail and lineno == last) else "invalid-json"
                 cause = exc.__cause__ or exc
