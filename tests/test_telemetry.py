@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -18,12 +19,14 @@ class Collector:
         self.statuses: list[int] = []
         self.received: list[dict] = []  # bodies it answered 2xx to
         self.requests = 0
+        self.delay_s = 0.0
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 collector.requests += 1
+                time.sleep(collector.delay_s)
                 status = collector.statuses.pop(0) if collector.statuses else 200
                 if 200 <= status < 300:
                     collector.received.append(json.loads(body))
@@ -242,3 +245,22 @@ def test_status_human_and_json(cli):
     assert json.loads(cli("telemetry", "status", "--json").stdout) == {
         "tier": "off", "url": None, "events_path": str(telemetry.events_path()), "logged": 0,
         "unsynced": 0, "last_sync": None, "sent_total": 0, "installation_id": None}
+
+
+def test_log_does_not_wait_for_a_slow_sync(cli, collector):
+    cli("config", "set", "telemetry", "anonymous")
+    cli("config", "set", "telemetry_url", collector.url)
+    telemetry.log_event("first", "success")
+    collector.delay_s = 1.5
+    syncing = threading.Thread(target=telemetry.sync)
+    syncing.start()
+    while collector.requests == 0:  # the POST is now in flight
+        time.sleep(0.01)
+    start = time.monotonic()
+    telemetry.log_event("second", "success")
+    logged_after = time.monotonic() - start
+    syncing.join()
+    assert logged_after < 0.5
+    assert [e["skill"] for e in collector.events] == ["first"]
+    assert [e["skill"] for e in logged_events()] == ["first", "second"]
+    assert telemetry.status()["unsynced"] == 1

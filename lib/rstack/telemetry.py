@@ -196,7 +196,11 @@ def sync(*, timeout_s: float = 10.0, retries: int = 3, backoff_s: float = 0.5) -
         return SyncResult(0, url, skipped="telemetry is off")
     import requests
 
-    with exclusive_lock(_lock_path(), events_path(), "sync telemetry log"):
+    # Its own lock, not the log's: `log` (called at the end of every skill) must never wait on the
+    # network. Reading without the log's lock is safe: each event is appended with one write, and
+    # an unfinished last line is left for the next sync.
+    sync_lock = paths.analytics_dir() / ".sync.lock"
+    with exclusive_lock(sync_lock, _state_path(), "sync telemetry log"):
         state = _load_state()
         pending, _ = _pending(int(state.get("offset", 0)))
         sent = 0
