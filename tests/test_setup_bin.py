@@ -225,3 +225,12 @@ def test_missing_venv_says_run_setup(tmp_path, shim_env):
         assert result.stdout == ""
         assert result.stderr == (f"rstack: no virtual environment at {checkout}/.venv; run: "
                                  f"cd '{checkout}' && ./setup\n")
+
+
+@pytest.mark.parametrize("script", ["setup", ".ci/run", *(f"bin/{n}" for n in ["rstack", *SHIMS])])
+def test_scripts_are_executable_bash_that_parses(script):
+    path = REPO_ROOT / script
+    assert os.access(path, os.X_OK), f"chmod +x {script}"
+    assert path.read_text().startswith("#!/usr/bin/env bash\n")
+    result = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (0, "")
