@@ -294,8 +294,36 @@ def test_venue_fetch_unpacks_official_files(cli, templates_copy, http_files):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["files"] == ["Styles/neurips_2024.sty", "Styles/neurips_2024.tex"]
+    assert data["urls"] == [f"{base}/Styles.zip"]
     official = templates_copy / "latex" / "neurips" / "official"
     assert (official / "Styles" / "neurips_2024.sty").read_bytes() == b"% official\n"
+
+
+def test_venue_fetch_several_style_files_from_template(cli, templates_copy, http_files):
+    files, base = http_files
+    files["/latex/acl.sty"] = b"% acl\n"
+    files["/latex/acl_natbib.bst"] = b"% bst\n"
+    spec = templates_copy / "latex" / "acl" / "template.yaml"
+    text = spec.read_text().replace("https://raw.githubusercontent.com/acl-org/acl-style-files/"
+                                    "master", base)
+    spec.write_text("".join(line for line in text.splitlines(keepends=True)
+                            if "acl_latex.tex" not in line))
+    result = cli("venue", "fetch", "acl")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"fetched 2 file(s) from {base}/latex/acl.sty, "
+                                    f"{base}/latex/acl_natbib.bst into ")
+    official = templates_copy / "latex" / "acl" / "official"
+    assert sorted(p.name for p in official.iterdir()) == ["acl.sty", "acl_natbib.bst"]
+
+
+def test_venue_fetch_refuses_an_html_page(cli, templates_copy, http_files):
+    files, base = http_files
+    files["/styles"] = b"<html>moved</html>"
+    result = cli("venue", "fetch", "iclr", "--url", f"{base}/styles")
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {base}/styles: neither a zip archive nor a "
+                                    ".sty/.cls/.bst/.tex file; nothing was kept")
+    assert not (templates_copy / "latex" / "iclr" / "official").exists()
 
 
 def test_venue_fetch_refuses_unsafe_archive(cli, templates_copy, http_files):
@@ -331,19 +359,21 @@ def test_templates_use_only_stock_packages():
                "natbib", "microtype", "xcolor", "caption", "hyperref", "fancyhdr"}
     from rstack.paths import templates_dir
 
+    every = set()
     for venue in VENUES:
         sty = (templates_dir() / "latex" / venue / f"rstack-{venue}.sty").read_text()
         used = set()
         for group in re.findall(r"\\RequirePackage(?:\[[^\]]*\])?\{([^}]*)\}", sty):
             used |= {name.strip() for name in group.split(",")}
         assert used <= allowed, (venue, used - allowed)
-        if shutil.which("kpsewhich"):
-            import subprocess
+        every |= used
+    if shutil.which("kpsewhich"):
+        import subprocess
 
-            for name in used:
-                found = subprocess.run(["kpsewhich", f"{name}.sty"], capture_output=True,
-                                       text=True).stdout.strip()
-                assert found, f"{name}.sty not installed"
+        names = sorted(every)
+        found = subprocess.run(["kpsewhich", *[f"{n}.sty" for n in names]], capture_output=True,
+                               text=True).stdout.split()
+        assert sorted(Path(f).stem for f in found) == names
 
 
 def test_official_dir_is_git_ignored():

@@ -108,7 +108,7 @@ def venue_list_command(as_json) -> None:
     venues = [load_venue(name) for name in VENUES]
     if as_json:
         click.echo(json.dumps([{"name": v.name, "title": v.title, "page_limit": v.page_limit,
-                                "official_url": v.official_url,
+                                "official_urls": list(v.official_urls),
                                 "official_fetched": v.official_dir.is_dir()} for v in venues]))
         return
     for v in venues:
@@ -128,6 +128,7 @@ def venue_fetch_command(name, url, as_json) -> None:
     if as_json:
         click.echo(json.dumps(result.as_json()))
         return
-    click.echo(f"fetched {len(result.files)} file(s) from {result.url} into {result.directory}")
+    click.echo(f"fetched {len(result.files)} file(s) from {', '.join(result.urls)} into "
+               f"{result.directory}")
     click.echo("RStack's own template stays the default; to submit, copy the official files next "
                "to paper.tex and follow their example .tex for the preamble and author block.")

@@ -31,7 +31,7 @@ class Venue:
     bibliography_style: str
     page_limit: int | None  # main-text pages; None = no limit
     page_limit_note: str
-    official_url: str | None
+    official_urls: tuple[str, ...]  # a style archive (.zip) or the style files themselves
     homepage: str | None
     directory: Path
 
@@ -75,7 +75,9 @@ def load_venue(name: str) -> Venue:
             name=name, title=str(spec["title"]), documentclass=str(spec["documentclass"]),
             style=str(spec["style"]), bibliography_style=str(spec["bibliography_style"]),
             page_limit=limit, page_limit_note=str(spec.get("page_limit_note") or ""),
-            official_url=official.get("url"), homepage=official.get("homepage"),
+            official_urls=tuple(str(u) for u in (official.get("urls") or
+                                                 ([official["url"]] if official.get("url") else []))),
+            homepage=official.get("homepage"),
             directory=directory,
         )
     except (KeyError, TypeError, AttributeError) as exc:
@@ -90,18 +92,18 @@ def load_venue(name: str) -> Venue:
 @dataclass
 class FetchResult:
     venue: str
-    url: str
+    urls: list[str]
     directory: Path
     files: list[str]
 
     def as_json(self) -> dict:
-        return {"venue": self.venue, "url": self.url, "directory": str(self.directory),
+        return {"venue": self.venue, "urls": self.urls, "directory": str(self.directory),
                 "files": self.files}
 
 
-def _safe_extract(data: bytes, dest: Path) -> list[str]:
-    """Unpack a zip into dest, refusing members that would land outside it."""
-    written = []
+def _zip_members(data: bytes) -> list[tuple[str, bytes]]:
+    """(relative path, bytes) of each file in a zip, refusing members that would escape."""
+    members = []
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for member in archive.infolist():
             if member.is_dir():
@@ -110,21 +112,11 @@ def _safe_extract(data: bytes, dest: Path) -> list[str]:
             if member.filename.startswith("/") or ".." in parts:
                 raise PaperError(f"the archive holds an unsafe path {member.filename!r}; "
                                  "nothing was kept", hint="check the URL")
-            target = dest.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(archive.read(member))
-            written.append("/".join(parts))
-    return sorted(written)
+            members.append(("/".join(parts), archive.read(member)))
+    return members
 
 
-def fetch_official(name: str, *, url: str | None = None, timeout_s: float = 30.0) -> FetchResult:
-    """Download the venue's official style files into templates/latex/<name>/official/."""
-    venue = load_venue(name)
-    source = url or venue.official_url
-    if not source:
-        raise PaperError(f"{name}: there is no official style file to fetch "
-                         f"({venue.page_limit_note or venue.title})",
-                         hint=f"`rstack paper new --venue {name}` uses RStack's own layout")
+def _download(source: str, venue: Venue, timeout_s: float) -> bytes:
     import requests  # heavy; only this command needs it
 
     try:
@@ -135,20 +127,41 @@ def fetch_official(name: str, *, url: str | None = None, timeout_s: float = 30.0
         raise PaperError(
             f"could not download {source} ({exc.__class__.__name__}: {exc}); nothing was changed",
             hint=(f"this needs network access; offline, keep RStack's approximation "
-                  f"(templates/latex/{name}/). For another year's file pass --url URL"
+                  f"(templates/latex/{venue.name}/). For another year's file pass --url URL"
                   + (f"; the venue's page: {venue.homepage}" if venue.homepage else "")),
         ) from None
     if len(data) > _MAX_DOWNLOAD_BYTES:
         raise PaperError(f"{source}: larger than {_MAX_DOWNLOAD_BYTES // 2**20} MiB; refused")
-    dest = venue.official_dir
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(io.BytesIO(data)):
-        files = _safe_extract(data, dest)
-    else:
+    return data
+
+
+def fetch_official(name: str, *, url: str | None = None, timeout_s: float = 30.0) -> FetchResult:
+    """Download the venue's official style files into templates/latex/<name>/official/.
+
+    Everything is downloaded and checked before anything is written, so a failure leaves no
+    half-fetched folder behind.
+    """
+    venue = load_venue(name)
+    sources = [url] if url else list(venue.official_urls)
+    if not sources:
+        raise PaperError(f"{name}: there is no official style file to fetch "
+                         f"({venue.page_limit_note or venue.title})",
+                         hint=f"`rstack paper new --venue {name}` uses RStack's own layout")
+    downloads = [(source, _download(source, venue, timeout_s)) for source in sources]
+    plans: list[tuple[str, bytes]] = []
+    for source, data in downloads:
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            plans += _zip_members(data)
+            continue
         filename = PurePosixPath(source.split("?")[0]).name or "download"
-        if not filename.endswith((".sty", ".cls", ".bst", ".tex")):
-            raise PaperError(f"{source}: neither a zip archive nor a .sty/.cls/.bst file",
-                             hint="pass --url with the style archive's address")
-        (dest / filename).write_bytes(data)
-        files = [filename]
-    return FetchResult(venue=name, url=source, directory=dest, files=files)
+        if not filename.endswith((".sty", ".cls", ".bst", ".tex", ".bib")):
+            raise PaperError(f"{source}: neither a zip archive nor a .sty/.cls/.bst/.tex file; "
+                             "nothing was kept", hint="pass --url with the style archive's address")
+        plans.append((filename, data))
+    dest = venue.official_dir
+    for rel, data in plans:
+        target = dest.joinpath(*PurePosixPath(rel).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return FetchResult(venue=name, urls=sources, directory=dest,
+                       files=sorted(rel for rel, _ in plans))
