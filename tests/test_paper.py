@@ -82,6 +82,27 @@ def test_new_takes_the_venue_from_the_plan_then_config(project, cli, monkeypatch
     assert cli("paper", "new", "--force").output.startswith("wrote paper.tex, rstack-acl.sty")
 
 
+def test_new_keeps_print_size_and_spans_columns_for_wide_figures(project, cli):
+    from paper_fixtures import write_summary
+
+    summary = make_project(project, with_lit=False)
+    for art in summary["artifacts"]:
+        if art["path"] == "analysis/fig_curves.pdf":
+            art["size_in"] = [5.39, 2.27]
+        if art["path"] == "analysis/fig_bar.pdf":
+            art["size_in"] = [3.04, 2.19]
+    write_summary(project, summary)
+    cli("paper", "new", "--venue", "icml")
+    tex = (project / "paper.tex").read_text()
+    assert ("\\begin{figure}[t]\n  \\centering\n  \\includegraphics[width=\\linewidth,height=2.19in,"
+            "keepaspectratio]{analysis/fig_bar.pdf}") in tex
+    assert ("\\begin{figure*}[t]\n  \\centering\n  \\includegraphics[width=\\linewidth,height=2.27in,"
+            "keepaspectratio]{analysis/fig_curves.pdf}") in tex
+    assert tex.count("\\end{figure*}") == 1
+    cli("paper", "new", "--venue", "neurips", "--force")
+    assert "figure*" not in (project / "paper.tex").read_text()
+
+
 def test_new_rejects_unknown_venue(project, cli):
     result = cli("paper", "new", "--venue", "nature")
     assert result.exit_code == 2

@@ -54,25 +54,32 @@ def _read_summary(root: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _figure_block(path: str, label: str, size_in: list | None = None) -> str:
+# A figure drawn wider than this (inches) spans both columns of a two-column venue.
+COLUMN_FIGURE_MAX_IN = 3.5
+
+
+def _figure_block(path: str, label: str, size_in: list | None = None, columns: int = 1) -> str:
     stem = Path(path).stem
     # analyze draws figures at print size (8 pt text stays 8 pt): keep that size, shrinking
     # only when the column is narrower (width and height both bound, aspect kept).
     options = r"width=\linewidth"
+    env = "figure"
     if isinstance(size_in, list) and len(size_in) == 2 and all(
             isinstance(v, (int, float)) and v > 0 for v in size_in):
         options = rf"width=\linewidth,height={size_in[1]:g}in,keepaspectratio"
+        if columns == 2 and size_in[0] > COLUMN_FIGURE_MAX_IN:
+            env = "figure*"
     return "\n".join([
-        r"\begin{figure}[t]",
+        rf"\begin{{{env}}}[t]",
         r"  \centering",
         rf"  \includegraphics[{options}]{{{path}}}",
         rf"  \caption{{Describe what \texttt{{{tex_escape(stem)}}} shows and what to read from it.}}",
         rf"  \label{{{label}}}",
-        r"\end{figure}",
+        rf"\end{{{env}}}",
     ])
 
 
-def _results_section(summary: dict | None) -> str:
+def _results_section(summary: dict | None, columns: int = 1) -> str:
     """The Results section body: the analysis table, figures, and the primary metric's macros."""
     figures = list(DEFAULT_FIGURES)
     tables = [DEFAULT_TABLE]
@@ -105,7 +112,7 @@ def _results_section(summary: dict | None) -> str:
         lines += ["", rf"\input{{{path}}}"]
     for path in figures:
         lines += ["", _figure_block(path, "fig:" + Path(path).stem.replace("_", "-"),
-                                    sizes.get(path))]
+                                    sizes.get(path), columns)]
     return "\n".join(lines)
 
 
@@ -149,7 +156,7 @@ def new_paper(root: Path, venue_name: str | None = None, *, title: str | None = 
         "<<TITLE>>": tex_escape(title) if title else "Title of the Paper",
         "<<BIBSTYLE>>": venue.bibliography_style,
         "<<CITES>>": cites,
-        "<<RESULTS>>": _results_section(summary),
+        "<<RESULTS>>": _results_section(summary, venue.columns),
     }
     text = skeleton
     for marker, value in replacements.items():

@@ -28,6 +28,7 @@ class Venue:
     title: str
     documentclass: str  # e.g. "[10pt,twocolumn]{article}"
     style: str  # our .sty basename, without .sty
+    columns: int  # 1 or 2
     bibliography_style: str
     page_limit: int | None  # main-text pages; None = no limit
     page_limit_note: str
@@ -73,7 +74,8 @@ def load_venue(name: str) -> Venue:
             raise PaperError(f"{spec_path}: page_limit must be a positive integer or null")
         venue = Venue(
             name=name, title=str(spec["title"]), documentclass=str(spec["documentclass"]),
-            style=str(spec["style"]), bibliography_style=str(spec["bibliography_style"]),
+            style=str(spec["style"]), columns=int(spec.get("columns", 1)),
+            bibliography_style=str(spec["bibliography_style"]),
             page_limit=limit, page_limit_note=str(spec.get("page_limit_note") or ""),
             official_urls=tuple(str(u) for u in (official.get("urls") or
                                                  ([official["url"]] if official.get("url") else []))),
