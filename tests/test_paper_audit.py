@@ -53,7 +53,7 @@ def built(tmp_path_factory):
         make_project(root)
         new_paper(root, "neurips", title="Warmup Lowers Validation Loss")
         (root / "paper.tex").write_text(_paper_text(root), encoding="utf-8")
-        result = build_paper(root)
+        result = build_paper(root, engine="auto")  # not a developer's RSTACK_LATEX_ENGINE
     finally:
         for key, value in old.items():
             if value is None:
