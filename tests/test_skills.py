@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 SKILLS = REPO / "skills"
 EXPECTED = {"research", "lit-review", "novelty-check", "experiment", "analyze", "write-paper", "setup"}
 LAUNCHER = "~/.claude/skills/rstack/bin/rstack"
+COMMAND_STARTS = {"&&", "||", ";", "|", "then", "else", "do", "(", "!"}
 
 
 def all_skills():
@@ -219,7 +220,22 @@ def test_preamble_without_install_says_what_to_do(tmp_path):
     project.mkdir()
     out = subprocess.run(["bash", "-c", _preamble_block()], cwd=project, env=env,
                          capture_output=True, text=True, timeout=30)
-    assert "RSTACK_MISSING: ~/.claude/skills/rstack/bin/rstack did not run" in out.stdout
+    assert out.stdout.startswith("RSTACK_MISSING: ~/.claude/skills/rstack/bin/rstack not found")
+
+
+def test_preamble_reports_a_failing_status_as_an_error(tmp_path):
+    env = _linked_home(tmp_path)
+    config = Path(env["RSTACK_HOME"]) / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("venue: [unclosed\n")
+    project = tmp_path / "p4"
+    project.mkdir()
+    env.pop("RSTACK_PROJECT", None)
+    out = subprocess.run(["bash", "-c", _preamble_block()], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert "malformed YAML" in out.stdout
+    assert "RSTACK_ERROR: rstack status failed (exit 1)" in out.stdout
+    assert "RSTACK_MISSING" not in out.stdout
 
 
 # -- every rstack command a skill runs exists -------------------------------------------------
@@ -235,7 +251,8 @@ def _invocations():
                 lexer.whitespace_split = True
                 words = list(lexer)
                 for i, word in enumerate(words):
-                    if word.endswith("/bin/rstack"):
+                    at_command = i == 0 or words[i - 1] in COMMAND_STARTS
+                    if word.endswith("/bin/rstack") and at_command:
                         assert word == LAUNCHER, f"{md}: call the launcher as {LAUNCHER}"
                         argv = []
                         for arg in words[i + 1:]:
