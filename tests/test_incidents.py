@@ -139,3 +139,12 @@ def test_parse_traceback_takes_the_last_chained_exception(tmp_path):
     parsed = parse_traceback(out)
     assert parsed.exc_type == "ValueError" and parsed.exc_message == "second"
     assert parsed.frames[-1].line == 5 and parsed.source_line == "y"
+
+
+def test_hang_message_tells_busy_from_blocked():
+    busy = diagnose(["epoch 1"], exit_code=None, signal=9, reason="stall", script_path=None,
+                    stall_s=10, stall_cpu_s=9.5, stall_window_s=10.0)
+    assert "a silent computation" in busy.message and "last output: epoch 1" in busy.message
+    blocked = diagnose([], exit_code=None, signal=9, reason="stall", script_path=None,
+                       stall_s=10, stall_cpu_s=0.0, stall_window_s=10.0)
+    assert "blocked" in blocked.message and "it printed nothing" in blocked.message

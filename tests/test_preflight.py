@@ -95,6 +95,10 @@ def test_hang_is_reported_within_stall_plus_a_second(tmp_path):
     # loaded CI machine.
     assert result.duration_s < kw["stall_s"] + 4
     assert "2 s" in result.message
+    assert "blocked" in result.message and "last output: starting" in result.message
+    script, kw = corpus("hang_silent_compute", tmp_path)
+    result = run_preflight(script, **kw)
+    assert result.category == "hang" and "a silent computation" in result.message
 
 
 def test_memory_reports_peak(tmp_path):
@@ -373,3 +377,25 @@ def test_silent_script_at_budget_is_smoke_ignored(tmp_path):
     result = run_preflight(script, budget_s=2, stall_s=30, determinism=False)
     assert result.category == "smoke-ignored"
     assert "(it printed nothing)" in result.message
+
+
+def test_template_accepts_the_retry_ladder_flags(cli):
+    from rstack.paths import templates_dir
+
+    result = cli("preflight", templates_dir() / "train_template.py", "--json", "--",
+                 "--lr", "0.1", "--batch-size", "8", "--grad-accum", "4")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["verdict"] == "PASS"
+
+
+def test_cli_internal_error_exits_2(cli, tmp_path, monkeypatch):
+    import rstack.preflight
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(rstack.preflight, "run_preflight", broken)
+    script, _ = corpus("ok_stdlib", tmp_path)
+    result = cli("preflight", script)
+    assert result.exit_code == 2
+    assert "preflight could not run: boom" in result.output

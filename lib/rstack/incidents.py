@@ -367,8 +367,17 @@ def diagnose(output_tail: Sequence[str], *, exit_code: int | None, signal: int |
     location = f"{frame.file}:{frame.line}" if frame else None
     if reason == "stall":
         stall = context.get("stall_s")
-        return make_diagnosis("hang", f"no output and no file activity for {_fmt_seconds(stall)}; killed",
-                              stall_s=_fmt_seconds(stall))
+        cpu, window = context.get("stall_cpu_s"), context.get("stall_window_s")
+        busy = ""
+        if isinstance(cpu, (int, float)) and isinstance(window, (int, float)) and window > 0:
+            busy = (f"; it used {cpu:.1f} s of CPU in the last {window:.1f} s: a silent computation "
+                    "(print progress)" if cpu >= 0.1 * window else
+                    f"; it used {cpu:.1f} s of CPU in the last {window:.1f} s: blocked (input(), "
+                    "a lock, a child, the network)")
+        last = next((line.strip() for line in reversed(tail) if line.strip()), "")
+        said = f"; last output: {last[:200]}" if last else "; it printed nothing"
+        return make_diagnosis("hang", f"no output and no file activity for {_fmt_seconds(stall)}; "
+                              f"killed{busy}{said}", stall_s=_fmt_seconds(stall))
     if reason == "memory":
         peak = context.get("peak_rss_mb")
         peak_text = f"{peak:.0f} MB" if isinstance(peak, (int, float)) else "unknown"

@@ -488,7 +488,8 @@ def _judge_outcome(outcome: Outcome, script: Path, *, budget_s: float, stall_s: 
             f"still running after the {budget_s:g} s budget of a --smoke-test run{said}")
     return diagnose(outcome.output_tail, exit_code=outcome.exit_code, signal=outcome.signal,
                     reason=outcome.reason, script_path=script, stall_s=stall_s,
-                    timeout_s=budget_s, peak_rss_mb=outcome.peak_rss_mb, memory_mb=memory_mb)
+                    timeout_s=budget_s, peak_rss_mb=outcome.peak_rss_mb, memory_mb=memory_mb,
+                    **outcome.extra)
 
 
 def _relabel(text: str, out_dir: Path) -> str:

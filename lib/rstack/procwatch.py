@@ -248,6 +248,17 @@ class _Tree:
                 continue
         return out
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the live processes of the tree."""
+        total = 0.0
+        for proc in self.alive():
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
     def rss_mb(self) -> float:
         total = 0
         for proc in self.alive():
@@ -414,6 +425,8 @@ def supervise(
     signature = _activity_signature(activity) if activity else None
     last_scan = started
     leftover = 0
+    extra: dict = {}
+    cpu_samples: deque[tuple[float, float]] = deque(maxlen=max(16, int(4 * (stall_s or 1) / poll_s)))
     try:
         # Wait first: a command that is over within one poll never pays for a process-table scan.
         waiter.wait(min(poll_s, 0.05))
@@ -435,6 +448,7 @@ def supervise(
                 reason = "timeout"
                 break
             if stall_s is not None:
+                cpu_samples.append((now, tree.cpu_s()))
                 if activity:
                     current = _activity_signature(activity)
                     if current != signature:
@@ -443,6 +457,12 @@ def supervise(
                 last_activity = max(last_activity, reader.last_output)
                 if now - last_activity >= stall_s:
                     reason = "stall"
+                    # CPU burnt while silent tells a silent computation from a blocked wait.
+                    base = next((cpu for t, cpu in reversed(cpu_samples) if t <= last_activity),
+                                cpu_samples[0][1])
+                    extra["stall_cpu_s"] = round(max(0.0, cpu_samples[-1][1] - base), 2)
+                    extra["stall_window_s"] = round(now - max(last_activity,
+                                                              cpu_samples[0][0]), 2)
                     break
             waiter.wait(poll_s)
     except KeyboardInterrupt:
@@ -476,4 +496,5 @@ def supervise(
         leftover_killed=0 if reason else leftover,
         log_path=Path(log_path) if log_path is not None else None,
         output_bytes=reader.total_bytes,
+        extra=extra,
     )
