@@ -121,3 +121,8 @@ def test_history_line_with_two_objects_is_invalid(tmp_path):
     with pytest.raises(ContractError) as err:
         read_history(path)
     assert err.value.category == "metrics-invalid" and err.value.line == 2
+
+
+def test_loss_scale_is_not_judged():
+    history = [{"step": i, "loss": 1.0 / (i + 1), "loss_scale": 2.0 ** i} for i in range(30)]
+    assert check_divergence(history) is None

@@ -166,12 +166,19 @@ def read_history(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+def is_loss_key(key: str) -> bool:
+    """A loss to judge for divergence: `loss`, `train_loss`, `val/loss`, not `loss_scale` (mixed
+    precision grows it on purpose) or a loss's weight/coefficient."""
+    lowered = key.lower()
+    return "loss" in lowered and not any(word in lowered for word in ("scale", "weight", "coef"))
+
+
 def _loss_series(history: list[dict]) -> dict[str, list[tuple[Any, float]]]:
     series: dict[str, list[tuple[Any, float]]] = {}
     for index, record in enumerate(history):
         step = record.get("step", index)
         for key, value in record.items():
-            if key == "step" or "loss" not in key.lower() or not is_finite_number(value):
+            if key == "step" or not is_loss_key(key) or not is_finite_number(value):
                 continue
             series.setdefault(key, []).append((step, float(value)))
     return series
