@@ -189,6 +189,25 @@ def test_named_engine_that_does_not_run(project, cli, monkeypatch, tmp_path):
     assert json.loads((project / ".rstack" / "paper-build.json").read_text())["engine"] == "latexmk"
 
 
+def test_build_stops_an_engine_that_hangs(project, cli, monkeypatch):
+    import psutil
+
+    from rstack.paper import build
+
+    make_project(project, with_lit=False)
+    cli("paper", "new", "--venue", "arxiv")
+    tex = project / "paper.tex"
+    tex.write_text(tex.read_text().replace("\\maketitle", "\\maketitle\n\\def\\loop{\\loop}\\loop"))
+    monkeypatch.setattr(build, "ENGINE_TIMEOUT_S", 2)
+    result = cli("paper", "build", "--engine", "latexmk")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: `")
+    assert "did not finish in 2 s; stopped it\n" in result.output
+    leftovers = [p for p in psutil.process_iter(["name", "cwd"])
+                 if p.info["name"] in ("pdflatex", "latexmk") and p.info["cwd"] == str(project)]
+    assert leftovers == []
+
+
 def test_build_without_paper(project, cli):
     result = cli("paper", "build")
     assert result.exit_code == 1

@@ -60,14 +60,20 @@ def build_command(engine, as_json, project) -> None:
         if result.log.overfull_boxes:
             click.echo(f"{result.log.overfull_boxes} overfull box(es) (text sticking into the "
                        "margin); see .rstack/latex/paper.log")
-        counted = result.main_pages if result.main_pages is not None else result.pages
-        limit = "no limit" if result.page_limit is None else f"limit {result.page_limit}"
-        verdict = "ok" if result.ok else "FAILED"
-        click.echo(f"build {verdict} with {result.engine}: {result.pdf or 'no PDF'}, "
-                   f"{result.pages} page(s), {counted} of main text ({result.venue} {limit})"
-                   + ("" if result.within_limit is not False else " -- OVER THE LIMIT"))
+        click.echo(_build_summary(result))
     if not result.ok:
         raise click.exceptions.Exit(1)
+
+
+def _build_summary(result) -> str:
+    verdict = "ok" if result.ok else "FAILED"
+    if result.pdf is None:
+        return f"build {verdict} with {result.engine}: no PDF written"
+    counted = result.main_pages if result.main_pages is not None else result.pages
+    limit = "no limit" if result.page_limit is None else f"limit {result.page_limit}"
+    return (f"build {verdict} with {result.engine}: {result.pdf}, {result.pages} page(s), "
+            f"{counted} of main text ({result.venue} {limit})"
+            + ("" if result.within_limit is not False else " -- OVER THE LIMIT"))
 
 
 @paper_group.command("audit")

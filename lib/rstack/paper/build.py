@@ -217,16 +217,18 @@ def _env() -> dict[str, str]:
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], commands: list[list[str]]) -> int:
+    """Run one engine step under procwatch, so a timeout or Ctrl-C also ends latexmk's children."""
+    from ..procwatch import supervise
+
     commands.append(cmd)
-    try:
-        done = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=ENGINE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise PaperError(f"`{' '.join(cmd)}` did not finish in {ENGINE_TIMEOUT_S} s",
-                         hint="look for an infinite loop in a macro, or a prompt TeX is waiting "
-                              "on (see .rstack/latex/paper.log)") from None
-    return done.returncode
+    outcome = supervise(cmd, cwd=cwd, env=env, timeout_s=ENGINE_TIMEOUT_S, tail_lines=50)
+    if outcome.reason == "timeout":
+        raise PaperError(f"`{' '.join(cmd)}` did not finish in {ENGINE_TIMEOUT_S} s; stopped it",
+                         hint="look for an infinite loop in a macro (see .rstack/latex/paper.log)")
+    if outcome.exit_code is None:
+        raise PaperError(f"`{' '.join(cmd)}` was stopped ({outcome.reason or outcome.signal})",
+                         hint="run `rstack paper build` again")
+    return outcome.exit_code
 
 
 def _compile(engine: str, exe: str, root: Path, outdir: Path, stem: str) -> tuple[int, list]:
