@@ -62,6 +62,8 @@ def main() -> int:
     ratios = []
     hangs = []
     with tempfile.TemporaryDirectory(prefix="rstack-bench-") as work:
+        os.environ["HOME"] = str(Path(work) / "home")  # corpus scripts may write under ~
+        (Path(work) / "home").mkdir()
         for case in cases:
             script = stage(case, Path(work))
             started = time.monotonic()

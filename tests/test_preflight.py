@@ -121,6 +121,9 @@ def test_metrics_written_elsewhere_says_where(tmp_path):
     result = run_preflight(script, **kw)
     assert "/tmp/rstack-corpus-results/metrics.json" in result.message
     assert "--output-dir" in result.hint
+    script, kw = corpus("metrics_in_home", tmp_path)
+    result = run_preflight(script, **kw)
+    assert f"{os.environ['HOME']}/experiments/metrics.json" in result.message
 
 
 @pytest.mark.parametrize("name, needle", [

@@ -257,9 +257,11 @@ def _fmt_s(seconds: float) -> str:
 
 
 def _stray_metrics(script_dir: Path, since: float, work_root: Path) -> list[Path]:
-    """metrics.json files the run wrote outside its output dir: cwd, /tmp, the private TMPDIR."""
+    """metrics.json files the run wrote outside its output dir: cwd, /tmp, $HOME, the private
+    TMPDIR."""
     found = contract.find_stray_metrics([script_dir], since=since, exclude=work_root, max_depth=3)
     found += contract.find_stray_metrics([Path("/tmp")], since=since, exclude=work_root, max_depth=1)
+    found += contract.find_stray_metrics([Path.home()], since=since, exclude=work_root, max_depth=2)
     found += contract.find_stray_metrics([work_root / "tmp"], since=since, max_depth=3)
     unique: dict[str, Path] = {}
     for path in found:
@@ -521,7 +523,7 @@ def _metrics_diagnosis(exc: ContractError, run: _Run, script: Path, work_root: P
                       "from --output-dir (default: $RSTACK_OUTPUT_DIR, else ./out)")
     else:
         where_hint = (" (it wrote no metrics.json anywhere preflight looked: the output dir, the "
-                      "script's directory, /tmp)")
+                      "script's directory, /tmp, your home directory)")
     return make_diagnosis("metrics-missing", message, where_hint=where_hint)
 
 
