@@ -200,6 +200,7 @@ class _Tree:
         self.token = token
         self.started = started  # time.time() at launch, to filter the escapee scan
         self.seen: dict[int, psutil.Process] = {}
+        self._not_ours: set[tuple[int, float]] = set()  # (pid, start) whose environ lacked the token
         try:
             self.seen[root_pid] = psutil.Process(root_pid)
         except psutil.Error:
@@ -214,18 +215,22 @@ class _Tree:
         process started since launch that carries this tree's token (re-parented escapees)."""
         me = os.getpid()
         parents: dict[int, list[int]] = {}
-        fresh: list[int] = []
+        fresh: list[tuple[int, float]] = []
         for pid, ppid, created in _process_table():
             if pid == me:
                 continue
             parents.setdefault(ppid, []).append(pid)
             if scan_escapees and pid not in self.seen and created >= self.started - 1.0:
-                fresh.append(pid)
+                fresh.append((pid, created))
         stack = list(self.seen)
-        for pid in fresh:
-            if pid not in self.seen and _has_token(pid, self.token):
+        for pid, created in fresh:
+            if pid in self.seen or (pid, created) in self._not_ours:
+                continue
+            if _has_token(pid, self.token):
                 self._add_pid(pid)
                 stack.append(pid)
+            else:
+                self._not_ours.add((pid, created))
         while stack:
             for child in parents.get(stack.pop(), ()):
                 if child not in self.seen:
