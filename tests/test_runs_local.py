@@ -122,6 +122,7 @@ def test_divergence_retried_with_lower_lr(project, cli):
     assert result.exit_code == 0, result.output
     (retry,) = records(project, "run.retry")
     assert retry["category"] == "divergence" and retry["change"] == "--lr 0.1 -> 0.01"
+    assert retry["message"], "the diagnosis travels with the retry"
     assert [r["status"] for r in finished(project)] == ["diverged", "ok"]
 
 
@@ -251,3 +252,27 @@ def test_gpu_pinning_one_run_per_gpu(project, monkeypatch):
     assert sorted(devices) == [3, 3, 5, 5], "each run pinned to one GPU, never shared"
     started = records(project, "run.started", "run.finished")
     assert [r["type"] for r in started[:2]] == ["run.started", "run.started"], "two at once"
+
+
+def test_failed_prepare_releases_the_runner(project):
+    """A runner that fails (or is interrupted) while provisioning is closed before the error."""
+    from rstack.plan import compile_plan, load_plan
+    from rstack.runners.local import LocalRunner
+    from rstack.runs import RunError, RunPolicy, execute, specs_from_matrix
+
+    class Provisioning(LocalRunner):
+        closed_with = None
+
+        def prepare(self, specs):
+            raise RunError("no machine")
+
+        def close(self, results):
+            Provisioning.closed_with = list(results)
+
+    write_project(project, {"a": []}, seeds=(0,))
+    plan = load_plan(project / "experiment-plan.md")
+    specs = specs_from_matrix(compile_plan(plan, root=project).runs, plan.script)
+    with pytest.raises(RunError, match="no machine"):
+        execute(project, specs, Provisioning(project), policy=RunPolicy(plan=plan))
+    assert Provisioning.closed_with == []
+    assert records(project, "run.started") == []

@@ -81,7 +81,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
         "run.retry", ("experiments",),
         {"run_id": "str", "retry_run_id": "str", "attempt": "int", "category": "str",
          "policy": "enum:oom-ladder,lower-lr,same", "change": "str"},
-        {"gpu": "str?"},
+        {"gpu": "str?", "message": "str?"},
         doc="A failed run is retried as retry_run_id with the minimal fix `change`."),
     RecordType(
         "run.remote", ("experiments",),

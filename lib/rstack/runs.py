@@ -465,7 +465,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
         oom_rungs[origin] = rung
         ledger.append({"type": "run.retry", "run_id": spec.run_id, "retry_run_id": new.run_id,
                        "attempt": new.attempt, "category": result.category, "policy": plan.policy,
-                       "change": plan.change, "gpu": plan.gpu})
+                       "change": plan.change, "gpu": plan.gpu, "message": result.message})
         echo(f"retry {spec.run_id} -> {new.run_id} ({result.category}): {plan.change}")
         return new
 
@@ -506,7 +506,11 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                 return
             run_one(spec)
 
-    runner.prepare(specs)
+    try:
+        runner.prepare(specs)
+    except BaseException:  # Ctrl-C or a failure mid-provisioning: release whatever was rented
+        runner.close([])
+        raise
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="rstack-run")
     futures = {pool.submit(worker) for _ in range(max(1, min(jobs, len(specs)) if specs else 1))}
