@@ -402,3 +402,27 @@ def test_cli_internal_error_exits_2(cli, tmp_path, monkeypatch):
     result = cli("preflight", script)
     assert result.exit_code == 2
     assert "preflight could not run: boom" in result.output
+
+
+def test_sigterm_to_preflight_kills_the_scripts_processes(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import uuid
+
+    from procwatch_fixtures import leftover_processes
+
+    marker = f"rstack-corpus-{uuid.uuid4().hex}"
+    script, _ = corpus("hang_with_children", tmp_path)
+    env = {**os.environ, "RSTACK_CORPUS_MARKER": marker}
+    proc = subprocess.Popen([sys.executable, "-m", "rstack", "preflight", str(script),
+                             "--stall", "60", "--project", str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(leftover_processes(marker, wait_s=0)) < 4:
+        time.sleep(0.1)  # both runs' child and setsid'd grandchild are up
+    assert len(leftover_processes(marker, wait_s=0)) >= 4
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+    assert proc.returncode != 0
+    assert leftover_processes(marker) == []
+    assert leftover_processes(str(script)) == []

@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import psutil
 
@@ -503,3 +504,27 @@ def supervise(
         output_bytes=reader.total_bytes,
         extra=extra,
     )
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While active, SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread.
+
+    A supervised command lives in its own session, so a terminal's or a scheduler's signal to the
+    caller never reaches it; turning those signals into KeyboardInterrupt lets `supervise` kill
+    the tree before the caller exits. A no-op outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"received {signal_module.Signals(signum).name}")
+
+    previous = {sig: signal_module.signal(sig, interrupt)
+                for sig in (signal_module.SIGTERM, signal_module.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal_module.signal(sig, handler)

@@ -34,11 +34,14 @@ def preflight_command(script, extra_args, as_json, budget_s, stall_s, memory_mb,
     .rstack/experiments.jsonl. Exit codes: 0 PASS, 1 FAIL, 2 usage or internal error.
     """
     from ..preflight import format_human, is_project, record_preflight, run_preflight
+    from ..procwatch import terminate_as_interrupt
 
     try:
-        result = run_preflight(script, budget_s=budget_s, stall_s=stall_s, memory_mb=memory_mb,
-                               seed=seed, determinism=not no_determinism, python=python,
-                               extra_args=extra_args)
+        with terminate_as_interrupt():  # killed preflight still kills the script's processes
+            result = run_preflight(script, budget_s=budget_s, stall_s=stall_s,
+                                   memory_mb=memory_mb, seed=seed,
+                                   determinism=not no_determinism, python=python,
+                                   extra_args=extra_args)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # preflight could not judge the script: not a verdict
