@@ -199,6 +199,8 @@ def test_corrupted_artifact_fails_verification_and_keeps_remote(project, sshd, m
     assert "metrics.json: sha256" in result.message
     (rec,) = finished(project)
     assert rec["category"] == "artifact-mismatch" and rec["remote_dir"]
+    assert rec["hint"].startswith("the downloaded outputs do not match the remote manifest")
+    assert rec["remote_dir"] in rec["hint"]
     assert (sshd.remote_dir / "runs" / specs[0].run_id).is_dir(), "kept on verification failure"
 
 

@@ -139,6 +139,11 @@ INCIDENTS: dict[str, Incident] = _registry(
              (r"preempted", r"[Pp]reemption", r"spot instance interruption",
               r"instance was (terminated|reclaimed)"),
              retry="same"),
+    # Raised by the remote runners (rstack.runs), never matched from output: the files that came
+    # back differ from the manifest the remote side wrote. Re-running would not fix a transfer.
+    Incident("artifact-mismatch", "Artifacts failed verification",
+             "the downloaded outputs do not match the remote manifest; the remote copy was kept "
+             "({remote_dir}): compare it by hand, or re-run"),
 )
 
 # import name -> PyPI distribution, where they differ (the common surprises).

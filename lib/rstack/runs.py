@@ -37,7 +37,7 @@ STATUS_BY_CATEGORY = {
     "host-lost": "lost", "preempted": "lost",
 }
 # Runner-level failure that no script output explains: the copy that came back does not match
-# what the remote side wrote. Retrying the run would not fix a transfer, so it is never retried.
+# what the remote side wrote (its row in rstack.incidents has no retry policy).
 ARTIFACT_MISMATCH = "artifact-mismatch"
 
 
@@ -211,8 +211,7 @@ def judge(root: Path, spec: RunSpec, raw: RawOutcome) -> RunResult:
     metrics = None
     if raw.reason == ARTIFACT_MISMATCH:
         category, message = ARTIFACT_MISMATCH, raw.message or "artifact verification failed"
-        hint = ("the downloaded files do not match the remote manifest; the remote directory was "
-                f"kept ({raw.remote_dir}); fetch it by hand and compare, or re-run")
+        hint = INCIDENTS[ARTIFACT_MISMATCH].hint.format(remote_dir=raw.remote_dir)
     else:
         diag = diagnose(raw.output_tail, exit_code=raw.exit_code, signal=raw.signal,
                         reason=raw.reason, script_path=spec.script, **context)
