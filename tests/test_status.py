@@ -206,7 +206,8 @@ def test_preamble_lines(project, cli, monkeypatch):
     lines = result.output.splitlines()
     assert lines[0] == f"PROJECT_ROOT: {project}"
     assert lines[1] == "SLUG: proj"
-    assert lines[2].startswith("COMPUTE: ssh (configured;")
+    assert lines[2].startswith("COMPUTE: ssh (compute_preferred is ssh, but no ssh_hosts "
+                               "configured (rstack config set ssh_hosts HOST); ")
     assert lines[3] == "VENUE: arxiv"
     assert lines[4].startswith("NEEDS_SETUP: yes")
     assert [line.split(":")[0] for line in lines[5:]] == \
@@ -215,7 +216,9 @@ def test_preamble_lines(project, cli, monkeypatch):
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "y")
     monkeypatch.delenv("RSTACK_COMPUTE_PREFERRED")
     out = cli("status", "--preamble").output
-    assert "COMPUTE: modal (auto" in out and "x" not in out.split("COMPUTE: ")[1].split("\n")[0].split("(")[0]
+    compute_line = next(line for line in out.splitlines() if line.startswith("COMPUTE: "))
+    assert compute_line.startswith("COMPUTE: modal (compute_preferred is auto and Modal is "
+                                   "authenticated")
 
 
 def test_status_is_fast_on_a_big_ledger(project):

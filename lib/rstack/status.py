@@ -396,24 +396,18 @@ def preamble_lines(status: Status, *, slug: str, compute: str, venue: str) -> li
 
 
 def compute_summary() -> str:
-    """The compute profile skills should plan for, cheaply (no probe that can take time).
+    """The compute profile skills should plan for, from compute-detect's cheap probes only.
 
-    `rstack compute-detect` is the full answer (GPUs, engines, hosts); this reads the config and
-    the presence of credentials files only, so the preamble stays under a second.
+    `rstack compute-detect` is the full answer (it runs nvidia-smi and the LaTeX engines, up to
+    2 s); this reuses its credential probes and its recommendation rule, which read files and the
+    environment only, so the preamble stays well under a second.
     """
-    import os
     import shutil
 
-    from . import config
+    from . import compute, config
 
-    preferred = config.get("compute_preferred")
-    gpu = "GPU driver present" if shutil.which("nvidia-smi") else "no GPU driver"
-    if preferred != "auto":
-        return f"{preferred} (configured; {gpu})"
-    modal_auth = bool(os.environ.get("MODAL_TOKEN_ID") and os.environ.get("MODAL_TOKEN_SECRET"))
-    modal_file = getattr(paths, "modal_config_path", None)
-    if not modal_auth and modal_file is not None:
-        modal_auth = modal_file().is_file()
-    if modal_auth:
-        return f"modal (auto: Modal credentials found; {gpu} locally)"
-    return f"local (auto: no Modal credentials; {gpu}; rstack compute-detect for details)"
+    profile, reason = compute.recommend_profile(
+        config.get("compute_preferred"), compute.probe_modal(), compute.probe_vastai(),
+        config.get("ssh_hosts"))
+    gpu = "nvidia-smi present" if shutil.which("nvidia-smi") else "no GPU driver"
+    return f"{profile} ({reason}; {gpu})"
