@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -31,11 +32,20 @@ def demo_run(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in ("HOME", "RSTACK_HOME", "RSTACK_PROJECT")}
     os.environ.update(HOME=str(home), RSTACK_HOME=str(home / ".rstack"))
     os.environ.pop("RSTACK_PROJECT", None)
-    lines: list[str] = []
     try:
+        from click.testing import CliRunner
+
+        from rstack.cli import main
+
         dest = tmp_path_factory.mktemp("d") / "rstack-demo"
-        result = demo.run_demo(dest, echo=lines.append)
-        yield result, lines
+        run = CliRunner().invoke(main, ["demo", str(dest), "--json"], catch_exceptions=False)
+        assert run.exit_code == 0, run.output
+        data = json.loads(run.stdout)  # --json: the object on stdout, progress lines on stderr
+        result = SimpleNamespace(
+            root=Path(data["dir"]), pdf=Path(data["pdf"]), seconds=data["seconds"],
+            phases=[SimpleNamespace(name=p["phase"], seconds=p["seconds"], detail=p["detail"])
+                    for p in data["phases"]])
+        yield result, run.stderr.splitlines()
     finally:
         for key, value in saved.items():
             if value is None:
