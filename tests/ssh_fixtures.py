@@ -119,14 +119,17 @@ def sshd(tmp_path_factory):
 
 
 def remote_processes(sshd: Sshd, run_id: str) -> list[psutil.Process]:
-    """The remote side's processes for run_id (the 'remote' host is this machine)."""
+    """The run's agent and script on the 'remote' host (this machine); not the monitor's polls."""
     found = []
     for proc in psutil.process_iter():
         try:
-            if proc.cwd().endswith(f"/runs/{run_id}") and str(sshd.remote_dir) in proc.cwd():
-                found.append(proc)
+            if proc.cwd() != str(sshd.remote_dir / "runs" / run_id):
+                continue
+            cmd = proc.cmdline()
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
+            continue
+        if cmd[1:2] == ["train.py"] or any(a.endswith(".rstack-run/agent.py") for a in cmd):
+            found.append(proc)
     return found
 
 

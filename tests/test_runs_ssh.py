@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from rstack import paths
@@ -116,8 +117,9 @@ def test_remote_agent_death_is_not_host_loss(project, sshd, monkeypatch):
                 RSTACK_MAX_RETRIES="0")
     proc = _start_cli(project)
     run_id = wait_for(lambda: _remote_record(project))["run_id"]
-    procs = wait_for(lambda: (lambda ps: ps if len(ps) >= 2 else None)(remote_processes(sshd, run_id)))
-    kill(procs)  # the agent and the script: nothing writes an exit status
+    agent = wait_for(lambda: _agent_once_script_runs(sshd, run_id))
+    kill(agent + [p for p in remote_processes(sshd, run_id) if p.cmdline()[1:2] == ["train.py"]])
+    # the agent and the script: nothing writes an exit status
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1, out
     (rec,) = finished(project)
@@ -229,3 +231,35 @@ def test_ctrl_c_stops_remote_run_and_records_killed(project, sshd, monkeypatch):
     assert rec["status"] == "killed" and rec["category"] == "interrupted"
     assert records(project, "run.retry") == []
     wait_for(lambda: not remote_processes(sshd, run_id), timeout=10)
+
+
+def test_wedged_agent_is_killed_at_timeout_by_the_monitor(project, sshd, monkeypatch):
+    ssh_project(project, sshd, monkeypatch, {"slow": ["--mode", "sleep"]}, timeout_s=2,
+                RSTACK_MAX_RETRIES="0", RSTACK_SSH_TIMEOUT_GRACE_S="1")
+    proc = _start_cli(project)
+    run_id = wait_for(lambda: _remote_record(project))["run_id"]
+    agent = wait_for(lambda: _agent_once_script_runs(sshd, run_id))
+    kill(agent, signal.SIGSTOP)  # the agent can no longer enforce the timeout
+    try:
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        kill(agent, signal.SIGKILL)
+    assert proc.returncode == 1, out
+    (rec,) = finished(project)
+    assert rec["status"] == "timeout" and rec["category"] == "timeout"
+    assert "did not stop the run at its timeout; killed from here" in rec["message"]
+    wait_for(lambda: not remote_processes(sshd, run_id), timeout=10)
+
+
+def _agent_once_script_runs(sshd, run_id):
+    """The remote agent process, once the script it started is running too (else None)."""
+    procs = remote_processes(sshd, run_id)
+    cmdlines = []
+    for p in procs:
+        try:
+            cmdlines.append((p, p.cmdline()))
+        except psutil.Error:
+            continue
+    agent = [p for p, cmd in cmdlines if any(a.endswith(".rstack-run/agent.py") for a in cmd)]
+    script = [p for p, cmd in cmdlines if cmd[1:2] == ["train.py"]]
+    return agent if agent and script else None

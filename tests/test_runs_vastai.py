@@ -85,7 +85,7 @@ def test_keep_instance(project, cli, vast):
     assert "instance 1000 is kept (--keep-instance); it keeps billing" in result.output
 
 
-def test_unverified_run_keeps_instance(project, vast):
+def test_unverified_run_keeps_instance(project, vast, sshd):
     vast_project(project, {"slow": ["--mode", "sleep"]})
     env = dict(os.environ, RSTACK_PROJECT=str(project))
     proc = subprocess.Popen([str(RSTACK), "run"], cwd=project, env=env, stdout=subprocess.PIPE,
@@ -93,26 +93,14 @@ def test_unverified_run_keeps_instance(project, vast):
     run_id = wait_for(lambda: (records(project, "run.remote") or [None])[0]
                       if (project / ".rstack" / "experiments.jsonl").exists() else None)["run_id"]
     # Kill agent and script together: no manifest, so nothing can be verified.
-    sshd_dir = Path(os.environ["RSTACK_SSH_REMOTE_DIR"])
-    procs = wait_for(lambda: (lambda ps: ps if len(ps) >= 2 else None)(_procs_in(sshd_dir, run_id)))
-    kill(procs)
+    from test_runs_ssh import _agent_once_script_runs
+    wait_for(lambda: _agent_once_script_runs(sshd, run_id))
+    kill(remote_processes(sshd, run_id))
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "instance 1000 not destroyed: 1 run(s) have no locally verified artifacts yet" in out
     assert "destroy instance" not in vast.verbs()
     assert records(project, "vastai.instance")[-1]["state"] == "kept"
-
-
-def _procs_in(remote_dir, run_id):
-    import psutil
-    found = []
-    for p in psutil.process_iter():
-        try:
-            if p.cwd() == str(remote_dir / "runs" / run_id):
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            pass
-    return found
 
 
 def test_no_offer_under_ceiling(project, cli, vast, monkeypatch):

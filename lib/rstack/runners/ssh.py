@@ -117,6 +117,7 @@ class SshRunner:
         self.poll_s = poll_s if poll_s is not None else float(config.get("ssh_poll_s"))
         self.lost_after_s = (lost_after_s if lost_after_s is not None
                              else float(config.get("ssh_lost_after_s")))
+        self.timeout_grace_s = float(config.get("ssh_timeout_grace_s"))
         self.instance_id = instance_id
         self.cost_per_hour = cost_per_hour
         self.ledger = Ledger(self.root, "experiments")
@@ -235,7 +236,14 @@ class SshRunner:
         with self._lock:
             self._active[spec.run_id] = (target, run_dir)
         try:
-            state, info = self.monitor(target, run_dir)
+            deadline = (started_at + spec.timeout_s + self.timeout_grace_s) if spec.timeout_s else None
+            state, info = self.monitor(target, run_dir, deadline=deadline)
+            if state == "overdue":  # the agent did not enforce the timeout: end it from here
+                self.ssh(target, f"cd {q(run_dir)} && for f in {STATE}/child {STATE}/pid; do "
+                                 f"p=$(cat $f 2>/dev/null) && kill -KILL -- -$p $p 2>/dev/null; done; true",
+                         timeout=60)
+                state, info = "timeout", {"reason": "timeout", "exit_code": None, "signal": None,
+                                          "duration_s": time.time() - started_at}
             duration = info.get("duration_s") or (time.time() - started_at)
             cost = self.cost_per_hour * (time.time() - started_at) / 3600.0
             if state == "lost":
@@ -244,6 +252,13 @@ class SshRunner:
                                   cost_usd=cost, remote_dir=run_dir,
                                   message=f"no answer from {target.spec} for {self.lost_after_s:g}s")
             problems = self.download(target, spec, run_dir, expect_manifest=(state == "exit"))
+            if state == "timeout":
+                return RawOutcome(exit_code=None, signal=None, reason="timeout",
+                                  duration_s=time.time() - started_at,
+                                  output_tail=_tail(self.root / spec.output_dir / LOG_FILE),
+                                  cost_usd=cost, remote_dir=run_dir,
+                                  message=f"the remote agent on {target.spec} did not stop the run "
+                                          f"at its timeout; killed from here")
             tail = _tail(self.root / spec.output_dir / LOG_FILE)
             if state == "dead":
                 return RawOutcome(exit_code=None, signal=signal_module.SIGKILL, reason=None,
@@ -265,8 +280,10 @@ class SshRunner:
             with self._lock:
                 self._active.pop(spec.run_id, None)
 
-    def monitor(self, target: SshTarget, run_dir: str) -> tuple[str, dict]:
-        """Poll until the run ends: ("exit", exit.json) | ("dead", {}) | ("lost", {})."""
+    def monitor(self, target: SshTarget, run_dir: str, *,
+                deadline: float | None = None) -> tuple[str, dict]:
+        """Poll until the run ends: ("exit", exit.json) | ("dead", {}) | ("lost", {}), or
+        ("overdue", {}) when the wall clock passes `deadline` (timeout + grace) while it runs."""
         poll = (f"cd {q(run_dir)} 2>/dev/null || {{ echo NODIR; exit 0; }}; "
                 f"pid=$(cat {STATE}/pid 2>/dev/null); "
                 f"if [ -n \"$pid\" ] && kill -0 \"$pid\" 2>/dev/null; then alive=1; else alive=0; fi; "
@@ -296,6 +313,8 @@ class SshRunner:
                     pass  # caught between write and rename: poll again
             elif head in ("DEAD", "NODIR"):
                 return "dead", {}
+            if deadline is not None and time.time() > deadline:
+                return "overdue", {}
             time.sleep(self.poll_s)
 
     def download(self, target: SshTarget, spec: RunSpec, run_dir: str, *,

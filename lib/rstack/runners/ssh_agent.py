@@ -64,6 +64,8 @@ def main(argv=None):
     log = open(os.path.join(args.output_dir, "stdout.log"), "wb")
     child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              env=env, start_new_session=True)
+    # The script's process group, so the local monitor can still end it if this agent wedges.
+    _write_atomic(os.path.join(STATE, "child"), str(child.pid))
     reason = None
 
     def stop(signum, _frame):
