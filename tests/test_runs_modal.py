@@ -45,7 +45,7 @@ def test_app_builds_offline(project):
 
 
 @pytest.mark.filterwarnings("ignore:The run_one function is executing locally")
-def test_body_runs_locally_and_verifies(project, tmp_path):
+def test_body_runs_locally_and_verifies(project, tmp_path, capsys):
     plan, specs = _modal_specs(project)
     _app, fn, _volume = modal_app.build_app(project, gpu="A10G", timeout_s=900)
     vol = tmp_path / "volume"
@@ -53,6 +53,7 @@ def test_body_runs_locally_and_verifies(project, tmp_path):
                "results_dir": str(vol)}
     result = fn.local(payload)
     assert result["exit_code"] == 0 and result["reason"] is None
+    assert f"[{specs[0].run_id}] start mode=ok" in capsys.readouterr().out, "logs stream, prefixed"
     names = sorted(Path(e["path"]).name for e in result["manifest"])
     assert names == ["metrics.json", "metrics.jsonl", "stdout.log"]
     assert all(e["path"].startswith(specs[0].output_dir + "/") for e in result["manifest"])

@@ -3,7 +3,7 @@
 Image: Debian slim with this Python version, the project's requirements.txt, psutil, the rstack
 package and the project code. Function: GPU from the plan, the run's timeout, Modal retries off
 (rstack owns retries), a Volume mounted at /results for outputs. Arms x seeds fan out with
-`.map()`; each result is fetched from the Volume and checked against the manifest the container
+`.map()`; container logs stream to the terminal; each result is fetched from the Volume and checked against the manifest the container
 wrote. Cost = the per-GPU hourly price (rstack.costs, overridable in config) x container wall time.
 `dry_run_spec` is the exact app spec, built without credentials or network.
 """
@@ -100,8 +100,12 @@ def run_one(payload: dict) -> dict:
     if "--output-dir" in command:  # the ledgered command is project-relative; write to the volume
         command[command.index("--output-dir") + 1] = str(out)
     env = dict(os.environ, RSTACK_OUTPUT_DIR=str(out), PYTHONUNBUFFERED="1")
+    prefix = f"[{payload['run_id']}] "
+    # Printed lines reach the local terminal live: Modal streams container output to app.run().
     outcome = supervise(command, cwd=project, env=env, log_path=out / LOG_FILE,
-                        timeout_s=payload.get("timeout_s"))
+                        timeout_s=payload.get("timeout_s"),
+                        on_line=None if payload.get("quiet") else
+                        (lambda line: print(prefix + line, flush=True)))
     manifest = [{"path": p.relative_to(results).as_posix(), "bytes": p.stat().st_size,
                  "sha256": _sha256(p)} for p in sorted(out.rglob("*")) if p.is_file()]
     state = results / STATE / payload["run_id"]
@@ -187,7 +191,11 @@ class ModalRunner:
                            "no ~/.modal.toml)", hint="modal token new  (or use --dry-run to see the app)")
         timeout = max((s.timeout_s or 0 for s in specs), default=0) or None
         self.usd_per_hour = usd_per_hour("modal", self.gpu)
+        import modal
+
         self._app, self._fn, self._volume = build_app(self.root, gpu=self.gpu, timeout_s=timeout)
+        self._output = modal.enable_output()  # stream the containers' logs here
+        self._output.__enter__()
         self._ctx = self._app.run()
         self._ctx.__enter__()
         self._pending = list(specs)
@@ -251,6 +259,9 @@ class ModalRunner:
         ctx, self._ctx = self._ctx, None
         if ctx is not None:  # stopping the ephemeral app stops its containers
             ctx.__exit__(None, None, None)
+        output, self._output = getattr(self, "_output", None), None
+        if output is not None:
+            output.__exit__(None, None, None)
 
     def close(self, results) -> None:
         self.cancel()
