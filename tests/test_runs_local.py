@@ -41,7 +41,8 @@ def test_plan_runs_ok_with_full_provenance(project, cli):
         assert len(rec["config_hash"]) == 64 and rec["cost_estimate_usd"] == 0
     for rec in done:
         assert rec["status"] == "ok" and rec["exit_code"] == 0 and rec["category"] is None
-        assert set(rec["metrics"]) == {"val_loss", "train_loss", "lr", "batch_size", "cuda_device"}
+        assert set(rec["metrics"]) == {"val_loss", "train_loss", "lr", "batch_size", "cuda_device",
+                                  "saw_venv_dir"}
         names = {Path(a["path"]).name for a in rec["artifacts"]}
         assert names == {"metrics.json", "metrics.jsonl", "stdout.log"}
         for art in rec["artifacts"]:

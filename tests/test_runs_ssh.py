@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,9 +62,15 @@ def test_preflight_gate_refuses_unpreflighted_script(project, cli, sshd, monkeyp
     assert records(project, "run.started") == []
 
 
-def test_normal_ssh_runs(project, cli, sshd, monkeypatch):
-    ssh_project(project, sshd, monkeypatch, {"a": ["--lr", "0.2"]}, seeds=(0, 1))
+@pytest.mark.parametrize("sync", ["tar", "rsync"])
+def test_normal_ssh_runs(project, cli, sshd, monkeypatch, sync):
+    if sync == "rsync" and not shutil.which("rsync"):
+        pytest.skip("rsync is not installed (the tar path is tested)")
+    ssh_project(project, sshd, monkeypatch, {"a": ["--lr", "0.2"]}, seeds=(0, 1),
+                RSTACK_SSH_SYNC=sync)
     (project / "requirements.txt").write_text("")  # an empty requirements file still bootstraps
+    (project / "venv").mkdir()  # environments are never shipped
+    (project / "venv" / "big.bin").write_bytes(b"x" * 1000)
     result = cli("run")
     assert result.exit_code == 0, result.output
     done = finished(project)
@@ -73,14 +80,15 @@ def test_normal_ssh_runs(project, cli, sshd, monkeypatch):
     for rec in done:
         names = sorted(Path(a["path"]).name for a in rec["artifacts"])
         assert names == ["metrics.json", "metrics.jsonl", "stdout.log"]
-        assert rec["metrics"]["lr"] == 0.2
+        assert rec["metrics"]["lr"] == 0.2 and rec["metrics"]["saw_venv_dir"] == 0
         assert "start mode=ok" in (project / rec["artifacts"][-1]["path"]).read_text()
     remote = records(project, "run.remote")
-    assert len(remote) == 2
+    assert len(remote) == 2 and {r["sync"] for r in remote} == {sync}
     # Verified, so the remote run directories are gone; the bootstrapped env stays for reuse.
     assert not any((sshd.remote_dir / "runs" / s["run_id"]).exists() for s in started)
-    envs = list((sshd.remote_dir / "envs").iterdir())
-    assert len(envs) == 1 and (envs[0] / ".ready").exists()
+    envs = [e for e in (sshd.remote_dir / "envs").iterdir() if (e / "requirements.txt").exists()
+            and (e / "requirements.txt").read_text() == ""]
+    assert envs and all((e / ".ready").exists() for e in envs)
 
 
 def _start_cli(project, *args):
@@ -263,3 +271,21 @@ def _agent_once_script_runs(sshd, run_id):
     agent = [p for p, cmd in cmdlines if any(a.endswith(".rstack-run/agent.py") for a in cmd)]
     script = [p for p, cmd in cmdlines if cmd[1:2] == ["train.py"]]
     return agent if agent and script else None
+
+
+def test_sync_method_choice(project, monkeypatch):
+    from rstack.runners import ssh as ssh_module
+    from rstack.runs import RunError
+
+    runner = SshRunner(project, [SshTarget.parse("me@box:22")])
+    monkeypatch.setattr(ssh_module.shutil, "which", lambda name: None)
+    assert runner._sync_method(remote_rsync=True) == "tar"
+    monkeypatch.setenv("RSTACK_SSH_SYNC", "rsync")
+    with pytest.raises(RunError, match="ssh_sync is rsync, but rsync is missing here"):
+        runner._sync_method(remote_rsync=True)
+    monkeypatch.setattr(ssh_module.shutil, "which", lambda name: "/usr/bin/rsync")
+    with pytest.raises(RunError, match="rsync is missing on the remote host"):
+        runner._sync_method(remote_rsync=False)
+    assert runner._sync_method(remote_rsync=True) == "rsync"
+    monkeypatch.setenv("RSTACK_SSH_SYNC", "tar")
+    assert runner._sync_method(remote_rsync=True) == "tar"

@@ -193,6 +193,8 @@ for _key in (
     Key("max_retries", "int", 2, "Automatic retries per run (each applies a minimal fix).",
         minimum=0),
     Key("ssh_config", "str", "", "ssh client config file passed as `ssh -F` (empty: ssh's own)."),
+    Key("ssh_sync", "enum", "auto", "How code reaches an ssh host: auto = rsync when both ends "
+        "have it, else tar over ssh.", choices=("auto", "rsync", "tar")),
     Key("ssh_remote_dir", "str", "~/.rstack-remote",
         "Where ssh runs live on the remote host (runs/<run_id>, envs/<key>)."),
     Key("ssh_python", "str", "python3", "The remote interpreter that builds the run's venv."),

@@ -86,7 +86,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
     RecordType(
         "run.remote", ("experiments",),
         {"run_id": "str", "host": "str", "remote_dir": "str"},
-        {"pid": "int?", "instance_id": "str?"},
+        {"pid": "int?", "instance_id": "str?", "sync": "enum:rsync,tar"},
         doc="Where a remote run lives, so a monitor (or --resume) can re-attach to it."),
     RecordType(
         "vastai.instance", ("experiments",),

@@ -1,6 +1,6 @@
 """The ssh profile: a run in its own directory on any host `ssh` reaches, detached and monitored.
 
-Per run: ship the code (tar over ssh) into `<remote base>/runs/<run_id>`, start ssh_agent.py there
+Per run: ship the code (rsync when both ends have it, else tar over ssh) into `<remote base>/runs/<run_id>`, start ssh_agent.py there
 with setsid/nohup (pid, heartbeat and exit files), poll it, and on a dropped connection keep
 polling until the host answers again: a live run is never started a second time (the launcher's
 lock directory refuses). When it ends, download its outputs, check every file's sha256 against
@@ -126,6 +126,7 @@ class SshRunner:
         self._assigned: dict[str, SshTarget] = {}
         self._active: dict[str, tuple[SshTarget, str]] = {}
         self._envs: dict[str, str] = {}
+        self._sync: dict[str, str] = {}
         self.verified: set[str] = set()
 
     @classmethod
@@ -193,18 +194,55 @@ class SshRunner:
                         f"{q(env_dir)}/venv")
             script = (f"set -e; mkdir -p {q(env_dir)}; cd {q(env_dir)}; "
                       f"if [ ! -f .ready ]; then cat > requirements.txt; rm -rf venv; {make}; "
-                      f"touch .ready; echo BOOTSTRAPPED; else cat > /dev/null; echo READY; fi")
-            self._checked(target, script, "bootstrap (venv + requirements)",
-                          input=req.read_bytes() if req.is_file() else b"", timeout=1800)
+                      f"touch .ready; echo BOOTSTRAPPED; else cat > /dev/null; echo READY; fi; "
+                      f"if command -v rsync >/dev/null 2>&1; then echo RSYNC; fi")
+            result = self._checked(target, script, "bootstrap (venv + requirements)",
+                                   input=req.read_bytes() if req.is_file() else b"", timeout=1800)
             self._envs[target.spec] = f"{env_dir}/venv/bin/python"
+            remote_rsync = b"RSYNC" in (result.stdout or b"").split()
+            self._sync[target.spec] = self._sync_method(remote_rsync)
+
+    def _sync_method(self, remote_rsync: bool) -> str:
+        """rsync when both ends have it (unless ssh_sync says otherwise), else tar over ssh."""
+        mode = config.get("ssh_sync")
+        if mode == "rsync" and not (shutil.which("rsync") and remote_rsync):
+            raise RunError("ssh_sync is rsync, but rsync is missing "
+                           + ("here" if not shutil.which("rsync") else "on the remote host"),
+                           hint="install rsync on both ends, or: rstack config set ssh_sync auto")
+        if mode == "tar":
+            return "tar"
+        return "rsync" if shutil.which("rsync") and remote_rsync else "tar"
+
+    def upload(self, target: SshTarget, run_dir: str) -> str:
+        """Ship the code and the agent into run_dir; returns the method used (rsync | tar)."""
+        method = self._sync.get(target.spec, "tar")
+        if method == "tar":
+            self._checked(target, f"mkdir -p {q(run_dir)} && tar xzf - -C {q(run_dir)}",
+                          "code upload", input=code_tarball(self.root), timeout=600)
+            return method
+        self._checked(target, f"mkdir -p {q(run_dir)}/{STATE} && cat > {q(run_dir)}/{STATE}/agent.py",
+                      "agent upload", input=AGENT.read_bytes(), timeout=120)
+        shell = " ".join(shlex.quote(a) for a in self.ssh_base() + (
+            ["-p", str(target.port)] if target.port else []))
+        excludes = [f"--exclude={name}/" for name in sorted(EXCLUDE_DIRS)] + ["--exclude=.rstack*/"]
+        argv = ["rsync", "-a", "--compress", f"--max-size={MAX_SHIPPED_FILE}", *excludes,
+                "-e", shell, f"{self.root}/", f"{target.dest}:{run_dir}/"]
+        try:
+            result = subprocess.run(argv, capture_output=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise RunError(f"rsync to {target.spec} timed out after 600s") from None
+        if result.returncode != 0:
+            raise RunError(f"rsync to {target.spec} failed (exit {result.returncode}): "
+                           f"{result.stderr.decode('utf-8', 'replace').strip()[-300:]}",
+                           hint="rstack config set ssh_sync tar  (ships the code with tar over ssh)")
+        return method
 
     def launch(self, spec: RunSpec, *, on_line: Callable[[str], None] | None = None) -> RawOutcome:
         target = self._target_for(spec)
         run_dir = self.run_dir(spec)
         if target.spec not in self._envs:
             self.prepare([spec])
-        self._checked(target, f"mkdir -p {q(run_dir)} && tar xzf - -C {q(run_dir)}", "code upload",
-                      input=code_tarball(self.root), timeout=600)
+        method = self.upload(target, run_dir)
         agent = [self.python, f"{STATE}/agent.py", "--python", self._envs[target.spec],
                  "--output-dir", spec.output_dir, "--timeout", str(spec.timeout_s or 0), "--",
                  *spec.command]
@@ -221,7 +259,8 @@ class SshRunner:
                                f"{(result.stderr or b'').decode('utf-8', 'replace').strip()}")
             time.sleep(min(5.0, 0.5 * 2 ** attempt))  # the lock makes a repeat harmless
         self.ledger.append({"type": "run.remote", "run_id": spec.run_id, "host": target.spec,
-                            "remote_dir": run_dir, "pid": None, "instance_id": self.instance_id})
+                            "remote_dir": run_dir, "pid": None, "instance_id": self.instance_id,
+                            "sync": method})
         return self._follow(spec, target, run_dir, started_at)
 
     def reattach(self, spec: RunSpec, remote: dict) -> RawOutcome:

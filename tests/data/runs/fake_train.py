@@ -56,5 +56,6 @@ if args.mode == "nometrics":
 with open(os.path.join(args.output_dir, "metrics.json"), "w") as handle:
     json.dump({"val_loss": loss * 1.1, "train_loss": loss, "lr": args.lr,
                "batch_size": args.batch_size,
-               "cuda_device": int(os.environ.get("CUDA_VISIBLE_DEVICES") or -1)}, handle)
+               "cuda_device": int(os.environ.get("CUDA_VISIBLE_DEVICES") or -1),
+               "saw_venv_dir": int(os.path.isdir("venv"))}, handle)
 print("done", flush=True)
