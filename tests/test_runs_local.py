@@ -194,11 +194,28 @@ def test_resume_skips_done_and_closes_orphans(project, cli):
     Ledger(project, "experiments").append(orphan)
     result = cli("run", "--resume")
     assert result.exit_code == 0, result.output
-    assert "orphan-1 was in flight when rstack stopped; recorded killed" in result.output
+    assert "orphan-1 was in flight when rstack stopped; its record is closed" in result.output
     done = finished(project)
     assert [(r["run_id"] == "orphan-1", r["status"]) for r in done] == [
         (False, "ok"), (True, "killed"), (False, "ok")]
     assert sorted(r["seed"] for r in done if r["status"] == "ok") == [0, 1]
+    assert [r["category"] for r in done if r["run_id"] == "orphan-1"] == ["interrupted"]
+
+
+def test_resume_closes_unfollowable_remote_runs_as_lost(project, cli):
+    write_project(project, {"a": []}, seeds=(0,))
+    orphan = {"type": "run.started", "run_id": "modal-1", "arm": "a", "seed": 0, "args": [],
+              "command": ["python", "train.py"], "output_dir": "results/modal-1", "profile": "modal",
+              "host": "modal:A10G", "plan_sha256": None, "config_hash": "0" * 64,
+              "git_commit": None, "git_dirty": None, "script": "train.py",
+              "script_sha256": "0" * 64, "timeout_s": 60, "cost_estimate_usd": 0.1, "attempt": 1,
+              "retry_of": None}
+    Ledger(project, "experiments").append(orphan)
+    result = cli("run", "--resume")
+    assert result.exit_code == 0, result.output
+    lost = [r for r in finished(project) if r["run_id"] == "modal-1"]
+    assert [(r["status"], r["category"]) for r in lost] == [("lost", "host-lost")]
+    assert "cannot be re-attached" in lost[0]["message"]
 
 
 def _wait_for(predicate, timeout=30.0):

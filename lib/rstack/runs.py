@@ -711,18 +711,25 @@ def prepare(request: RunRequest) -> Prepared:
 
 
 def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
-    """Local runs the ledger shows in flight whose process is gone: record them `killed`."""
+    """Runs the ledger shows in flight that nothing can re-attach to: close their records.
+
+    Local ones died with the rstack process that supervised them (`killed`); remote ones with no
+    `run.remote` record (Modal calls, or a launch cut short) cannot be followed (`lost`).
+    """
     ledger = Ledger(root, "experiments")
     closed = []
     for started in orphans:
-        if started.get("profile") != "local":
-            continue
+        local = started.get("profile") == "local"
+        category = "interrupted" if local else "host-lost"
+        message = ("rstack stopped while this run was in flight; found by --resume" if local else
+                   f"in flight on {started.get('profile')} when rstack stopped, and it cannot be "
+                   "re-attached; found by --resume")
         ledger.append({"type": "run.finished", "run_id": started["run_id"], "arm": started["arm"],
-                       "seed": started["seed"], "status": "killed", "exit_code": None,
-                       "category": "interrupted", "hint": INCIDENTS["interrupted"].hint,
-                       "metrics": None, "artifacts": list_artifacts(root, started["output_dir"]),
-                       "duration_s": 0.0, "cost_usd": 0.0,
-                       "message": "rstack stopped while this run was in flight; found by --resume"})
+                       "seed": started["seed"], "status": "killed" if local else "lost",
+                       "exit_code": None, "category": category,
+                       "hint": INCIDENTS[category].hint, "metrics": None,
+                       "artifacts": list_artifacts(root, started["output_dir"]),
+                       "duration_s": 0.0, "cost_usd": 0.0, "message": message})
         closed.append(started["run_id"])
     return closed
 
@@ -733,12 +740,14 @@ def start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionR
     root = Path(request.root)
     results: list[RunResult] = []
     if request.resume:
-        for run_id in close_orphans(root, prepared.orphans):
-            echo(f"resume: {run_id} was in flight when rstack stopped; recorded killed")
         reattach = getattr(prepared.runner, "reattach", None)
+        if not callable(reattach):
+            prepared.orphans.extend(prepared.reattach)
+            prepared.reattach = []
+        for run_id in close_orphans(root, prepared.orphans):
+            echo(f"resume: {run_id} was in flight when rstack stopped; its record is closed")
         for started in prepared.reattach:
-            if callable(reattach):
-                results.extend(reattach_runs(root, prepared.runner, [started]))
+            results.extend(reattach_runs(root, prepared.runner, [started]))
     primary = prepared.policy.plan.primary_metric if prepared.policy.plan else None
     progress = Progress(len(prepared.specs), primary, stream=progress_stream or sys.stderr)
     if not prepared.specs:
