@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import __version__, paths
 from .errors import BundleError
+from .hashing import prefix_sha256, sha256_file
 from .ledger import utc_now
 
 CHECKSUMS = "checksums.sha256"
@@ -60,14 +61,6 @@ class VerifyReport:
     def as_json(self) -> dict:
         return {"path": str(self.path), "ok": self.ok, "checked": self.checked,
                 "problems": self.problems}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _git(root: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess | None:
@@ -320,7 +313,7 @@ def _analysis_drift(ledger: Path, sha: str | None, lines) -> str | None:
     parts = raw.split(b"\n")
     if not isinstance(lines, int) or len(parts) - 1 < lines:
         return "the experiments ledger changed since `rstack analyze`"
-    if hashlib.sha256(b"".join(p + b"\n" for p in parts[:lines])).hexdigest() != sha:
+    if prefix_sha256(raw, lines) != sha:
         return "the experiments ledger changed since `rstack analyze`"
     newer = 0
     for line in parts[lines:]:

@@ -23,6 +23,7 @@ from typing import Callable, Protocol
 
 from . import config, contract, guards
 from .errors import RStackError
+from .hashing import sha256_file
 from .incidents import INCIDENTS, diagnose
 from .ledger import Ledger
 from .plan import DEFAULT_PROTECTED, CompiledRun, Plan, contract_flags, new_run_id, python_for
@@ -115,14 +116,6 @@ class Runner(Protocol):
 
 # --------------------------------------------------------------------------------------------
 # Provenance
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def config_hash() -> str:

@@ -7,7 +7,6 @@ a state — `ok`, `missing`, `invalid`, `stale`, `failed`, `partial`, `unknown` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 from . import paths
 from .errors import RStackError
+from .hashing import prefix_sha256, sha256_file
 from .ledger import Ledger
 
 # Pipeline stages in order; `next_step` walks them and recommends the first one not `ok`.
@@ -57,10 +57,6 @@ class Status:
         return {"version": 1, "project_root": str(self.root),
                 "stages": {name: stage.as_json() for name, stage in self.stages.items()},
                 "next": self.next.as_json()}
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _nonempty(path: Path) -> bool:
@@ -134,7 +130,7 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
     rel = script.relative_to(root) if script.is_relative_to(root) else script
     if not script.is_file():
         return Stage("preflight", "missing", f"{rel} not written yet")
-    sha = _sha256_file(script)
+    sha = sha256_file(script)
     verdicts = [r for _, r in experiments
                 if r.get("type") == "preflight" and r.get("script_sha256") == sha]
     data = {"script": str(rel), "script_sha256": sha}
@@ -205,10 +201,7 @@ def _ledger_prefix_sha(path: Path, lines: int) -> str | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    parts = raw.split(b"\n")
-    if len(parts) - 1 < lines:
-        return None
-    return hashlib.sha256(b"".join(p + b"\n" for p in parts[:lines])).hexdigest()
+    return prefix_sha256(raw, lines)
 
 
 def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage) -> Stage:
@@ -222,7 +215,7 @@ def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage
     except (ValueError, KeyError, TypeError):
         return Stage("analysis", "invalid", "analysis/summary.json is unreadable or lacks ledger.sha256")
     ledger_file = paths.ledger_path(root, "experiments")
-    current = _sha256_file(ledger_file) if ledger_file.is_file() else None
+    current = sha256_file(ledger_file) if ledger_file.is_file() else None
     data = {"ledger_sha256": recorded_sha, "generated_at": summary.get("generated_at")}
     if current == recorded_sha:
         return Stage("analysis", "ok", "up to date with the experiments ledger", data)
@@ -260,10 +253,10 @@ def _paper_stage(root: Path) -> Stage:
         return Stage("paper", "failed", f"last build failed ({errors} error(s); rstack paper build "
                                         "shows them)", data)
     bib = root / "paper.bib"
-    current_bib = _sha256_file(bib) if bib.is_file() else None
+    current_bib = sha256_file(bib) if bib.is_file() else None
     numbers = root / "analysis" / "numbers.tex"
-    if (record.get("tex_sha256") != _sha256_file(tex) or record.get("bib_sha256") != current_bib
-            or record.get("pdf_sha256") != _sha256_file(pdf)
+    if (record.get("tex_sha256") != sha256_file(tex) or record.get("bib_sha256") != current_bib
+            or record.get("pdf_sha256") != sha256_file(pdf)
             or (numbers.is_file() and numbers.stat().st_mtime > pdf.stat().st_mtime)):
         return Stage("paper", "stale", "paper sources changed since the last build", data)
     pages = record.get("main_pages") or record.get("pages")

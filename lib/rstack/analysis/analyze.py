@@ -6,7 +6,6 @@ give byte-identical files (generated_at is the ledger's latest record time, not 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import AnalysisError
+from ..hashing import sha256_file
 from . import figures, numbers, tables
 from .collect import UsedRun, collect_runs, load_history
 from .stats import ALPHA, CONFIDENCE, MIN_SEEDS, Summary, compare, metric_direction, summarize
@@ -45,10 +45,6 @@ def _rel(path: Path, root: Path) -> str:
         return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return str(Path(path).resolve())
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -209,7 +205,7 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     written: list[Path] = []
 
     def add(path: Path, kind: str, shown: list[str]) -> None:
-        entry = {"path": _rel(path, root), "kind": kind, "sha256": _sha256(path), "arms": shown}
+        entry = {"path": _rel(path, root), "kind": kind, "sha256": sha256_file(path), "arms": shown}
         if kind == "figure":  # the printed size it was designed for (fonts are 8 pt at it)
             entry["size_in"] = figures.figure_size_in(path.with_suffix(".png"))
         artifacts.append(entry)

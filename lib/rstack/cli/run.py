@@ -77,7 +77,7 @@ def run_command(plan_path, arms, seeds, profile, jobs, dry_run, resume, name, ti
         summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
         click.echo(f"{len(final)} run(s): {summary}")
     if report.interrupted:
-        raise RunError(f"interrupted: runs in flight were recorded killed",
+        raise RunError("interrupted: runs in flight were recorded killed",
                        hint="rstack run --resume runs what is left")
     if not report.ok:
         raise RunError("some runs did not end ok", hint="rstack runs list --status failed; "

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import PaperError
-from .build import read_build_record, sha256_file
+from ..hashing import sha256_file_or_none as sha256_file
+from .build import read_build_record
 
 CHECKS = ("citations", "numbers", "artifacts", "claims", "build")
 SUMMARY_REL = "analysis/summary.json"

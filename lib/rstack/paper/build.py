@@ -7,7 +7,6 @@ is written to `.rstack/paper-build.json`, which `rstack paper audit` reads. Aux 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from .. import config, paths
 from ..errors import PaperError
+from ..hashing import sha256_file_or_none as sha256_file
 from .venues import VENUES, load_venue
 
 ENGINES = ("tectonic", "latexmk", "pdflatex")
@@ -72,13 +72,6 @@ class LogReport:
     undefined_references: list[str] = field(default_factory=list)
     overfull_boxes: int = 0
     pages: int | None = None
-
-
-def sha256_file(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def _add_unique(items: list[str], key: str) -> None:

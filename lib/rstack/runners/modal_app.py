@@ -10,7 +10,6 @@ wrote. Cost = the per-GPU hourly price (rstack.costs, overridable in config) x c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..hashing import sha256_file
 from ..runs import ARTIFACT_MISMATCH, LOG_FILE, RawOutcome, RunError, RunSpec
 from .ssh import EXCLUDE_DIRS, verify_manifest
 
@@ -75,14 +75,6 @@ def payload_for(spec: RunSpec) -> dict:
             "timeout_s": spec.timeout_s, "seed": spec.seed}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_one(payload: dict) -> dict:
     """The function body (in the container, or here through `.local()`): run, watch, manifest.
 
@@ -107,7 +99,7 @@ def run_one(payload: dict) -> dict:
                         on_line=None if payload.get("quiet") else
                         (lambda line: print(prefix + line, flush=True)))
     manifest = [{"path": p.relative_to(results).as_posix(), "bytes": p.stat().st_size,
-                 "sha256": _sha256(p)} for p in sorted(out.rglob("*")) if p.is_file()]
+                 "sha256": sha256_file(p)} for p in sorted(out.rglob("*")) if p.is_file()]
     state = results / STATE / payload["run_id"]
     state.mkdir(parents=True, exist_ok=True)
     (state / "manifest.json").write_text(json.dumps(manifest))
