@@ -102,8 +102,9 @@ def main(argv=None) -> int:
 
     val_loss, val_acc = evaluate(w, b, x_val, y_val)
     np.save(os.path.join(args.output_dir, "weights.npy"), np.append(w, b))  # the "save" step
-    metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
-               "steps": steps}
+    # Measured values only: a constant (the step count, say) would become a meaningless column
+    # in every table and figure that analyze draws.
+    metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc}
     with open(os.path.join(args.output_dir, "metrics.json"), "w") as handle:
         json.dump(metrics, handle, indent=2)
     print(f"done: val_loss {val_loss:.4f} val_accuracy {val_acc:.4f}")
