@@ -67,15 +67,35 @@ def test_overlapping_intervals_are_not_significant_even_when_p_is_small():
     assert c.verdict == "not significant (intervals overlap)"
 
 
-def test_significant_needs_disjoint_intervals_and_the_right_direction():
+def test_significant_in_either_direction_improved_says_which():
     arm, base = summarize([1.0, 1.1, 0.9]), summarize([2.0, 2.1, 1.9])
     better = compare(arm, base, "minimize")
     assert (better.improved, better.overlap, better.significant) == (True, False, True)
     assert better.p_value < 0.001
     assert better.verdict == "significantly better"
+    # the same data with the metric maximised: just as significant, the other way
     worse = compare(arm, base, "maximize")
-    assert (worse.improved, worse.significant, worse.verdict) == (False, False,
+    assert (worse.improved, worse.significant, worse.verdict) == (False, True,
                                                                    "significantly worse")
+    assert worse.p_value == better.p_value
+
+
+def test_overlap_is_not_significant_in_either_direction():
+    arm, base = summarize([1, 2, 3]), summarize([4, 5, 6])
+    c = compare(arm, base, "maximize")
+    assert (c.improved, c.overlap, c.significant) == (False, True, False)
+    assert c.verdict == "not significant (intervals overlap)"
+
+
+def test_fewer_than_three_seeds_is_never_significant():
+    # n=2 per arm, tiny spread: p ~ 1e-6 and disjoint intervals, but two seeds prove nothing
+    arm, base = summarize([1.0, 1.001]), summarize([2.0, 2.001])
+    c = compare(arm, base, "minimize", arm_name="treatment")
+    assert c.p_value < 0.001 and c.overlap is False and c.improved is True
+    assert c.significant is False
+    assert c.verdict == "not significant (fewer than 3 seeds)"
+    assert c.flags == ("n<3: treatment n=2: fewer than 3 seeds, interval is unreliable",
+                       "n<3: baseline n=2: fewer than 3 seeds, interval is unreliable")
 
 
 def test_small_samples_flag_the_comparison():
@@ -269,6 +289,27 @@ def test_hand_computed_values_flow_through(project, cli):
     # no metrics.jsonl for these runs: the curves are skipped with a note, not a crash
     assert not (project / "analysis" / "fig_curves.pdf").exists()
     assert "learning curves skipped: no run has a usable metrics.jsonl" in s["notes"]
+
+
+def test_significantly_worse_agrees_in_every_output(project, cli):
+    write_project(project)
+    for seed, value in enumerate([1.0, 1.1, 0.9]):
+        record_metrics_run(project, "baseline", seed, {"val_loss": value})
+    for seed, value in enumerate([2.0, 2.1, 1.9]):
+        record_metrics_run(project, "treatment", seed, {"val_loss": value})
+    result = cli("analyze")
+    assert result.exit_code == 0, result.output
+    assert "treatment vs baseline: delta +1, p=" in result.output
+    assert result.output.split("treatment vs baseline: ")[1].splitlines()[0].endswith(
+        ": significantly worse")
+    s = _summary(project)
+    (c,) = s["comparisons"]
+    assert (c["significant"], c["improved"], c["ci_overlap"], c["verdict"]) == (
+        True, False, False, "significantly worse")
+    assert "in either direction" in s["significance_rule"]
+    readme = (project / "analysis" / "README.md").read_text()
+    assert "| significantly worse |" in readme
+    assert "in either direction" in readme
 
 
 def test_small_n_is_flagged_in_every_output(project, cli):

@@ -311,7 +311,7 @@ def _scan(body: str, summary=SUMMARY, plan=PLAN) -> AuditReport:
 
 @pytest.mark.parametrize("body", [
     r"Accuracy reaches 0.81 (Table~\ref{tab:a}, Figure 2, Eq.~(3), Section 4.1).",
-    r"The mean is 0.812 and one run got 0.825; the gain is 2.6\% ($p = 0.03$).",
+    r"The mean is 0.812 and one run got 0.825; the gain is 2.6\% ($p = 0.030$).",
     r"We train with learning rate $10^{-3}$ and width 1024 for 3 seeds, at most 600 s.",
     r"We use a learning rate of 1e-3 and a learning rate of $1 \times 10^{-3}$.",
     r"\includegraphics[width=0.45\linewidth]{fig_2.pdf}\hspace{0.5cm}\vspace{-3mm}",
@@ -364,3 +364,193 @@ def test_masked_text_keeps_offsets():
 def test_summary_candidates_name_runs():
     values = {c.detail: c.run_ids for c in summary_candidates(SUMMARY)}
     assert values["base acc mean"] == ["r1", "r2"]
+
+
+# -- tracing order and strength -----------------------------------------------------------------
+
+TRACE_SUMMARY = {
+    "primary_metric": "ece", "baseline_arm": "base", "alpha": 0.05, "confidence": 0.95,
+    "min_seeds": 3,
+    "arms": {"base": {"run_ids": ["b0", "b1", "b2", "b3", "b4"], "metrics": {"val_nll": {
+        "n": 5, "mean": 0.4651, "std": 0.0939, "ci_low": 0.348, "ci_high": 0.582,
+        "values": [0.41, 0.52, 0.47, 0.39, 0.5355]}}}},
+    "comparisons": [{"arm": "smooth", "baseline": "base", "metric": "val_accuracy",
+                     "delta": -0.0019, "rel_delta": -0.0024, "p_value": 0.951,
+                     "significant": False}],
+    "quantities": [
+        {"macro": "rsBaseValNllStd", "value": 0.0939, "text": "0.094", "run_ids": ["b0"],
+         "arm": "base", "metric": "val_nll", "stat": "std"},
+        {"macro": "rsSmoothVsBaseEceDelta", "value": 0.050190, "text": "+0.0502",
+         "run_ids": ["s0", "b0"], "arm": "smooth", "metric": "ece", "stat": "delta"},
+        {"macro": "rsBaseValNllN", "value": 5, "text": "5", "run_ids": ["b0"], "arm": "base",
+         "metric": "val_nll", "stat": "n"},
+        {"macro": "rsSmoothAccMean", "value": 0.9514, "text": "0.951", "run_ids": ["s0"],
+         "arm": "smooth", "metric": "acc", "stat": "mean"}]}
+TRACE_PLAN = {"hypothesis": {"question": "Does label smoothing (0.1) help?"},
+              "execution": {"arms": {"base": ["--smoothing", "0.0"],
+                                     "smooth": ["--smoothing", "0.1"]},
+                            "seeds": [0, 1, 2, 3, 4], "timeout_s": 120}}
+
+
+def _traced(body, summary=TRACE_SUMMARY, plan=TRACE_PLAN):
+    report = _scan(body, summary, plan)
+    return report, {t.text: t for t in report.traced}
+
+
+def test_one_significant_digit_never_traces_by_rounding():
+    # 0.09 is the std 0.0939 rounded, but one digit matches too much to mean anything
+    report, traced = _traced(r"With smoothing the ECE fell to 0.09.")
+    [finding] = report.findings
+    assert finding.message == ("typed number 0.09 in the section 'Results' matches no analysed "
+                               "run, plan value or allow comment")
+    assert finding.hint.startswith("0.09 has fewer than 2 significant digits, too few to trace "
+                                   "by rounding (it would pass for \\rsBaseValNllStd = 0.0939); "
+                                   "quote it with its \\rs... macro")
+    for body in (r"It fell to 0.5.", r"It rose by 7."):
+        assert len(_scan(body, TRACE_SUMMARY, TRACE_PLAN).findings) == 1, body
+
+
+def test_two_significant_digits_trace_at_printed_precision():
+    report, traced = _traced(r"The spread is 0.094 (0.0939 to four places), one run 0.54.")
+    assert report.findings == []
+    assert (traced["0.094"].match, traced["0.094"].detail) == (
+        "printed", "\\rsBaseValNllStd (printed 0.094)")
+    assert traced["0.0939"].match == "rounded"
+    assert traced["0.54"].detail == ("base val_nll value of one run = 0.5355, rounded to 2 "
+                                     "decimal(s)")
+
+
+def test_plan_values_come_before_computed_ones():
+    report, traced = _traced(r"Smoothing 0.1 and 0.10 for 120 s over 5 seeds.")
+    assert report.findings == []
+    assert (traced["0.1"].source, traced["0.1"].detail) == (
+        "plan", "experiment-plan.md hypothesis.question")
+    assert traced["0.10"].source == "plan"  # not the std 0.0939 -> 0.09, nor a value near 0.10
+    assert traced["120"].detail == "experiment-plan.md execution.timeout_s"
+    assert traced["5"].source == "plan"
+
+
+def test_analysis_constants_are_declared():
+    report, traced = _traced(r"Error bars are 95\% intervals (0.95 level), alpha 0.05, "
+                             r"3 seeds at least.", plan=None)
+    assert report.findings == []
+    # 95 is the confidence level, not the accuracy p-value 0.951 in percent
+    assert (traced["95"].source, traced["95"].detail) == (
+        "analysis-setting", "summary.json confidence, x100 as a percentage")
+    assert traced["0.95"].detail == "summary.json confidence"
+    assert traced["0.05"].detail == "summary.json alpha"
+    assert traced["3"].detail == "summary.json min_seeds"
+    report, traced = _traced(r"over 5 seeds", plan=None)
+    assert traced["5"].detail == "summary.json arms.base: number of seeds (runs)"
+    assert traced["5"].run_ids == ["b0", "b1", "b2", "b3", "b4"]
+
+
+def test_printed_text_traces_exactly():
+    report, traced = _traced(r"ECE rose by 0.0502 (n = 5 per arm).", plan=None)
+    assert report.findings == []
+    assert traced["0.0502"].detail == "\\rsSmoothVsBaseEceDelta (printed +0.0502)"
+    assert traced["0.0502"].run_ids == ["s0", "b0"]
+
+
+def test_percent_form_only_with_a_percent_sign():
+    report, traced = _traced(r"Accuracy is 95.1\%.", plan=None)
+    assert report.findings == []
+    assert traced["95.1"].detail == ("\\rsSmoothAccMean = 0.9514, x100 as a percentage, rounded "
+                                     "to 1 decimal(s)")
+    report = _scan(r"Accuracy is 95.1 points.", TRACE_SUMMARY, None)
+    assert [f.message.split(" in the ")[0] for f in report.findings] == ["typed number 95.1"]
+
+
+@pytest.mark.parametrize("body, typed", [
+    (r"a 7.3-fold improvement", "7.3"),
+    (r"a 7.3fold improvement", "7.3"),
+    (r"7.3 times faster", "7.3"),
+    (r"a 7.3x speedup", "7.3"),
+    (r"a 7.3× speedup", "7.3"),
+    (r"a $7.3\times$ speedup", "7.3"),
+    (r"up by 7.3\%", "7.3%"),
+    (r"5-fold cross-validation", "5"),
+])
+def test_multipliers_and_percentages_are_checked(body, typed):
+    report = _scan(body)
+    assert [f.message.split(" in the ")[0] for f in report.findings] == [f"typed number {typed}"]
+
+
+@pytest.mark.parametrize("body", [
+    "GPT-2 and GPT-4", "ResNet-50", "an L2 penalty", "CIFAR-10 and CIFAR-100", "3D convolutions",
+    "Llama-2-7B", "x86 hosts", "the 1st run", "ImageNet-1k",
+])
+def test_names_with_digits_are_not_numbers(body):
+    assert _scan(body).findings == []
+
+
+# -- claims: significance in either direction ------------------------------------------------
+
+
+def _set_comparison(root, **fields):
+    summary = json.loads((root / "analysis" / "summary.json").read_text())
+    summary["comparisons"][0].update(fields)
+    write_summary(root, summary)
+
+
+def test_significantly_worse_may_be_called_significant(proj, cli):
+    _set_comparison(proj, significant=True, improved=False, ci_overlap=False,
+                    verdict="significantly worse", p_value=0.00010021779143849131)
+    _edit(proj, "The treatment significantly lowers val\\_loss",
+          "The treatment significantly raises val\\_loss")
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert report["findings"] == [] and code == 0
+
+
+def test_significantly_better_next_to_a_worse_result(proj, cli):
+    _set_comparison(proj, significant=True, improved=False, ci_overlap=False,
+                    verdict="significantly worse", p_value=0.0001)
+    _edit(proj, "The treatment significantly lowers val\\_loss",
+          "The treatment is significantly better on val\\_loss")
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert code == 1
+    assert [f for f in report["findings"] if f["check"] == "claims"] == [{
+        "check": "claims", "severity": "error", "file": "paper.tex",
+        "line": _line_of(proj, "significantly better"),
+        "message": "'significantly' with 'better' next to arm 'treatment', but rstack analyze "
+                   "found the difference goes the other way (val_loss: significantly worse)",
+        "hint": "state the direction the analysis found (its verdict in analysis/summary.json)"}]
+
+
+def test_baseline_first_sentences_are_not_direction_checked(proj, cli):
+    _set_comparison(proj, significant=True, improved=False, ci_overlap=False,
+                    verdict="significantly worse", p_value=0.0001)
+    _edit(proj, "The treatment significantly lowers val\\_loss",
+          "The baseline is significantly better than the treatment on val\\_loss")
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert report["findings"] == []
+
+
+@pytest.mark.parametrize("fields, message, hint", [
+    ({"p_value": 0.00010021779143849131, "ci_overlap": True},
+     "(val_loss: p=1.0e-04)",
+     "p=1.0e-04 is below 0.05, but the two confidence intervals overlap, which analyze does not "
+     "call significant; drop the word and report the p-value and the intervals, or run more "
+     "seeds and re-run `rstack analyze`"),
+    ({"p_value": 0.0004, "ci_overlap": False, "n": 2, "n_baseline": 2},
+     "(val_loss: p=4.0e-04)",
+     "the comparison has fewer than 3 seeds in an arm (n=2, baseline n=2); drop the word, or run "
+     "at least 3 seeds per arm and re-run `rstack analyze`"),
+    ({"p_value": None, "ci_overlap": None},
+     "(val_loss: p=none)",
+     "analyze could compute no p-value (no variance across seeds); drop the word, or run more "
+     "seeds and re-run `rstack analyze`"),
+    ({"p_value": 0.123456, "ci_overlap": True},
+     "(val_loss: p=0.123)",
+     "drop the word, or run more seeds, re-run `rstack analyze` and cite the comparison"),
+])
+def test_not_significant_hint_fits_the_case(proj, cli, fields, message, hint):
+    _set_comparison(proj, significant=False, verdict="not significant", **fields)
+    code, report = _audit(cli)
+    [claim] = [f for f in report["findings"] if f["check"] == "claims"]
+    assert claim["message"] == ("'significantly' next to arm 'treatment', but rstack analyze "
+                                "marked its comparison not significant " + message)
+    assert claim["hint"] == hint

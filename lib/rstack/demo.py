@@ -230,7 +230,7 @@ def _analyze(root: Path, plan_path: Path) -> str:
     for c in comparisons:
         if c.get("metric") == analysis.summary.get("primary_metric"):
             parts.append(f"{c['arm']} vs {c['baseline']}: delta {c['delta']:+.3f} "
-                         f"(p={c['p_value']:.3g}, {'significant' if c['significant'] else 'n.s.'})")
+                         f"(p={c['p_value']:.3g}, {c['verdict']})")
     return "; ".join(parts) or f"{len(analysis.written)} files written"
 
 

@@ -21,9 +21,10 @@ from .stats import ALPHA, CONFIDENCE, MIN_SEEDS, Summary, compare, metric_direct
 SUMMARY_VERSION = 1
 LEDGER_REL = ".rstack/experiments.jsonl"
 SIGNIFICANCE_RULE = (f"significant = Welch two-sided p < {ALPHA} AND the two "
-                     f"{int(CONFIDENCE * 100)}% "
-                     "confidence intervals do not overlap AND the difference points the metric's "
-                     "good direction; anything else is reported as not significant")
+                     f"{int(CONFIDENCE * 100)}% confidence intervals do not overlap AND at least "
+                     f"{MIN_SEEDS} seeds per arm, in either direction; improved = the difference "
+                     "points the metric's good direction; verdict = significantly better, "
+                     "significantly worse, not significant (with the reason) or not testable")
 DIRECTION_RULE = ("primary metric: the plan's evaluation.direction; other metrics: minimised when "
                   "the name contains loss, error or perplexity (or a word such as err, nll, mse, "
                   "mae, rmse, wer, cer, ppl, regret, time, latency, distance, fid), else maximised")

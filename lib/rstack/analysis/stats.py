@@ -101,8 +101,8 @@ class Comparison:
     p_value: float | None  # Welch two-sided; None when it cannot be computed
     improved: bool  # the delta points the metric's good way
     overlap: bool | None  # the two CIs overlap; None when either has no interval
-    significant: bool  # p < ALPHA and intervals disjoint and improved
-    verdict: str
+    significant: bool  # p < ALPHA, intervals disjoint, n >= MIN_SEEDS per arm; either direction
+    verdict: str  # significantly better|worse, not significant (why), not testable
     flags: tuple[str, ...]
 
 
@@ -139,7 +139,11 @@ def compare(arm: Summary, baseline: Summary, direction: str, *, arm_name: str = 
         overlap = None
     else:
         overlap = not (arm.ci_high < baseline.ci_low or baseline.ci_high < arm.ci_low)
-    significant = bool(p is not None and p < ALPHA and overlap is False and improved)
+    enough_seeds = arm.n >= MIN_SEEDS and baseline.n >= MIN_SEEDS
+    # Significance says whether the difference is beyond seed noise, in either direction;
+    # `improved` says which way it points. Keeping the two apart lets "significantly worse" be
+    # both true and reported as significant, so the analysis and the paper audit agree.
+    significant = bool(p is not None and p < ALPHA and overlap is False and enough_seeds)
     flags = []
     for name, summary in ((arm_name, arm), (baseline_name, baseline)):
         flags += [f"n<{MIN_SEEDS}: {name} {flag}" for flag in summary.flags]
@@ -148,11 +152,11 @@ def compare(arm: Summary, baseline: Summary, direction: str, *, arm_name: str = 
     if p is None:
         verdict = "not testable"
     elif significant:
-        verdict = "significantly better"
-    elif p < ALPHA and overlap is False and not improved and delta != 0:
-        verdict = "significantly worse"
-    elif improved and p < ALPHA and overlap:
+        verdict = "significantly better" if improved else "significantly worse"
+    elif p < ALPHA and overlap:
         verdict = "not significant (intervals overlap)"
+    elif p < ALPHA and not enough_seeds:
+        verdict = f"not significant (fewer than {MIN_SEEDS} seeds)"
     else:
         verdict = "not significant"
     return Comparison(delta, rel, p, improved, overlap, significant, verdict, tuple(flags))

@@ -21,8 +21,9 @@ def analyze_command(plan_path: Path | None, out_dir: Path | None, as_json: bool,
     """Statistics, figures, table, numbers.tex and summary.json from the ledger's ok runs.
 
     Per arm and metric: n, mean, sample std, 95% Student-t interval; against the baseline arm:
-    delta, relative delta, Welch p. Significant = p < 0.05, non-overlapping intervals and the
-    right direction. Fewer than 3 seeds is flagged everywhere. Exit 1: no ok runs, the baseline
+    delta, relative delta, Welch p. Significant = p < 0.05, non-overlapping intervals and at
+    least 3 seeds per arm, in either direction; the verdict says better or worse. Fewer than 3
+    seeds is flagged everywhere. Exit 1: no ok runs, the baseline
     arm has none, or the plan is missing/invalid.
     """
     from ..analysis import run_analysis

@@ -102,12 +102,13 @@ class Traced:
     line: int
     text: str
     source: str  # summary | plan | allow | analysis-setting
-    detail: str
+    detail: str  # what it was traced to: a macro, a statistic, a plan key, a setting
     run_ids: list[str] = field(default_factory=list)
+    match: str = "exact"  # exact (declared value) | printed (a macro's text) | rounded
 
     def as_json(self) -> dict:
         return {"line": self.line, "text": self.text, "source": self.source,
-                "detail": self.detail, "run_ids": self.run_ids}
+                "detail": self.detail, "match": self.match, "run_ids": self.run_ids}
 
 
 @dataclass
@@ -309,7 +310,7 @@ def _regions(text: str) -> list[tuple[int, int, str]]:
 @dataclass
 class Candidate:
     value: float
-    source: str
+    source: str  # summary | plan | allow | analysis-setting
     detail: str
     run_ids: list[str] = field(default_factory=list)
     text: str | None = None  # the exact printed text (summary quantities)
@@ -317,6 +318,14 @@ class Candidate:
 
 def _decimals(text: str) -> int:
     return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+def significant_digits(typed: str) -> int:
+    """Digits from the first non-zero one to the last one written: 0.09 -> 1, 0.090 -> 2, 200 -> 3.
+
+    A typed integer is read as precise to its units, so its trailing zeros count.
+    """
+    return len(typed.replace(".", "").lstrip("0"))
 
 
 def _parse_number(text: str) -> float | None:
@@ -329,28 +338,29 @@ def _parse_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _numbers_in(value: Any) -> Iterable[float]:
-    """Every numeric scalar in a YAML/JSON value, including numbers written inside strings."""
+def _numbers_in(value: Any, path: str = "") -> Iterable[tuple[str, float]]:
+    """(key path, number) for every numeric scalar in a YAML/JSON value, strings included."""
     if isinstance(value, bool) or value is None:
         return
     if isinstance(value, (int, float)):
         if math.isfinite(value):
-            yield float(value)
+            yield path, float(value)
     elif isinstance(value, str):
         for match in re.finditer(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", value):
             parsed = _parse_number(match.group())
             if parsed is not None:
-                yield parsed
-                yield abs(parsed)
+                yield path, parsed
+                yield path, abs(parsed)
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from _numbers_in(item)
+        for key, item in value.items():
+            yield from _numbers_in(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _numbers_in(item)
+        for index, item in enumerate(value):
+            yield from _numbers_in(item, f"{path}[{index}]")
 
 
 def summary_candidates(summary: dict) -> list[Candidate]:
+    """Every value analyze computed: the printed quantities first, then the raw statistics."""
     out: list[Candidate] = []
     for q in summary.get("quantities") or []:
         if isinstance(q, dict) and isinstance(q.get("value"), (int, float)):
@@ -361,7 +371,6 @@ def summary_candidates(summary: dict) -> list[Candidate]:
         if not isinstance(info, dict):
             continue
         run_ids = list(info.get("run_ids") or [])
-        out.append(Candidate(float(len(run_ids)), "summary", f"{arm}: number of runs", run_ids))
         for metric, stats in (info.get("metrics") or {}).items():
             if not isinstance(stats, dict):
                 continue
@@ -389,48 +398,113 @@ def summary_candidates(summary: dict) -> list[Candidate]:
                 out.append(Candidate(float(value), "summary",
                                      f"{comp.get('arm')} vs {comp.get('baseline')} "
                                      f"{comp.get('metric')} {stat}", ids))
-    # Settings last, so a number that is also a run statistic is reported with its runs.
-    for key, value in summary.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "version":
+    return out
+
+
+def analysis_constants(summary: dict) -> list[Candidate]:
+    """The analysis's own settings, which a paper states as design: the confidence level (0.95
+    and 95), alpha, the minimum seed count and each arm's number of seeds."""
+    out: list[Candidate] = []
+    confidence = summary.get("confidence")
+    if isinstance(confidence, (int, float)) and not isinstance(confidence, bool):
+        out.append(Candidate(float(confidence), "analysis-setting", "summary.json confidence"))
+        out.append(Candidate(float(confidence) * 100, "analysis-setting",
+                             "summary.json confidence, in percent"))
+    for key in ("alpha", "min_seeds"):
+        value = summary.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             out.append(Candidate(float(value), "analysis-setting", f"summary.json {key}"))
+    for arm, info in (summary.get("arms") or {}).items():
+        if isinstance(info, dict) and info.get("run_ids"):
+            out.append(Candidate(float(len(info["run_ids"])), "analysis-setting",
+                                 f"summary.json arms.{arm}: number of seeds (runs)",
+                                 list(info["run_ids"])))
     return out
 
 
 def plan_candidates(raw: dict) -> list[Candidate]:
-    out = [Candidate(v, "plan", "experiment-plan.md front matter") for v in _numbers_in(raw)]
+    out = [Candidate(v, "plan", f"{PLAN_REL} {path}") for path, v in _numbers_in(raw)]
     execution = raw.get("execution") if isinstance(raw.get("execution"), dict) else {}
     if isinstance(execution.get("seeds"), list):
-        out.append(Candidate(float(len(execution["seeds"])), "plan", "number of seeds"))
+        out.append(Candidate(float(len(execution["seeds"])), "plan",
+                             f"{PLAN_REL} execution.seeds: number of seeds"))
     if isinstance(execution.get("arms"), dict):
-        out.append(Candidate(float(len(execution["arms"])), "plan", "number of arms"))
+        out.append(Candidate(float(len(execution["arms"])), "plan",
+                             f"{PLAN_REL} execution.arms: number of arms"))
     return out
 
 
-def _matches(typed: str, value: float, percent: bool, candidate: Candidate) -> bool:
-    decimals = _decimals(typed)
-    target = _parse_number(typed)
-    if target is None:
-        return False
-    if candidate.text is not None and typed == candidate.text.lstrip("+-"):
-        return True
-    scaled = [candidate.value] + ([candidate.value * 100] if percent else [])
-    for v in scaled:
-        for option in (v, abs(v)):
-            if candidate.source in ("plan", "allow"):
-                if math.isclose(option, target, rel_tol=1e-9, abs_tol=1e-12):
-                    return True
-            elif f"{option:.{decimals}f}" == f"{abs(target):.{decimals}f}" or \
-                    f"{option:.{decimals}f}" == f"{target:.{decimals}f}":
-                return True
-    return False
+@dataclass
+class Typed:
+    """A number as the paper wrote it."""
+    text: str  # the digits as typed, without grouping commas
+    value: float
+    percent: bool  # `\%` follows it
+    scientific: bool  # 1e-3, 10^{-3}, 2 \times 10^{4}
+
+
+def _exact(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _rounds_to(value: float, typed: Typed) -> bool:
+    if typed.scientific:
+        return _exact(value, typed.value)
+    decimals = _decimals(typed.text)
+    return f"{abs(value):.{decimals}f}" == f"{abs(typed.value):.{decimals}f}"
+
+
+def trace_number(typed: Typed, declared: list[Candidate],
+                 computed: list[Candidate]) -> tuple[Candidate, str, str] | None:
+    """(candidate, match, detail) for a typed number, or None. The order is the point:
+
+    1. declared values (the plan, allow comments, the analysis's own settings), by exact value,
+       so a design number is never credited to a result it happens to round to;
+    2. a quantity whose text in numbers.tex is exactly what was typed;
+    3. any computed value that rounds to the typed number at its printed precision, only when
+       that precision carries at least 2 significant digits (0.09 matches too much to mean a
+       thing).
+    A percentage (`\\%` right after the number) may also be a value times 100.
+    """
+    scales = [(1.0, "")] + ([(100.0, ", x100 as a percentage")] if typed.percent else [])
+    for candidate in declared:
+        for factor, note in scales:
+            if _exact(candidate.value * factor, typed.value) or \
+                    _exact(abs(candidate.value) * factor, typed.value):
+                return candidate, "exact", candidate.detail + note
+    if not typed.scientific:
+        for candidate in computed:
+            if candidate.text is not None and candidate.text.lstrip("+-") == typed.text:
+                return candidate, "printed", f"{candidate.detail} (printed {candidate.text})"
+    if typed.scientific or significant_digits(typed.text) >= 2:
+        for candidate in computed:
+            for factor, note in scales:
+                if _rounds_to(candidate.value * factor, typed):
+                    return candidate, "rounded", (
+                        f"{candidate.detail} = {candidate.value:.6g}{note}, rounded to "
+                        f"{_decimals(typed.text)} decimal(s)")
+    return None
+
+
+def _near_miss(typed: Typed, computed: list[Candidate]) -> Candidate | None:
+    """A computed value a too-short typed number rounds to (for the hint only)."""
+    for candidate in computed:
+        if _rounds_to(candidate.value, typed):
+            return candidate
+    return None
+
+
+# Words that may follow a number as a unit of change: "a 7.3-fold gain", "4x", "1.5-times".
+_MULTIPLIER_SUFFIX = re.compile(r"-?(?:fold|times|x|X)", re.I)
 
 
 def _letter_attached(text: str, start: int, end: int) -> bool:
     """A digit run that is part of a name: CIFAR-10, ResNet50, GPT-2, Llama-2-7B, 3D, 1st, x86.
 
     The word around the number (letters, digits, `-`, `_`, `.` on the left) decides: a letter
-    anywhere else in it makes a name, except a lone multiplier or magnitude suffix (4x, 10k, 7B).
-    A range such as 0.3-0.5 has no letter, so both of its numbers are checked.
+    anywhere else in it makes a name, except a multiplier or magnitude suffix (4x, 7.3-fold,
+    10k, 7B) after a number with no letter before it. A range such as 0.3-0.5 has no letter, so
+    both of its numbers are checked.
     """
     left = start
     while left > 0 and (text[left - 1].isalnum() or text[left - 1] in "-_."):
@@ -439,15 +513,17 @@ def _letter_attached(text: str, start: int, end: int) -> bool:
     while right < len(text) and (text[right].isalnum() or text[right] in "-_"):
         right += 1
     before, after = text[left:start], text[end:right]
-    if not any(c.isalpha() for c in before) and after in ("x", "X", "k", "K", "M", "B"):
+    if not any(c.isalpha() for c in before) and (
+            after in ("k", "K", "M", "B") or _MULTIPLIER_SUFFIX.fullmatch(after)):
         return False
     return any(c.isalpha() for c in before + after)
 
 
 def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
                   plan_raw: dict | None, allows: list[Candidate]) -> None:
-    candidates = (summary_candidates(summary) if summary else []) + \
-        (plan_candidates(plan_raw) if plan_raw else []) + allows
+    declared = (plan_candidates(plan_raw) if plan_raw else []) + allows + \
+        (analysis_constants(summary) if summary else [])
+    computed = summary_candidates(summary) if summary else []
     text = source.text
     masked = masked_text(text)
     seen: set[int] = set()
@@ -456,7 +532,7 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
         chunk = masked[start:end]
         report.macros_used += len(re.findall(r"\\rs[A-Z][A-Za-z]*", text[start:end]))
         consumed: list[tuple[int, int]] = []
-        hits: list[tuple[int, int, str, float]] = []
+        hits: list[tuple[int, int, str, float, bool]] = []
         for match in _SCI.finditer(chunk):
             if match.group("mant") is not None:
                 value = float(match.group("mant")) * 10 ** int(match.group("e1").replace("−", "-"))
@@ -465,7 +541,7 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
             else:
                 exp = match.group("e2") or match.group("e3")
                 value = 10 ** float(exp.replace("−", "-"))
-            hits.append((start + match.start(), start + match.end(), match.group(), value))
+            hits.append((start + match.start(), start + match.end(), match.group(), value, True))
             consumed.append((match.start(), match.end()))
         for span in consumed:
             chunk = _blank(chunk, *span)
@@ -480,36 +556,30 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
             value = _parse_number(match.group("num"))
             if value is None:
                 continue
-            hits.append((abs_start, abs_end, match.group("num"), value))
-        for abs_start, abs_end, typed, value in hits:
+            hits.append((abs_start, abs_end, match.group("num"), value, False))
+        for abs_start, abs_end, typed_text, value, scientific in hits:
             if abs_start in seen:
                 continue
             seen.add(abs_start)
-            after = text[abs_end:abs_end + 4]
-            percent = bool(re.match(r"\s*\\%", after))
+            percent = bool(re.match(r"\s*\\%", text[abs_end:abs_end + 4]))
             line = source.line_of(abs_start)
-            typed_plain = typed.replace("{,}", "").replace(",", "")
-            hit = None
-            for candidate in candidates:
-                if candidate.source == "summary" or candidate.source == "analysis-setting":
-                    ok = _matches(typed_plain, value, percent, candidate) if "e" not in typed.lower() \
-                        and "^" not in typed else math.isclose(candidate.value, value, rel_tol=1e-9)
-                else:
-                    ok = math.isclose(candidate.value, value, rel_tol=1e-9, abs_tol=1e-12) or (
-                        percent and math.isclose(candidate.value * 100, value, rel_tol=1e-9))
-                if ok:
-                    hit = candidate
-                    break
-            if hit is not None:
-                report.traced.append(Traced(line, typed, hit.source, hit.detail, hit.run_ids))
+            plain = typed_text.replace("{,}", "").replace(",", "")
+            typed = Typed(plain, abs(value), percent, scientific)
+            found = trace_number(typed, declared, computed)
+            if found is not None:
+                candidate, how, detail = found
+                report.traced.append(Traced(line, typed_text, candidate.source, detail,
+                                            candidate.run_ids, how))
                 continue
+            hint = ("quote it with its \\rs... macro from analysis/numbers.tex, declare it in "
+                    f"experiment-plan.md, or add `% rstack: allow {plain} <reason>`")
+            near = None if scientific else _near_miss(typed, computed)
+            if near is not None:
+                hint = (f"{plain} has fewer than 2 significant digits, too few to trace by "
+                        f"rounding (it would pass for {near.detail} = {near.value:.4g}); " + hint)
             report.add("numbers",
-                       f"typed number {typed}{'%' if percent else ''} in the {what} matches no "
-                       "analysed run, plan value or allow comment",
-                       line=line,
-                       hint="quote it with its \\rs... macro from analysis/numbers.tex, declare it "
-                            "in experiment-plan.md, or add `% rstack: allow "
-                            f"{typed_plain} <reason>`")
+                       f"typed number {typed_text}{'%' if percent else ''} in the {what} matches "
+                       "no analysed run, plan value or allow comment", line=line, hint=hint)
 
 
 def parse_allows(report: AuditReport, raw: str) -> list[Candidate]:
@@ -633,13 +703,61 @@ def _plain_words(text: str) -> str:
     return re.sub(r"\\[A-Za-z]+\*?|[{}$~]", " ", text)
 
 
+def fmt_p(p: Any) -> str:
+    """A p-value for a message: 3 significant digits, or 1.0e-04 below 0.001."""
+    if not isinstance(p, (int, float)) or isinstance(p, bool):
+        return "none"
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3g}"
+
+
+# Evaluative words whose direction does not depend on the metric ("better" is better whether
+# the metric is minimised or maximised). Verbs such as "raise" or "lower" are left out: their
+# meaning flips with the metric and the sentence's subject, which a scanner cannot read reliably.
+_BETTER_WORDS = re.compile(r"\b(?:better|improve[sd]?|improving|improvements?|outperform(?:s|ed|"
+                           r"ing)?)\b", re.I)
+_WORSE_WORDS = re.compile(r"\b(?:worse|degrade[sd]?|degrading|degradation|hurts?|harm(?:s|ed)?|"
+                          r"underperform(?:s|ed|ing)?)\b", re.I)
+
+
+def _stated_direction(sentence: str) -> str | None:
+    """`better` or `worse` when the sentence says exactly one of them (not negated), else None."""
+    found = set()
+    for pattern, label in ((_BETTER_WORDS, "better"), (_WORSE_WORDS, "worse")):
+        for match in pattern.finditer(sentence):
+            if not _NEGATION.search(sentence[:match.start()]):
+                found.add(label)
+    return found.pop() if len(found) == 1 else None
+
+
+def _not_significant_hint(comp: dict, alpha: float, min_seeds: int) -> str:
+    """Why analyze did not call a comparison significant, as the fix for the author."""
+    n, n_base, p = comp.get("n"), comp.get("n_baseline"), comp.get("p_value")
+    few = [x for x in (n, n_base) if isinstance(x, int) and x < min_seeds]
+    if few:
+        return (f"the comparison has fewer than {min_seeds} seeds in an arm (n={n}, baseline "
+                f"n={n_base}); drop the word, or run at least {min_seeds} seeds per arm and "
+                "re-run `rstack analyze`")
+    if not isinstance(p, (int, float)):
+        return ("analyze could compute no p-value (no variance across seeds); drop the word, or "
+                "run more seeds and re-run `rstack analyze`")
+    if p < alpha and comp.get("ci_overlap") is True:
+        return (f"p={fmt_p(p)} is below {alpha:g}, but the two confidence intervals overlap, "
+                "which analyze does not call significant; drop the word and report the p-value "
+                "and the intervals, or run more seeds and re-run `rstack analyze`")
+    return ("drop the word, or run more seeds, re-run `rstack analyze` and cite the "
+            "comparison")
+
+
 def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> None:
     text = source.text
     body_start = text.find("\\begin{document}")
     body_start = 0 if body_start < 0 else body_start
-    arms = list((summary or {}).get("arms") or {})
-    comparisons = [c for c in (summary or {}).get("comparisons") or [] if isinstance(c, dict)]
-    baseline = (summary or {}).get("baseline_arm")
+    summary = summary or {}
+    arms = list(summary.get("arms") or {})
+    comparisons = [c for c in summary.get("comparisons") or [] if isinstance(c, dict)]
+    baseline = summary.get("baseline_arm")
+    alpha = summary.get("alpha") if isinstance(summary.get("alpha"), (int, float)) else 0.05
+    min_seeds = summary.get("min_seeds") if isinstance(summary.get("min_seeds"), int) else 3
     for match in _SIGNIFICANT.finditer(text, body_start):
         line = source.line_of(match.start())
         left = max(text.rfind(". ", 0, match.start()), text.rfind("\n\n", 0, match.start()),
@@ -651,8 +769,13 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
         if _NEGATION.search(before):
             continue
         sentence = _plain_words(text[left:right]).lower()
-        named = [arm for arm in arms if re.search(
-            r"(?<![\w])" + re.escape(arm.lower()).replace("_", "[_ -]") + r"(?![\w])", sentence)]
+        positions = {}
+        for arm in arms:
+            found = re.search(r"(?<![\w])" + re.escape(arm.lower()).replace("_", "[_ -]") +
+                              r"(?![\w])", sentence)
+            if found:
+                positions[arm] = found.start()
+        named = list(positions)
         if not named:
             if not any(c.get("significant") for c in comparisons):
                 report.add("claims", f"'{match.group()}' but rstack analyze marked no comparison "
@@ -666,16 +789,44 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
                      (arm == baseline and c.get("baseline") == arm)]
             mentioned = [c for c in comps if str(c.get("metric", "")).lower() in sentence]
             comps = mentioned or comps
-            if any(c.get("significant") is True for c in comps):
+            significant = [c for c in comps if c.get("significant") is True]
+            if significant:
+                _check_direction(report, match.group(), arm, sentence, positions, baseline,
+                                 significant, line)
                 continue
             if comps:
-                detail = ", ".join(f"{c.get('metric')}: p={c.get('p_value')}" for c in comps)
+                detail = ", ".join(f"{c.get('metric')}: p={fmt_p(c.get('p_value'))}"
+                                   for c in comps)
                 why = f"rstack analyze marked its comparison not significant ({detail})"
+                hint = _not_significant_hint(comps[0], alpha, min_seeds)
             else:
                 why = "rstack analyze has no comparison for it"
+                hint = ("drop the word, or add the arm to the plan, run it and re-run "
+                        "`rstack analyze`")
             report.add("claims", f"'{match.group()}' next to arm '{arm}', but {why}", line=line,
-                       hint="drop the word, or run more seeds, re-run `rstack analyze` and cite "
-                            "the comparison")
+                       hint=hint)
+
+
+def _check_direction(report: AuditReport, word: str, arm: str, sentence: str,
+                     positions: dict[str, int], baseline: str | None, comps: list[dict],
+                     line: int) -> None:
+    """'significantly better' next to a comparison analyze found significantly worse (or the
+    reverse). Only checked when the arm comes before the baseline in the sentence, so "the
+    baseline is significantly worse than X" is not misread."""
+    if baseline in positions and positions[baseline] < positions[arm]:
+        return
+    stated = _stated_direction(sentence)
+    if stated is None:
+        return
+    verdicts = {"better" if c.get("improved") is True else "worse" for c in comps}
+    if verdicts != {"better" if stated == "worse" else "worse"}:
+        return
+    detail = ", ".join(f"{c.get('metric')}: {c.get('verdict') or 'significantly ' + v}"
+                       for c, v in zip(comps, ["better" if c.get("improved") else "worse"
+                                               for c in comps]))
+    report.add("claims", f"'{word}' with '{stated}' next to arm '{arm}', but rstack analyze found "
+               f"the difference goes the other way ({detail})", line=line,
+               hint="state the direction the analysis found (its verdict in analysis/summary.json)")
 
 
 # -- build -----------------------------------------------------------------------------------
