@@ -105,7 +105,7 @@ def test_first_run_creates_venv_links_skills_and_writes_config(installed):
     assert json.loads((home / ".rstack" / ".install-complete").read_text())["checkout"] == \
         str(checkout)
     assert first.stdout.rstrip().splitlines()[-1] == \
-        f"setup: done. Next: {checkout}/bin/rstack compute-detect"
+        f'setup: done. Next: {checkout}/bin/rstack demo   (then, in Claude Code: /research "your idea")'
 
 
 def test_second_run_is_a_no_op(installed):
