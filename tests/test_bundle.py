@@ -155,6 +155,26 @@ def test_git_project_records_commit_and_dirty_patch(analysed, cli, tmp_path):
     assert cli("bundle", "verify", dirty).exit_code == 0
 
 
+def test_git_repository_without_a_commit_bundles_files_and_says_to_commit(analysed, cli,
+                                                                          tmp_path):
+    root, _ = analysed
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    out = tmp_path / "b"
+    result = _create(cli, out)
+    note = ("the git repository has no commit yet: code/ holds its files as they are now; "
+            "checksums.sha256 pins each by hash. To pin the code to a commit: `git add` the code "
+            "and plan, `git commit`, then re-create the bundle (move this one aside, or rstack "
+            "bundle create --out NEW_DIR)")
+    assert f"note: {note}\n" in result.output
+    assert "not in git" not in result.output and "commit none" in result.output
+    stamp = json.loads((out / "stamp.json").read_text())
+    assert (stamp["commit"], stamp["dirty"], stamp["code_source"]) == (None, None, "files")
+    assert note in stamp["notes"] and not any("not in git" in n for n in stamp["notes"])
+    assert (out / "code" / "train.py").is_file() and not (out / "code" / ".git").exists()
+    assert "(not in git)" not in (out / "README.md").read_text()
+    assert cli("bundle", "verify", out).exit_code == 0
+
+
 def test_create_needs_an_analysis(project, cli, tmp_path):
     result = cli("bundle", "create", "--out", tmp_path / "b")
     assert result.exit_code == 1

@@ -47,6 +47,30 @@ def test_preflight_latest_fail_refused():
                                records=[pf(SHA, "PASS"), pf(SHA, "FAIL")])
 
 
+def test_preflight_fail_from_args_no_run_uses_hides_no_pass():
+    def with_args(verdict, args):
+        return {**pf(SHA, verdict), "args": args}
+
+    records = [pf(SHA, "PASS"), with_args("FAIL", ["--bogus"])]
+    guards.check_preflight(profile="ssh", script="t.py", script_sha256=SHA, records=records,
+                           arg_sets=[["--lr", "0.1"]])
+    records.append(with_args("FAIL", ["--lr", "0.1"]))  # the args of the runs about to start
+    with pytest.raises(GuardError) as info:
+        guards.check_preflight(profile="ssh", script="t.py", script_sha256=SHA, records=records,
+                               arg_sets=[["--lr", "0.1"]])
+    assert "its latest preflight is FAIL (with args --lr 0.1)" in info.value.message
+    assert info.value.hint.startswith("rstack preflight t.py -- --lr 0.1  (then run again")
+    guards.check_preflight(profile="ssh", script="t.py", script_sha256=SHA, records=records,
+                           arg_sets=[["--lr", "0.01"]])  # other runs: that FAIL is not theirs
+    records.append(with_args("PASS", ["--lr", "0.1"]))
+    guards.check_preflight(profile="ssh", script="t.py", script_sha256=SHA, records=records,
+                           arg_sets=[["--lr", "0.1"]])
+    # Only args no run uses: the newest verdict of any args decides, as before.
+    only = [with_args("PASS", ["--steps", "5"]), with_args("FAIL", ["--bogus"])]
+    assert not guards.preflight_passed(only, SHA)
+    assert guards.preflight_passed(only[:1], SHA)
+
+
 # ---- cost cap
 
 def test_cost_cap_allows_up_to_cap():

@@ -4,6 +4,7 @@ merge and dedupe, keys, the ledger, the cache, pacing, retries, timeouts and bad
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -315,6 +316,45 @@ def test_unreachable_server(cli, project, monkeypatch):
     assert result.exit_code == 1
     assert "could not connect to 127.0.0.1:9" in result.output
     assert "rstack config get s2_api_url" in result.output
+
+
+def test_refused_connection_fails_fast_with_default_retries(cli, project, monkeypatch):
+    with socket.socket() as sock:  # a port nothing listens on once closed: refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("RSTACK_S2_API_URL", f"http://127.0.0.1:{port}/s2")
+    monkeypatch.setenv("RSTACK_ARXIV_API_URL", f"http://127.0.0.1:{port}/arxiv")
+    monkeypatch.setenv("RSTACK_LIT_MAX_RETRIES", "4")  # the defaults, which took ~60 s offline
+    monkeypatch.setenv("RSTACK_LIT_BACKOFF_S", "2")
+    monkeypatch.setenv("RSTACK_S2_MIN_INTERVAL_S", "0")
+    monkeypatch.setenv("RSTACK_ARXIV_MIN_INTERVAL_S", "0")
+    start = time.monotonic()
+    result = cli("lit", "search", "x")
+    assert time.monotonic() - start < 10  # two attempts per source, no backoff: well under 1 s
+    assert result.exit_code == 1
+    for label, path in (("Semantic Scholar", "s2"), ("arXiv", "arxiv")):
+        assert (f"{label} search 'x': could not connect to 127.0.0.1:{port} (connection refused, "
+                "2 attempt(s)): the network or the API is unreachable") in result.output, path
+    assert "nothing was recorded" in result.output
+    assert "re-run with --offline to answer from the response cache" in result.output
+
+
+def test_only_connection_failures_lose_their_retries():
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    from rstack.literature.transport import _connect_failure, build_session
+
+    retry = build_session(max_retries=4, backoff_s=2, retry_after_max_s=60).get_adapter(
+        "https://api.example.org").max_retries
+    assert (retry.total, retry.connect, retry.read, retry.status) == (4, 1, 4, 4)
+    assert build_session(max_retries=0, backoff_s=2, retry_after_max_s=60).get_adapter(
+        "https://x").max_retries.connect == 0
+    dns = NameResolutionError("api.example.org", None, socket.gaierror(-2, "Name unknown"))
+    refused = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] "
+                                       "Connection refused")
+    assert _connect_failure(dns) == "DNS lookup failed"
+    assert _connect_failure(refused) == "connection refused"
+    assert _connect_failure(TimeoutError("read timed out")) is None
 
 
 @pytest.mark.parametrize("reply, expected", [

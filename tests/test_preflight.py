@@ -324,6 +324,11 @@ def test_cli_records_in_a_project(cli, project):
     assert records[0]["metrics"] == {"loss": pytest.approx(records[0]["metrics"]["loss"]),
                                      "w": pytest.approx(records[0]["metrics"]["w"])}
     assert records[1]["hint"] and records[1]["checks"][-1]["ok"] is False
+    # The extra args after `--` are recorded, so a FAIL from args no arm uses is told apart.
+    bogus = cli("preflight", script, "--", "--bogus", "1")
+    assert bogus.exit_code == 1 and "bad-flags" in bogus.output
+    records = Ledger(project, "experiments").read(types=["preflight"]).records
+    assert [r["args"] for r in records] == [[], [], ["--bogus", "1"]]
 
 
 def test_cli_outside_a_project_records_nothing(cli, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,7 +18,9 @@ import pytest
 
 from rstack import paths
 from rstack.ledger import Ledger
-from runs_fixtures import finished, records, write_project
+from ruamel.yaml import YAML
+
+from runs_fixtures import finished, plan_front, records, write_project
 
 RSTACK = Path(sys.executable).parent / "rstack"
 
@@ -181,6 +184,51 @@ def test_runs_list_and_show(project, cli):
     assert "run.started" in shown.output and "run.finished" in shown.output
     missing = cli("runs", "show", "nope")
     assert missing.exit_code == 1 and "no run 'nope'" in missing.output
+
+
+def test_runs_list_shows_the_primary_metric_first_and_counts_the_hidden(project, cli):
+    plan = write_project(project, {"a": []}, seeds=(0,))
+    assert cli("run").exit_code == 0
+    data = json.loads(cli("runs", "list", "--json").output)
+    assert data["primary_metric"] == "val_loss"
+    metrics = data["runs"][0]["metrics"]
+    assert set(metrics) == {"val_loss", "train_loss", "lr", "batch_size", "cuda_device",
+                            "saw_venv_dir"}  # --json has them all
+    text = cli("runs", "list").output.splitlines()[0]
+    shown = text.split("  ")[-1].split()
+    assert shown[0].startswith("val_loss=")  # alphabetically it would come last
+    assert shown[-2:] == ["+" + str(len(metrics) - len(shown) + 2), "more"]
+    # Another plan's primary metric, named with --plan.
+    front = plan_front({"a": []}, seeds=(0,))
+    front["hypothesis"]["metrics"] = ["lr"]
+    front["evaluation"]["primary_metric"] = "lr"
+    buf = io.StringIO()
+    YAML().dump(front, buf)
+    (project / "other-plan.md").write_text("---\n" + buf.getvalue() + "---\n")
+    other = cli("runs", "list", "--plan", "other-plan.md")
+    assert other.output.splitlines()[0].split("  ")[-1].startswith("lr=0.1 ")
+    # No plan: by name, still with the count of those hidden.
+    plan.unlink()
+    bare = json.loads(cli("runs", "list", "--json").output)
+    assert bare["primary_metric"] is None
+    line = cli("runs", "list").output.splitlines()[0].split("  ")[-1]
+    assert line.startswith("batch_size=") and line.endswith(" more")
+    missing = cli("runs", "list", "--plan", "nope.md")
+    assert missing.exit_code == 1 and "nope.md: no such plan file" in missing.output
+
+
+def test_metrics_summary_fits_the_width():
+    from rstack.runs import metrics_summary
+
+    metrics = {"a_loss": 0.5, "b": 1, "zz_primary": 0.123456, "c": "x"}
+    assert metrics_summary(metrics, "zz_primary", width=200) == \
+        "zz_primary=0.1235 a_loss=0.5 b=1 c=x"
+    assert metrics_summary(metrics, "zz_primary", width=36) == \
+        "zz_primary=0.1235 a_loss=0.5 +2 more"
+    assert metrics_summary(metrics, "zz_primary", width=35) == "zz_primary=0.1235 +3 more"
+    assert metrics_summary(metrics, "missing", width=10) == "a_loss=0.5 +3 more"
+    assert metrics_summary(metrics, None, width=10) == "a_loss=0.5 +3 more"
+    assert metrics_summary(None, "x") == "" and metrics_summary({"a": 1}, "a", width=1) == "a=1"
 
 
 def test_resume_skips_done_and_closes_orphans(project, cli):

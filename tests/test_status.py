@@ -128,6 +128,42 @@ def test_preflight_is_for_the_current_script_version(project):
     assert stage.state == "missing" and "no preflight of the current train.py" in stage.detail
 
 
+def test_preflight_state_follows_the_plans_arm_args(project):
+    _install_marker()
+    _plan(project)  # arms: baseline [--lr 0.01], treatment [--lr 0.1]
+    script = project / "train.py"
+    script.write_text("print('v1')\n")
+    ledger = Ledger(project, "experiments")
+
+    def verdict(result, args=None, category=None):
+        record = {"type": "preflight", "script": "train.py", "script_sha256": _sha(script),
+                  "verdict": result, "category": category, "duration_s": 0.5,
+                  "message": "no" if category else "all checks passed"}
+        if args is not None:
+            record["args"] = args
+        ledger.append(record)
+        return project_status(project).stages["preflight"]
+
+    assert verdict("PASS").state == "ok"  # a record from before `args`: run with none
+    # A FAIL from args no arm uses hides nothing.
+    stage = verdict("FAIL", ["--bogus"], "bad-flags")
+    assert (stage.state, stage.data["verdict"], stage.data["args"]) == ("ok", "PASS", [])
+    assert verdict("PASS", ["--lr", "0.01"]).state == "ok"
+    # An arm's FAIL newer than every PASS with its args stands, even after a no-args PASS.
+    verdict("FAIL", ["--lr", "0.1"], "divergence")
+    stage = verdict("PASS", [])
+    assert stage.state == "failed" and stage.data["args"] == ["--lr", "0.1"]
+    assert stage.detail == "FAIL (divergence) for the current train.py with args --lr 0.1: no"
+    assert project_status(project).next.command == "rstack preflight train.py -- --lr 0.1"
+    assert verdict("PASS", ["--lr", "0.1"]).state == "ok"
+    # A no-args FAIL after the no-args PASS stands too.
+    assert verdict("FAIL", [], "crash").detail == "FAIL (crash) for the current train.py: no"
+    # Only args the plan does not use: the newest of them stands.
+    script.write_text("print('v2')\n")
+    assert verdict("PASS", ["--steps", "5"]).state == "ok"
+    assert verdict("FAIL", ["--bogus"], "bad-flags").state == "failed"
+
+
 def test_runs_per_arm_spend_and_missing_seeds(project, monkeypatch):
     _install_marker()
     _plan(project)
@@ -247,10 +283,20 @@ def test_after_the_runs_a_failing_script_is_still_flagged_but_an_unchecked_one_i
     assert status.next.stage == "preflight" and "metrics-missing" in status.next.why
 
 
-def test_done_names_the_skipped_optional_stages(project, monkeypatch):
+def test_done_says_so_and_names_the_skipped_optional_stages(project, monkeypatch):
     from rstack import status as status_mod
 
     stages = {name: status_mod.Stage(name, "ok", "") for name in STAGES}
+    stages["bundle"] = status_mod.Stage("bundle", "ok", "bundle-v2/ created", {"dir": "bundle-v2"})
+    done = "the paper is audited and bundled; share bundle-v2/, or start a new idea with /research"
+    step = status_mod.next_step(stages)
+    assert (step.stage, step.skill, step.command, step.why) == ("done", None, None, done)
+    status = status_mod.Status(project, stages, step)
+    assert status_mod.render(status).splitlines()[-1] == f"next: done — {done}"
+    lines = status_mod.preamble_lines(status, slug="s", compute="local", venue="arxiv")
+    assert lines[-1] == f"NEXT: done — {done}" and "/write-paper" not in "\n".join(lines)
+    assert status.as_json()["next"] == {"stage": "done", "skill": None, "command": None,
+                                        "why": done}
     stages["lit_review"] = status_mod.Stage("lit_review", "missing", "")
     step = status_mod.next_step(stages)
-    assert step.stage == "done" and step.why.endswith("(not done: lit_review)")
+    assert step.stage == "done" and step.why == f"{done} (skipped: lit_review)"

@@ -73,11 +73,14 @@ def _git(root: Path, *args: str, binary: bool = False) -> subprocess.CompletedPr
 
 
 def _git_state(root: Path) -> dict | None:
-    """commit, dirty flag and prefix of root inside its repository; None when not in git."""
+    """commit, dirty flag and prefix of root inside its repository; None when not in git, and
+    {"commit": None} in a repository with no commit yet."""
     top = _git(root, "rev-parse", "--show-toplevel")
-    head = _git(root, "rev-parse", "HEAD")
-    if top is None or head is None:
+    if top is None:
         return None
+    head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
+    if head is None:
+        return {"commit": None}
     prefix = _git(root, "rev-parse", "--show-prefix")
     status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".")
     return {"commit": head.stdout.strip(), "prefix": prefix.stdout.strip() if prefix else "",
@@ -237,11 +240,19 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
     notes: list[str] = []
     try:
         state = _git_state(root)
-        if state:
+        if state and state["commit"]:
             _copy_code_from_git(root, state, work / "code", notes)
         else:
-            notes.append("the project is not in git: code/ holds its files as they are now; "
-                         "checksums.sha256 pins each by hash")
+            if state:
+                notes.append("the git repository has no commit yet: code/ holds its files as "
+                             "they are now; checksums.sha256 pins each by hash. To pin the code "
+                             "to a commit: `git add` the code and plan, `git commit`, then "
+                             "re-create the bundle (move this one aside, or rstack bundle create "
+                             "--out NEW_DIR)")
+            else:
+                notes.append("the project is not in git: code/ holds its files as they are "
+                             "now; checksums.sha256 pins each by hash")
+            state = None
             _copy_code_files(root, work / "code", {out, work.resolve()}, notes)
         plan_rel = (summary.get("plan") or {}).get("path") or "experiment-plan.md"
         if (root / plan_rel).is_file():
@@ -328,7 +339,7 @@ def _analysis_drift(ledger: Path, sha: str | None, lines) -> str | None:
 
 
 def _bundle_readme(stamp: dict) -> str:
-    commit = stamp["commit"] or "(not in git)"
+    commit = stamp["commit"] or "(none: see the notes in stamp.json)"
     return (
         "# Reproducibility bundle\n\n"
         f"Made by rstack {stamp['rstack_version']} at {stamp['created_at']} from commit "

@@ -7,8 +7,10 @@ The only input read from disk is the ledger (`spent_usd`, `preflight_passed`), p
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Sequence
 
 from .errors import RStackError
 
@@ -43,26 +45,54 @@ def check_cost_cap(spent: float, estimate: float, cap: float) -> None:
 # Preflight gate
 
 
-def preflight_passed(records: list[dict], script_sha256: str) -> bool:
-    """Whether the newest preflight verdict for this exact script version is PASS."""
-    verdicts = [r.get("verdict") for r in records
+def standing_preflight(records: list[dict], script_sha256: str,
+                       arg_sets: Iterable[Sequence[str]] = ()) -> dict | None:
+    """The preflight verdict that stands for this script version, or None when it has none.
+
+    Only verdicts run with no extra args or with one of arg_sets (the arms' args) count, so a
+    FAIL from args nothing runs with (`rstack preflight train.py -- --bogus`) hides no PASS. Per
+    args the newest verdict counts: a FAIL newer than every PASS with its args stands, else the
+    newest PASS. When no verdict has those args, the newest verdict of any args stands. Records
+    from before preflight recorded `args` count as run with none.
+    """
+    verdicts = [r for r in records
                 if r.get("type") == "preflight" and r.get("script_sha256") == script_sha256]
-    return bool(verdicts) and verdicts[-1] == "PASS"
+    wanted = {()} | {tuple(args) for args in arg_sets}
+    newest: dict[tuple, tuple[int, dict]] = {}
+    for index, record in enumerate(verdicts):
+        args = tuple(record.get("args") or ())
+        if args in wanted:
+            newest[args] = (index, record)
+    if not newest:
+        return verdicts[-1] if verdicts else None
+    failed = [item for item in newest.values() if item[1].get("verdict") != "PASS"]
+    return max(failed or newest.values(), key=lambda item: item[0])[1]
 
 
-def check_preflight(*, profile: str, script: str, script_sha256: str, records: list[dict]) -> None:
-    """No non-local run of a script version without a PASS preflight of that version."""
+def preflight_passed(records: list[dict], script_sha256: str,
+                     arg_sets: Iterable[Sequence[str]] = ()) -> bool:
+    """Whether the standing preflight verdict for this exact script version is PASS."""
+    verdict = standing_preflight(records, script_sha256, arg_sets)
+    return verdict is not None and verdict.get("verdict") == "PASS"
+
+
+def check_preflight(*, profile: str, script: str, script_sha256: str, records: list[dict],
+                    arg_sets: Iterable[Sequence[str]] = ()) -> None:
+    """No non-local run of a script version without a PASS preflight of that version (with no
+    extra args or the args of the runs about to start; see standing_preflight)."""
     if profile == "local":
         return
-    if preflight_passed(records, script_sha256):
+    standing = standing_preflight(records, script_sha256, arg_sets)
+    if standing is not None and standing.get("verdict") == "PASS":
         return
-    seen = [r for r in records if r.get("type") == "preflight" and r.get("script_sha256") == script_sha256]
-    why = ("its latest preflight is FAIL" if seen
+    args = shlex.join(standing.get("args") or ()) if standing else ""
+    why = (f"its latest preflight is FAIL{f' (with args {args})' if args else ''}" if standing
            else "no preflight of this version is in the ledger")
+    again = f"rstack preflight {script}{f' -- {args}' if args else ''}"
     raise GuardError(
         f"preflight gate: {script} (sha256 {script_sha256[:12]}) may not run on the {profile} "
         f"profile: {why}; paid and remote runs use only a version that passed preflight",
-        hint=f"rstack preflight {script}  (then run again; any edit to the script needs a new PASS)")
+        hint=f"{again}  (then run again; any edit to the script needs a new PASS)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ class PreflightResult:
     location: str | None = None
     output_tail: list[str] = field(default_factory=list)
     smoke_s: float | None = None  # wall time of the (first) smoke run alone
+    args: list[str] = field(default_factory=list)  # the extra args after `--`
 
     @property
     def passed(self) -> bool:
@@ -106,7 +107,8 @@ class PreflightResult:
                 "verdict": self.verdict, "category": self.category,
                 "duration_s": round(self.duration_s, 3), "message": self.message, "hint": self.hint,
                 "checks": [c.as_json() for c in self.checks], "metrics": self.metrics,
-                "peak_rss_mb": round(self.peak_rss_mb, 1), "seed": self.seed}
+                "peak_rss_mb": round(self.peak_rss_mb, 1), "seed": self.seed,
+                "args": list(self.args)}
 
 
 def default_memory_mb() -> float:
@@ -312,11 +314,12 @@ def run_preflight(
         if diag is None:
             return PreflightResult("PASS", None, "all checks passed", "", checks, metrics,
                                    time.monotonic() - started, peak, script, sha, seed,
-                                   output_tail=tail[-TAIL_SHOWN:], smoke_s=smoke_s)
+                                   output_tail=tail[-TAIL_SHOWN:], smoke_s=smoke_s,
+                                   args=list(extra_args))
         return PreflightResult("FAIL", diag.category, diag.message, diag.hint, checks, None,
                                time.monotonic() - started, peak, script, sha, seed,
                                location=diag.location, output_tail=tail[-TAIL_SHOWN:],
-                               smoke_s=smoke_s)
+                               smoke_s=smoke_s, args=list(extra_args))
 
     work_root = Path(tempfile.mkdtemp(prefix="rstack-preflight-"))
     second: threading.Thread | None = None

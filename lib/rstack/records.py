@@ -49,8 +49,9 @@ RECORD_TYPES: dict[str, RecordType] = _types(
         {"script": "str", "script_sha256": "sha256", "verdict": "enum:PASS,FAIL",
          "category": "str?", "duration_s": "number"},
         {"message": "str", "hint": "str", "checks": "array", "metrics": "object?",
-         "peak_rss_mb": "number", "seed": "int"},
-        doc="One `rstack preflight` verdict for one version of a script.",
+         "peak_rss_mb": "number", "seed": "int", "args": "array"},
+        doc="One `rstack preflight` verdict for one version of a script (and the extra args "
+            "it ran with).",
     ),
     RecordType(
         "reproduce", ("experiments",),

@@ -385,7 +385,8 @@ def pre_launch_guards(root: Path, specs: list[RunSpec], runner: Runner, policy: 
     profile = specs[0].profile
     experiments = Ledger(root, "experiments").read(types=["preflight"]).records
     guards.check_preflight(profile=profile, script=specs[0].script,
-                           script_sha256=prov.script_sha256, records=experiments)
+                           script_sha256=prov.script_sha256, records=experiments,
+                           arg_sets=[spec.args for spec in specs])
     cap = policy.cap_usd if policy.cap_usd is not None else float(config.get("max_cost_usd"))
     guards.check_cost_cap(guards.spent_usd(root), sum(s.cost_estimate_usd for s in specs), cap)
     if profile != "local":
@@ -562,6 +563,61 @@ def list_runs(root: Path) -> list[RunView]:
         elif run_id in views:
             views[run_id].finished = record
     return list(views.values())
+
+
+# `runs list` shows this many characters of metrics per line; `--json` has them all.
+LIST_METRICS_WIDTH = 60
+
+
+def listing_primary_metric(root: Path, plan_path: str | os.PathLike | None = None) -> str | None:
+    """The primary metric `runs list` shows first: from plan_path (its PlanError is raised), else
+    from experiment-plan.md when it loads (a missing or invalid default plan gives None)."""
+    from .plan import PlanError, default_plan_path, load_plan
+
+    if plan_path is not None:
+        return load_plan(plan_path).primary_metric or None
+    try:
+        return load_plan(default_plan_path(root)).primary_metric or None
+    except PlanError:
+        return None
+
+
+def metrics_summary(metrics: dict | None, primary: str | None = None,
+                    width: int = LIST_METRICS_WIDTH) -> str:
+    """One run's metrics for a `runs list` line: the primary metric first, then the others by
+    name while the line stays within width characters, then `+N more` for those left out."""
+    metrics = metrics or {}
+    names = sorted(metrics)
+    if primary in metrics:
+        names.remove(primary)
+        names.insert(0, primary)
+    shown: list[str] = []
+    for i, name in enumerate(names):
+        value = metrics[name]
+        text = f"{name}={value:.4g}" if isinstance(value, (int, float)) else f"{name}={value}"
+        # Room for this one, and for a `+N more` when metrics are still left after it.
+        tail = len(f" +{len(names) - i - 1} more") if i + 1 < len(names) else 0
+        if shown and len(" ".join(shown + [text])) + tail > width:
+            return " ".join(shown) + f" +{len(names) - len(shown)} more"
+        shown.append(text)
+    return " ".join(shown)
+
+
+def list_lines(root: Path, *, arm: str | None = None, status: str | None = None,
+               plan_path: str | os.PathLike | None = None) -> tuple[list[dict], list[str],
+                                                                      str | None]:
+    """`rstack runs list`: the runs (as_json) filtered by arm and status, one text line per run,
+    and the primary metric the lines show first (None when no plan is known)."""
+    views = [v.as_json() for v in list_runs(root)]
+    views = [v for v in views if (not arm or v["arm"] == arm)
+             and (not status or v["status"] == status)]
+    primary = listing_primary_metric(root, plan_path)
+    lines = []
+    for v in views:
+        duration = f"{v['duration_s']:.1f}s" if v["duration_s"] is not None else "-"
+        lines.append(f"{v['run_id']}  {v['arm']:<12} s{v['seed']:<3} {v['status']:<8} "
+                     f"{duration:>8}  {metrics_summary(v['metrics'], primary)}".rstrip())
+    return views, lines, primary
 
 
 def show_run(root: Path, run_id: str) -> dict:

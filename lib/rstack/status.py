@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import paths
 from .errors import RStackError
+from .guards import standing_preflight
 from .hashing import prefix_sha256, sha256_file
 from .ledger import Ledger
 
@@ -38,8 +40,8 @@ class Stage:
 
 @dataclass
 class NextStep:
-    stage: str
-    skill: str
+    stage: str  # a stage name, or "done" (then skill and command are None)
+    skill: str | None
     command: str | None
     why: str
 
@@ -131,19 +133,21 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
     if not script.is_file():
         return Stage("preflight", "missing", f"{rel} not written yet")
     sha = sha256_file(script)
-    verdicts = [r for _, r in experiments
-                if r.get("type") == "preflight" and r.get("script_sha256") == sha]
+    arms = (plan.raw.get("execution") or {}).get("arms") if plan is not None else None
+    arg_sets = [args for args in (arms or {}).values() if isinstance(args, list)]
+    last = standing_preflight([r for _, r in experiments], sha, arg_sets)
     data = {"script": str(rel), "script_sha256": sha}
-    if not verdicts:
+    if last is None:
         return Stage("preflight", "missing", f"no preflight of the current {rel} (sha256 {sha[:12]})",
                      data)
-    last = verdicts[-1]
     data["verdict"] = last.get("verdict")
+    data["args"] = list(last.get("args") or [])
     if last.get("verdict") == "PASS":
         return Stage("preflight", "ok", f"PASS for the current {rel} ({sha[:12]})", data)
+    with_args = f" with args {shlex.join(data['args'])}" if data["args"] else ""
     return Stage("preflight", "failed",
-                 f"FAIL ({last.get('category')}) for the current {rel}: {last.get('message', '')}".rstrip(": "),
-                 data)
+                 f"FAIL ({last.get('category')}) for the current {rel}{with_args}: "
+                 f"{last.get('message', '')}".rstrip(": "), data)
 
 
 def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
@@ -293,7 +297,8 @@ def _bundle_stage(root: Path) -> Stage:
     stamps = sorted(root.glob("bundle*/stamp.json"), key=lambda p: p.stat().st_mtime)
     if not stamps:
         return Stage("bundle", "missing", "no reproducibility bundle yet")
-    return Stage("bundle", "ok", f"{stamps[-1].parent.name}/ created")
+    name = stamps[-1].parent.name
+    return Stage("bundle", "ok", f"{name}/ created", {"dir": name})
 
 
 # -- the next step -----------------------------------------------------------------------------
@@ -332,6 +337,8 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
         skill, command, why = _NEXT[name]
         if name == "preflight" and stage.data.get("script"):
             command = f"rstack preflight {stage.data['script']}"
+            if stage.data.get("args"):
+                command += f" -- {shlex.join(stage.data['args'])}"
         if name == "paper" and stage.state == "missing":
             command = "rstack paper new"
         if name == "runs" and stage.state == "failed":
@@ -339,10 +346,11 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
         if name == "lit_review" and stage.state == "invalid":
             why = "lit-review.md may cite only keys in the lit ledger"
         return NextStep(name, skill, command, f"{stage.detail}: {why}")
-    why = "every stage is ok: the paper is audited and bundled"
+    bundle = stages["bundle"].data.get("dir", "bundle")
+    why = f"the paper is audited and bundled; share {bundle}/, or start a new idea with /research"
     if skipped:
-        why += f" (not done: {', '.join(skipped)})"
-    return NextStep("done", "/write-paper", None, why)
+        why += f" (skipped: {', '.join(skipped)})"
+    return NextStep("done", None, None, why)
 
 
 def project_status(root: Path) -> Status:
@@ -368,7 +376,7 @@ def render(status: Status) -> str:
     for name, stage in status.stages.items():
         lines.append(f"  {marks.get(stage.state, '✗')} {name:<11} {stage.state:<8} {stage.detail}")
     step = status.next
-    lines.append(f"next: {step.skill}" + (f"  ({step.command})" if step.command else "")
+    lines.append(f"next: {step.skill or step.stage}" + (f"  ({step.command})" if step.command else "")
                  + f" — {step.why}")
     return "\n".join(lines)
 
@@ -383,7 +391,7 @@ def preamble_lines(status: Status, *, slug: str, compute: str, venue: str) -> li
         stage = status.stages[name]
         lines.append(f"STATE_{name.upper()}: {stage.state} — {stage.detail}")
     step = status.next
-    lines.append(f"NEXT: {step.skill}" + (f" ({step.command})" if step.command else "")
+    lines.append(f"NEXT: {step.skill or step.stage}" + (f" ({step.command})" if step.command else "")
                  + f" — {step.why}")
     return lines
 

@@ -107,22 +107,24 @@ def runs_group() -> None:
 @runs_group.command("list")
 @click.option("--arm", help="Only runs of this arm.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
+@click.option("--plan", "plan_path", metavar="PLAN",
+              help="Plan whose primary metric is shown first (default: experiment-plan.md).")
 @json_option
 @project_option
-def list_command(arm, status, as_json, project) -> None:
-    """One line per run: id, arm, seed, status, duration, metrics."""
-    from ..runs import list_runs
+def list_command(arm, status, plan_path, as_json, project) -> None:
+    """One line per run: id, arm, seed, status, duration, metrics.
 
-    views = [v.as_json() for v in list_runs(project)]
-    views = [v for v in views if (not arm or v["arm"] == arm) and (not status or v["status"] == status)]
+    The plan's primary metric comes first, then the others while they fit ("+N more" says how
+    many are hidden; --json has them all).
+    """
+    from ..runs import list_lines
+
+    views, lines, primary = list_lines(project, arm=arm, status=status, plan_path=plan_path)
     if as_json:
-        click.echo(json.dumps({"runs": views}))
+        click.echo(json.dumps({"runs": views, "primary_metric": primary}))
         return
-    for v in views:
-        metrics = " ".join(f"{k}={val:.4g}" for k, val in sorted((v["metrics"] or {}).items())[:3])
-        duration = f"{v['duration_s']:.1f}s" if v["duration_s"] is not None else "-"
-        click.echo(f"{v['run_id']}  {v['arm']:<12} s{v['seed']:<3} {v['status']:<8} {duration:>8}  "
-                   f"{metrics}")
+    for line in lines:
+        click.echo(line)
     if not views:
         click.echo("no runs")
 

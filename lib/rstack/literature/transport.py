@@ -1,8 +1,9 @@
 """HTTP for the literature APIs: one requests Session, bounded retries, per-service pacing, cache.
 
-Retries (urllib3 Retry) cover 429, 5xx, connection errors and timeouts with exponential backoff
-plus jitter, honour Retry-After up to a cap, and stop after `lit_max_retries`. Every call has a
-timeout. Pacing keeps `<service>_min_interval_s` between requests to one service, across processes
+Retries (urllib3 Retry) cover 429, 5xx, read errors and timeouts with exponential backoff
+plus jitter, honour Retry-After up to a cap, and stop after `lit_max_retries`. A connection that
+cannot be made (DNS failure, refused) is retried once, at once: without network, waiting does not
+help, and the user should hear so in seconds, not a minute. Every call has a timeout. Pacing keeps `<service>_min_interval_s` between requests to one service, across processes
 too (a tiny state file under a lock), because a skill runs `rstack lit ...` many times in a row.
 Request headers are never logged, cached or put in a message: the S2 API key travels in one.
 """
@@ -24,6 +25,9 @@ from .errors import NotFoundError, OfflineMiss, ServiceError
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A failed DNS lookup or a refused connection is retried this often (urllib3 does not back off
+# before a first retry), not `lit_max_retries` times with backoff: that took a minute offline.
+CONNECT_RETRIES = 1
 USER_AGENT = f"rstack/{__version__} (research tooling; literature search)"
 
 
@@ -69,12 +73,14 @@ def _retry_class():
 
 
 def build_session(*, max_retries: int, backoff_s: float, retry_after_max_s: float):
-    """A requests Session whose adapters retry 429/5xx/timeouts, boundedly, with jitter."""
+    """A requests Session whose adapters retry 429/5xx/timeouts, boundedly, with jitter; a
+    connection that cannot be made is retried at most CONNECT_RETRIES times."""
     import requests
     from requests.adapters import HTTPAdapter
 
     retry = _retry_class()(
-        total=max_retries, connect=max_retries, read=max_retries, status=max_retries, other=0,
+        total=max_retries, connect=min(max_retries, CONNECT_RETRIES), read=max_retries,
+        status=max_retries, other=0,
         status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}),
         backoff_factor=backoff_s, backoff_jitter=backoff_s, backoff_max=max(backoff_s * 16, 1.0),
         respect_retry_after_header=True, retry_after_max=int(max(retry_after_max_s, 0)),
@@ -146,21 +152,19 @@ class Pacer:
             pass
 
 
-def _timeout_in(exc: BaseException) -> bool:
-    """Whether a requests/urllib3 error chain is, at bottom, a timeout."""
-    import requests
+def _error_chain(exc: BaseException):
+    """The errors a requests/urllib3 error wraps (reason, args, cause, context), exc first;
+    a NewConnectionError's own chain is not followed (it is what it says)."""
     from urllib3.exceptions import MaxRetryError, NewConnectionError
-    from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
     seen = 0
     stack: list[Any] = [exc]
     while stack and seen < 20:
         item = stack.pop()
         seen += 1
+        yield item
         if isinstance(item, NewConnectionError):
-            continue  # urllib3 files a refused connection under ConnectTimeoutError; it is not one
-        if isinstance(item, (requests.Timeout, Urllib3Timeout)):
-            return True
+            continue
         if isinstance(item, MaxRetryError) and item.reason is not None:
             stack.append(item.reason)
         if isinstance(item, BaseException):
@@ -168,7 +172,39 @@ def _timeout_in(exc: BaseException) -> bool:
             for linked in (item.__cause__, item.__context__):
                 if linked is not None:
                     stack.append(linked)
-    return False
+
+
+def _timeout_in(exc: BaseException) -> bool:
+    """Whether a requests/urllib3 error chain is, at bottom, a timeout."""
+    import requests
+    from urllib3.exceptions import NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    # urllib3 files a refused connection under ConnectTimeoutError; it is not one
+    return any(isinstance(item, (requests.Timeout, Urllib3Timeout))
+               and not isinstance(item, NewConnectionError) for item in _error_chain(exc))
+
+
+def _connect_failure(exc: BaseException) -> str | None:
+    """Why no connection could be made ("DNS lookup failed", "connection refused", ...), or None
+    when the error chain holds no failed connection."""
+    import socket
+
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    for item in _error_chain(exc):
+        if isinstance(item, (NameResolutionError, socket.gaierror)):
+            return "DNS lookup failed"
+        if isinstance(item, NewConnectionError):
+            text = str(item).lower()
+            if "refused" in text:
+                return "connection refused"
+            if "name or service not known" in text or "resolution" in text:
+                return "DNS lookup failed"
+            return "no route to the host" if "unreachable" in text else "connection failed"
+        if isinstance(item, ConnectionRefusedError):
+            return "connection refused"
+    return None
 
 
 def _api_message(text: str) -> str:
@@ -271,13 +307,18 @@ class Transport:
                     service=service.name, kind="timeout",
                     hint=f"try again later, or raise the limit: rstack config set lit_timeout_s "
                          f"{max(self.timeout_s * 2, 60):g}") from None
-            reason = type(exc).__name__
+            failure = _connect_failure(exc)
+            if failure:
+                attempts = min(self.max_retries, CONNECT_RETRIES) + 1
+                reason = f"{failure}, {attempts} attempt(s)"
+            else:
+                reason = f"{type(exc).__name__}, {tries} attempt(s)"
             raise ServiceError(
-                f"{service.label} {what}: could not connect to {_host(url)} ({reason}, "
-                f"{tries} attempt(s))",
+                f"{service.label} {what}: could not connect to {_host(url)} ({reason}): "
+                "the network or the API is unreachable",
                 service=service.name, kind="unreachable",
                 hint=f"check the network, or the base URL: rstack config get {service.name}_api_url; "
-                     "--offline answers from the cache") from None
+                     "or re-run with --offline to answer from the response cache") from None
         if "charset=" not in response.headers.get("Content-Type", "").lower():
             response.encoding = "utf-8"  # both APIs send UTF-8; never let requests guess
         status = response.status_code
