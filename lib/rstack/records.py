@@ -14,7 +14,8 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Callable
 
 from .errors import RecordError
 
@@ -108,30 +109,45 @@ RECORD_TYPES: dict[str, RecordType] = _types(
 )
 
 
-def _check_spec(spec: str, value: Any) -> bool:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_BASE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "any": lambda value: True,
+    "str": lambda value: isinstance(value, str),
+    "int": _is_int,
+    "number": _is_number,
+    "bool": lambda value: isinstance(value, bool),
+    "object": lambda value: isinstance(value, dict),
+    "array": lambda value: isinstance(value, list),
+    "sha256": lambda value: isinstance(value, str) and bool(_SHA256.match(value)),
+}
+
+
+@lru_cache(maxsize=None)
+def _predicate(spec: str) -> Callable[[Any], bool]:
+    """Compile a field spec once; every read of a 100k-record ledger validates each field."""
     nullable = spec.endswith("?")
     base = spec[:-1] if nullable else spec
-    if value is None:
-        return nullable
-    if base == "any":
-        return True
-    if base == "str":
-        return isinstance(value, str)
-    if base == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if base == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if base == "bool":
-        return isinstance(value, bool)
-    if base == "object":
-        return isinstance(value, dict)
-    if base == "array":
-        return isinstance(value, list)
-    if base == "sha256":
-        return isinstance(value, str) and bool(_SHA256.match(value))
     if base.startswith("enum:"):
-        return value in base[5:].split(",")
-    raise AssertionError(f"unknown field spec {spec!r}")
+        choices = frozenset(base[5:].split(","))
+        check: Callable[[Any], bool] = lambda value: isinstance(value, str) and value in choices
+    elif base in _BASE_CHECKS:
+        check = _BASE_CHECKS[base]
+    else:
+        raise AssertionError(f"unknown field spec {spec!r}")
+    if nullable:
+        return lambda value: value is None or check(value)
+    return lambda value: value is not None and check(value)
+
+
+def _check_spec(spec: str, value: Any) -> bool:
+    return _predicate(spec)(value)
 
 
 def _describe_spec(spec: str) -> str:
