@@ -134,3 +134,20 @@ def test_cost_cap_refuses_before_renting(project, cli, vast, monkeypatch):
     assert ("cost cap: spent $0.00 + estimate $3.00 = $3.00 exceeds the cap $2.50; nothing was "
             "started") in result.output
     assert vast.state().get("calls", []) == []
+
+
+def test_timeout_override_is_priced_into_the_cost_cap(project, cli, vast, monkeypatch):
+    # The plan's 600 s fit the cap ($0.50 for 3 runs); `--timeout 3600` makes each run bill up to
+    # an hour, so the estimate the cap judges must be the overridden one ($3.00), not the plan's.
+    monkeypatch.setenv("RSTACK_VASTAI_MAX_DPH", "1.0")
+    write_project(project, {"a": []}, profile="vastai", gpu="RTX_4090", timeout_s=600,
+                  max_cost_usd=2.5, seeds=(0, 1, 2))
+    preflight_pass(project)
+    dry = cli("run", "--timeout", "3600", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["total_estimate_usd"] == 3.0
+    result = cli("run", "--timeout", "3600")
+    assert result.exit_code == 1
+    assert ("cost cap: spent $0.00 + estimate $3.00 = $3.00 exceeds the cap $2.50; nothing was "
+            "started") in result.output
+    assert vast.state().get("calls", []) == []

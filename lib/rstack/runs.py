@@ -718,8 +718,11 @@ def prepare(request: RunRequest) -> Prepared:
         profile = matrix.profile
         specs = specs_from_matrix(matrix.runs, plan.script)
         if request.timeout_s:
+            from .costs import estimate_run_usd
+            # The estimate is price x timeout: re-price, or the cap judges the plan's timeout.
             for spec in specs:
                 spec.timeout_s = request.timeout_s
+                spec.cost_estimate_usd = estimate_run_usd(profile, spec.gpu, request.timeout_s)
         policy = RunPolicy(plan=plan, max_retries=int(config.get("max_retries")),
                            cap_usd=cost_cap(plan), protected=dict(plan.protected))
     skipped: list[str] = []
