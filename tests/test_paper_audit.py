@@ -554,3 +554,46 @@ def test_not_significant_hint_fits_the_case(proj, cli, fields, message, hint):
     assert claim["message"] == ("'significantly' next to arm 'treatment', but rstack analyze "
                                 "marked its comparison not significant " + message)
     assert claim["hint"] == hint
+
+
+@pytest.mark.parametrize("definition", [
+    r"\newcommand{\ourAcc}{0.97}",
+    r"\renewcommand*{\ourAcc}{0.97}",
+    r"\providecommand\ourAcc{0.97}",
+    r"\def\ourAcc{0.97}",
+    r"\newcommand{\ourAcc}[1]{#1 reaches 0.97}",
+])
+def test_number_hidden_in_a_macro_definition_is_caught(definition):
+    """A result typed into a preamble macro prints in the results like a typed number."""
+    report = AuditReport(tex="paper.tex")
+    text = (definition + "\n\\begin{document}\n\\section{Results}\nAccuracy is \\ourAcc{}.\n"
+            "\\end{document}\n")
+    audit_numbers(report, Source(text), SUMMARY, PLAN, [])
+    assert [(f.line, f.message.split(" matches")[0]) for f in report.findings] == [
+        (1, r"typed number 0.97 in the definition of \ourAcc")]
+
+
+@pytest.mark.parametrize("definition", [
+    r"\newcommand{\best}[1]{\textbf{#1}}",
+    r"\newcommand{\figw}{0.45\linewidth}",
+    r"\newcommand{\ours}{ResNet-50}",
+    r"\def\sep{\vspace{2pt}}",
+    r"\newcommand{\baseAcc}{0.812}",
+])
+def test_macro_definitions_without_untraced_numbers_pass(definition):
+    report = AuditReport(tex="paper.tex")
+    text = definition + "\n\\begin{document}\n\\section{Results}\nSee \\best{x}.\n\\end{document}\n"
+    audit_numbers(report, Source(text), SUMMARY, PLAN, [])
+    assert [f.message for f in report.findings] == []
+
+
+@pytest.mark.parametrize("definition", [
+    r"\renewcommand{\arraystretch}{1.2}",
+    r"\renewcommand{\section}{\@startsection{section}{1}{\z@}{-2ex}{1ex}{\bfseries}}",
+    r"\def\baselinestretch{0.98}",
+])
+def test_layout_definitions_are_not_results(definition):
+    report = AuditReport(tex="paper.tex")
+    text = definition + "\n\\begin{document}\n\\section{Results}\nText.\n\\end{document}\n"
+    audit_numbers(report, Source(text), SUMMARY, PLAN, [])
+    assert [f.message for f in report.findings] == []

@@ -304,6 +304,49 @@ def _regions(text: str) -> list[tuple[int, int, str]]:
     return regions
 
 
+_DEFINITION = re.compile(r"\\(?:(?:re)?newcommand|providecommand|DeclareRobustCommand)\b\*?"
+                         r"|\\[gex]?def(?![A-Za-z])")
+_CSNAME = re.compile(r"\s*(\\(?:[A-Za-z@]+|.))")
+# Layout parameters a paper redefines (\renewcommand{\arraystretch}{1.2}): their values are design.
+_LAYOUT_DEFINITIONS = re.compile(r"\\(?:arraystretch|baselinestretch|\w*fraction|\w*penalty|"
+                                 r"\w*skip|\w*sep|\w*width|\w*height|\w*size)$")
+
+
+def _definitions(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, what) of every macro body the paper defines, wherever it stands: a result
+    typed into `\\newcommand{\\ours}{0.97}` in the preamble prints in the results like any
+    typed number, so the body is audited as a region of its own."""
+    regions = []
+    for match in _DEFINITION.finditer(text):
+        if match.group().lstrip("\\").endswith("def"):
+            name = _CSNAME.match(text, match.end())
+            if name is None:
+                continue
+            brace = text.find("{", name.end())
+            if brace < 0 or "\n\n" in text[name.end():brace]:
+                continue
+            end = _group_end(text, brace, "{", "}")
+            if not (_LAYOUT_DEFINITIONS.match(name.group(1)) or "@" in name.group(1)
+                    or "\\@" in text[brace:end]):
+                regions.append((brace, end, f"definition of {name.group(1)}"))
+            continue
+        name = _CSNAME.match(text, match.end())
+        if name is not None:  # \newcommand\foo{body}
+            _, spans = _command_args(text, name.end(), 1)
+            label = name.group(1)
+        else:  # \newcommand{\foo}[n][default]{body}
+            _, spans = _command_args(text, match.end(), 2)
+            braces = [s for s in spans if text[s[0]] == "{"]
+            label = " ".join(text[braces[0][0] + 1:braces[0][1] - 1].split()) if braces else "?"
+        braces = [s for s in spans if text[s[0]] == "{"]
+        if braces and (name is not None or len(braces) == 2):
+            if _LAYOUT_DEFINITIONS.match(label) or "@" in label or \
+                    "\\@" in text[braces[-1][0]:braces[-1][1]]:
+                continue  # layout, or LaTeX internals (\renewcommand{\section}{\@startsection..})
+            regions.append((braces[-1][0], braces[-1][1], f"definition of {label}"))
+    return regions
+
+
 # -- numbers ---------------------------------------------------------------------------------
 
 
@@ -528,8 +571,14 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
     masked = masked_text(text)
     seen: set[int] = set()
     # Floats and the abstract first, so a number is reported as in the figure, not its section.
-    for start, end, what in sorted(_regions(text), key=lambda r: (r[2].startswith("section"), r[0])):
-        chunk = masked[start:end]
+    definitions = _definitions(text)
+    regions = sorted(_regions(text), key=lambda r: (r[2].startswith("section"), r[0]))
+    for start, end, what in definitions + regions:
+        if what.startswith("definition of "):
+            # masked_text blanks definitions whole; mask the body alone, and its #1 parameters.
+            chunk = re.sub(r"#+\d", lambda m: " " * len(m.group()), masked_text(text[start:end]))
+        else:
+            chunk = masked[start:end]
         report.macros_used += len(re.findall(r"\\rs[A-Z][A-Za-z]*", text[start:end]))
         consumed: list[tuple[int, int]] = []
         hits: list[tuple[int, int, str, float, bool]] = []
