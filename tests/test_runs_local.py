@@ -302,6 +302,40 @@ def test_ctrl_c_records_killed_and_leaves_nothing(project):
             pass
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_records_killed_and_leaves_nothing(project, signum):
+    # A scheduler or a closed terminal stops `rstack run` with SIGTERM/SIGHUP, not Ctrl-C. The runs
+    # live in their own sessions, so unless rstack turns the signal into an interrupt they keep
+    # running (and billing) with no run.finished record.
+    write_project(project, {"slow": ["--mode", "sleep"]}, seeds=(0,), timeout_s=120)
+    env = dict(os.environ, RSTACK_PROJECT=str(project))
+    proc = subprocess.Popen([str(RSTACK), "run", "--jobs", "1"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert _wait_for(lambda: paths.ledger_path(project, "experiments").exists()
+                     and len(records(project, "run.started")) == 1
+                     and all((project / r["output_dir"] / "metrics.jsonl").exists()
+                             for r in records(project, "run.started")))
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+    run_ids = {r["run_id"] for r in records(project, "run.started")}
+    survivors = []
+    for p in psutil.process_iter():
+        try:
+            if p.environ().get("RSTACK_RUN_ID") in run_ids and p.status() != psutil.STATUS_ZOMBIE:
+                survivors.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    for p in survivors:  # never leave them behind, even when the assertion below fails
+        p.kill()
+    assert survivors == []
+    assert proc.returncode == 1, out
+    assert "interrupted: runs in flight were recorded killed" in out
+    done = finished(project)
+    assert [r["run_id"] for r in done] == list(run_ids)
+    assert done[0]["status"] == "killed" and done[0]["category"] == "interrupted"
+
+
 def test_gpu_pinning_one_run_per_gpu(project, monkeypatch):
     from rstack.plan import compile_plan, load_plan
     from rstack.runners.local import LocalRunner, default_jobs

@@ -50,6 +50,7 @@ def run_command(plan_path, arms, seeds, profile, jobs, dry_run, resume, name, ti
 
     Exit 0 when every run ends ok; 1 when a run fails, a guard refuses, or Ctrl-C stopped it.
     """
+    from ..procwatch import terminate_as_interrupt
     from ..runs import RunRequest, RunError, prepare, start
 
     if command and plan_path:
@@ -62,7 +63,10 @@ def run_command(plan_path, arms, seeds, profile, jobs, dry_run, resume, name, ti
         prepared = prepare(request)
         _print_dry_run(prepared.dry_run_json(), as_json)
         return
-    report = start(request)
+    # The runs live in their own sessions: SIGTERM/SIGHUP to rstack would leave them running with
+    # no run.finished record, so they stop the runs the way Ctrl-C does.
+    with terminate_as_interrupt():
+        report = start(request)
     final = report.final_results()
     if as_json:
         click.echo(json.dumps({"interrupted": report.interrupted, "refusals": report.refusals,
