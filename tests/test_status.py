@@ -175,6 +175,11 @@ def test_runs_per_arm_spend_and_missing_seeds(project, monkeypatch):
                                   "treatment": {"ok": 0, "failed": 1, "running": 1}}
     assert stage.state == "failed"
     assert stage.data["missing"] == {"baseline": [1, 2], "treatment": [0, 1, 2]}
+    # `runs list --status failed` would hide timeout/oom/diverged runs: list them all.
+    from rstack.status import Stage, next_step
+    stages = {name: Stage(name, "ok", "") for name in STAGES}
+    stages["runs"] = stage
+    assert (next_step(stages).stage, next_step(stages).command) == ("runs", "rstack runs list")
     Ledger(project, "experiments").append(_finished("r9", "treatment", 0, cost=1.25))
     monkeypatch.setenv("RSTACK_MAX_COST_USD", "5")
     stage = project_status(project).stages["runs"]
@@ -300,3 +305,25 @@ def test_done_says_so_and_names_the_skipped_optional_stages(project, monkeypatch
     stages["lit_review"] = status_mod.Stage("lit_review", "missing", "")
     step = status_mod.next_step(stages)
     assert step.stage == "done" and step.why == f"{done} (skipped: lit_review)"
+    # Skipping is for a stage never written, not for one citing keys the ledger lacks.
+    stages["lit_review"] = status_mod.Stage("lit_review", "invalid", "cites x2020y")
+    step = status_mod.next_step(stages)
+    assert step.stage == "lit_review" and step.command == 'rstack lit search "QUERY"'
+
+
+def test_novelty_citations_must_be_ledger_keys(project):
+    _install_marker()
+    Ledger(project, "lit-review").append({"type": "paper", "key": "goyal2017accurate",
+                                          "title": "Accurate, Large Minibatch SGD"})
+    (project / "novelty-assessment.md").write_text("Closest: [@goyal2017accurate].\n")
+    stage = project_status(project).stages["novelty"]
+    assert stage.state == "ok" and stage.data == {"cited": 1, "unknown_keys": []}
+    (project / "refined-idea.md").write_text("Differs from [@smith2021made].\n")
+    status = project_status(project)
+    stage = status.stages["novelty"]
+    assert stage.state == "invalid" and stage.data["unknown_keys"] == ["smith2021made"]
+    assert stage.detail == ("novelty-assessment.md/refined-idea.md cite 1 key(s) not in the lit "
+                            "ledger: smith2021made")
+    _plan(project)  # a valid plan does not hide it
+    status = project_status(project)
+    assert status.next.stage == "novelty" and "only keys in the lit ledger" in status.next.why

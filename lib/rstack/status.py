@@ -81,8 +81,7 @@ def _doc_stage(name: str, root: Path, filename: str) -> Stage:
     return Stage(name, "missing", f"{filename} not written yet")
 
 
-def _lit_stage(root: Path) -> Stage:
-    result = Ledger(root, "lit-review").read(types=["paper", "search"])
+def _lit_stage(root: Path, result) -> Stage:
     keys = {r.get("key") for r in result.records if r.get("type") == "paper"}
     searches = sum(1 for r in result.records if r.get("type") == "search")
     data = {"papers": len(keys), "searches": searches, "damaged_lines": len(result.damage)}
@@ -99,6 +98,25 @@ def _lit_stage(root: Path) -> Stage:
                      f"{', '.join(unknown[:5])}", data)
     return Stage("lit_review", "ok",
                  f"{len(keys)} papers from {searches} searches; lit-review.md cites {len(cited)}", data)
+
+
+def _novelty_stage(root: Path, lit) -> Stage:
+    """novelty-assessment.md, whose `[@key]`s (and refined-idea.md's) must be lit ledger keys."""
+    path = root / "novelty-assessment.md"
+    if not _nonempty(path):
+        return Stage("novelty", "missing", "novelty-assessment.md not written yet")
+    keys = {r.get("key") for r in lit.records if r.get("type") == "paper"}
+    cited: set[str] = set()
+    for name in ("novelty-assessment.md", "refined-idea.md"):
+        if (root / name).is_file():
+            cited.update(_LIT_CITE.findall((root / name).read_text(errors="replace")))
+    unknown = sorted(key for key in cited if key not in keys)
+    data = {"cited": len(cited), "unknown_keys": unknown}
+    if unknown:
+        return Stage("novelty", "invalid",
+                     f"novelty-assessment.md/refined-idea.md cite {len(unknown)} key(s) not in the "
+                     f"lit ledger: {', '.join(unknown[:5])}", data)
+    return Stage("novelty", "ok", f"novelty-assessment.md (cites {len(cited)})", data)
 
 
 def _load_plan(root: Path):
@@ -325,10 +343,12 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
         stage = stages[name]
         if stage.state == "ok":
             continue
-        # A project that starts from a plan may skip the early, optional stages; and once every
-        # run is ok, a script edited afterwards without a new preflight gates nothing (a FAIL of
-        # the current script is still shown: the next run would need a fix).
-        if name in ("idea", "lit_review", "novelty") and stages["plan"].state == "ok":
+        # A project that starts from a plan may skip the early, optional stages (when missing: a
+        # review citing keys the ledger lacks is still shown); and once every run is ok, a script
+        # edited afterwards without a new preflight gates nothing (a FAIL of the current script
+        # is still shown: the next run would need a fix).
+        if (name in ("idea", "lit_review", "novelty") and stage.state == "missing"
+                and stages["plan"].state == "ok"):
             skipped.append(name)
             continue
         if name == "preflight" and stage.state == "missing" and stages["runs"].state == "ok":
@@ -342,9 +362,11 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
         if name == "paper" and stage.state == "missing":
             command = "rstack paper new"
         if name == "runs" and stage.state == "failed":
-            command, why = "rstack runs list --status failed", "diagnose the failed runs first"
-        if name == "lit_review" and stage.state == "invalid":
-            why = "lit-review.md may cite only keys in the lit ledger"
+            # Not `--status failed`: a run that timed out, ran out of memory or diverged has that
+            # status instead, and the filter would hide it.
+            command, why = "rstack runs list", "diagnose the runs that did not end ok first"
+        if name in ("lit_review", "novelty") and stage.state == "invalid":
+            why = "cite only keys in the lit ledger (rstack lit search records new papers)"
         return NextStep(name, skill, command, f"{stage.detail}: {why}")
     bundle = stages["bundle"].data.get("dir", "bundle")
     why = f"the paper is audited and bundled; share {bundle}/, or start a new idea with /research"
@@ -356,8 +378,9 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
 def project_status(root: Path) -> Status:
     root = Path(root)
     stages: dict[str, Stage] = {"setup": _setup_stage(), "idea": _doc_stage("idea", root, "idea.md")}
-    stages["lit_review"] = _lit_stage(root)
-    stages["novelty"] = _doc_stage("novelty", root, "novelty-assessment.md")
+    lit = Ledger(root, "lit-review").read(types=["paper", "search"])
+    stages["lit_review"] = _lit_stage(root, lit)
+    stages["novelty"] = _novelty_stage(root, lit)
     plan, stages["plan"] = _load_plan(root)
     experiments = Ledger(root, "experiments").read(
         types=["preflight", "run.started", "run.finished"]).entries
