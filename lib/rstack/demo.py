@@ -217,7 +217,7 @@ def _runs(root: Path, plan_path: Path, jobs: int | None) -> str:
     if bad or report.interrupted:
         raise DemoError(f"{len(bad)} of {len(final)} runs did not end ok: "
                         + ", ".join(f"{r.spec.run_id} {r.status} ({r.category})" for r in bad),
-                        hint="rstack runs list --status failed (inside the demo directory)")
+                        hint="rstack runs list (inside the demo directory) shows each run's status")
     return f"{len(final)} runs ok"
 
 
