@@ -120,6 +120,19 @@ def test_oom_ladder_retries_with_smaller_batch(project, cli):
     assert "1 run(s): 1 ok" in result.output
 
 
+def test_oom_ladder_counts_rungs_across_the_whole_retry_chain(project, cli, monkeypatch):
+    # With a third retry allowed, the third OOM is rung 3 (a larger GPU, none on local), not a
+    # third halving: the rung belongs to the original run, not to the attempt before it.
+    monkeypatch.setenv("RSTACK_MAX_RETRIES", "3")
+    write_project(project, {"big": ["--mode", "oom-cuda", "--batch-size", "64"]}, seeds=(0,))
+    result = cli("run")
+    assert result.exit_code == 1, result.output
+    assert [r["change"] for r in records(project, "run.retry")] == [
+        "--batch-size 64 -> 32, --grad-accum 1 -> 2", "--batch-size 32 -> 16, --grad-accum 2 -> 4"]
+    assert "batch size was halved twice already" in result.output
+    assert [r["status"] for r in finished(project)] == ["oom", "oom", "oom"]
+
+
 def test_divergence_retried_with_lower_lr(project, cli):
     write_project(project, {"hot": ["--mode", "diverge", "--lr", "0.1"]}, seeds=(0,))
     result = cli("run")

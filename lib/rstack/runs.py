@@ -429,6 +429,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
         todo.put(spec)
     outstanding = {spec.run_id: spec.cost_estimate_usd for spec in specs}
     oom_rungs: dict[str, int] = {}  # per original run
+    origins: dict[str, str] = {}  # retry run id -> the original run of its chain
 
     def next_attempt(result: RunResult) -> RunSpec | None:
         spec = result.spec
@@ -438,7 +439,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
             return None
         incident = INCIDENTS.get(result.category)
         policy_name = incident.retry if incident else None
-        origin = spec.retry_of or spec.run_id
+        origin = origins.get(spec.run_id, spec.run_id)
         rung = oom_rungs.get(origin, 0) + (1 if policy_name == "oom-ladder" else 0)
         try:
             plan = guards.plan_retry(category=result.category, policy=policy_name,
@@ -456,6 +457,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
             echo(f"no retry for {spec.run_id}: {exc.message}")
             return None
         oom_rungs[origin] = rung
+        origins[new.run_id] = origin
         ledger.append({"type": "run.retry", "run_id": spec.run_id, "retry_run_id": new.run_id,
                        "attempt": new.attempt, "category": result.category, "policy": plan.policy,
                        "change": plan.change, "gpu": plan.gpu, "message": result.message})
