@@ -597,3 +597,23 @@ def test_layout_definitions_are_not_results(definition):
     text = definition + "\n\\begin{document}\n\\section{Results}\nText.\n\\end{document}\n"
     audit_numbers(report, Source(text), SUMMARY, PLAN, [])
     assert [f.message for f in report.findings] == []
+
+
+def test_build_older_than_the_analysis_or_a_replaced_pdf(proj, cli):
+    """numbers.tex and the figures come from analysis/: a build made before `rstack analyze` last
+    ran shows the old numbers even though paper.tex and paper.bib did not change."""
+    summary = proj / "analysis" / "summary.json"
+    summary.write_text(summary.read_text() + "\n")  # what a re-analysis with new runs rewrites
+    code, report = _audit(cli)
+    assert code == 1
+    assert [(f["check"], f["message"]) for f in report["findings"]] == [
+        ("build", "analysis/summary.json changed since the last build (rstack analyze ran "
+                  "after it): the PDF may show old numbers and figures")]
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert (code, report["findings"]) == (0, [])
+    (proj / "paper.pdf").write_bytes(b"%PDF-1.5 not the built one\n")
+    code, report = _audit(cli)
+    assert code == 1
+    assert [f["message"] for f in report["findings"]] == [
+        "paper.pdf is not the PDF the last build wrote"]

@@ -894,6 +894,14 @@ def audit_build(report: AuditReport, root: Path, tex_path: Path) -> None:
     if record.get("bib_sha256") != sha256_file(tex_path.with_suffix(".bib")):
         report.add("build", f"{tex_path.with_suffix('.bib').name} changed since the last build",
                    file=where, hint="run `rstack paper build` again")
+    if record.get("analysis_sha256") != sha256_file(root / SUMMARY_REL):
+        report.add("build", f"{SUMMARY_REL} changed since the last build (rstack analyze ran "
+                   "after it): the PDF may show old numbers and figures", file=where,
+                   hint="run `rstack paper build` again")
+    pdf = tex_path.with_suffix(".pdf")
+    if record.get("ok") and record.get("pdf_sha256") != sha256_file(pdf):
+        report.add("build", f"{pdf.name} is not the PDF the last build wrote", file=where,
+                   hint="run `rstack paper build` again")
     if not record.get("ok"):
         first = "; ".join(f"{e.get('file')}:{e.get('line')}: {e.get('message')}"
                           for e in (record.get("errors") or [])[:3])

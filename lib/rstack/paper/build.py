@@ -288,6 +288,9 @@ class BuildResult:
         }
 
 
+ANALYSIS_SUMMARY = "analysis/summary.json"
+
+
 def build_record_path(root: Path) -> Path:
     return paths.state_dir(root) / BUILD_RECORD
 
@@ -338,6 +341,9 @@ def build_paper(root: Path, *, engine: str | None = None, tex_name: str = "paper
         "tex": tex_name, "tex_sha256": sha256_file(tex_path),
         "bib_sha256": sha256_file(root / f"{stem}.bib"),
         "pdf_sha256": sha256_file(root / pdf_rel) if pdf_rel else None,
+        # numbers.tex, the table and the figures the PDF shows come from analysis/; its summary
+        # lists their sha256, so one hash tells the audit whether analyze ran after this build.
+        "analysis_sha256": sha256_file(root / ANALYSIS_SUMMARY),
         "log": os.path.relpath(log_path, root),
     })
     result.record_path.parent.mkdir(parents=True, exist_ok=True)
