@@ -327,3 +327,21 @@ def test_novelty_citations_must_be_ledger_keys(project):
     _plan(project)  # a valid plan does not hide it
     status = project_status(project)
     assert status.next.stage == "novelty" and "only keys in the lit ledger" in status.next.why
+
+
+def test_a_bundle_older_than_the_paper_or_analysis_is_stale(project):
+    bundle = project / "bundle"
+    (bundle / "paper").mkdir(parents=True)
+    (project / "paper.tex").write_text("v1\n")
+    (bundle / "paper" / "paper.tex").write_text("v1\n")
+    (bundle / "stamp.json").write_text("{}")
+    (bundle / "checksums.sha256").write_text(f"{_sha(project / 'paper.tex')}  paper/paper.tex\n")
+    assert project_status(project).stages["bundle"].state == "ok"
+    (project / "paper.tex").write_text("v2\n")
+    stage = project_status(project).stages["bundle"]
+    assert (stage.state, stage.detail) == ("stale", "bundle/ predates the current paper.tex")
+    assert stage.data == {"dir": "bundle", "next_dir": "bundle-2"}
+    from rstack.status import Stage, next_step
+    stages = {name: Stage(name, "ok", "") for name in STAGES}
+    stages["bundle"] = stage
+    assert next_step(stages).command == "rstack bundle create --out bundle-2"

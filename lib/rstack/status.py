@@ -316,7 +316,32 @@ def _bundle_stage(root: Path) -> Stage:
     if not stamps:
         return Stage("bundle", "missing", "no reproducibility bundle yet")
     name = stamps[-1].parent.name
+    # A bundle from before the latest revision does not hold what the paper now says: compare the
+    # hashes it recorded for the paper and the analysis with the project's current files.
+    recorded: dict[str, str] = {}
+    try:
+        for line in (stamps[-1].parent / "checksums.sha256").read_text(errors="replace").splitlines():
+            digest, _, rel = line.partition("  ")
+            recorded[rel] = digest
+    except OSError:
+        pass
+    # (Not paper.pdf: a rebuild of the same sources may differ in its embedded dates.)
+    changed = [rel for rel, current in (("paper.tex", "paper/paper.tex"),
+                                        ("paper.bib", "paper/paper.bib"),
+                                        ("analysis/summary.json", "analysis/summary.json"))
+               if current in recorded and (root / rel).is_file()
+               and sha256_file(root / rel) != recorded[current]]
+    if changed:
+        return Stage("bundle", "stale", f"{name}/ predates the current {', '.join(changed)}",
+                     {"dir": name, "next_dir": _free_bundle_dir(root)})
     return Stage("bundle", "ok", f"{name}/ created", {"dir": name})
+
+
+def _free_bundle_dir(root: Path) -> str:
+    number = 2
+    while (root / f"bundle-{number}").exists():
+        number += 1
+    return f"bundle-{number}"
 
 
 # -- the next step -----------------------------------------------------------------------------
@@ -361,6 +386,9 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
                 command += f" -- {shlex.join(stage.data['args'])}"
         if name == "paper" and stage.state == "missing":
             command = "rstack paper new"
+        if name == "bundle" and stage.state == "stale":
+            # A bundle is never overwritten: the new one goes beside it.
+            command = f"rstack bundle create --out {stage.data['next_dir']}"
         if name == "runs" and stage.state == "failed":
             # Not `--status failed`: a run that timed out, ran out of memory or diverged has that
             # status instead, and the filter would hide it.
