@@ -59,6 +59,11 @@ def test_body_shape_phases_checkpoints_status(name):
     assert len(phases) >= 2, "numbered phases"
     assert [int(p) for p in phases] == sorted(int(p) for p in phases)
     assert "AskUserQuestion" in body and re.search(r"Options:\s+A\) .*B\) ", body, re.S)
+    # Every checkpoint asks with lettered options, within its own paragraph.
+    checkpoints = [para for para in re.split(r"\n\s*\n", body) if para.startswith("**Checkpoint")]
+    assert checkpoints, "human checkpoints"
+    for para in checkpoints:
+        assert "AskUserQuestion" in para and re.search(r"Options:\s+A\) .*\bB\) ", para, re.S), para
     for status in ("DONE", "DONE_WITH_CONCERNS", "BLOCKED", "NEEDS_CONTEXT"):
         assert status in body
     # Rules are explained, not shouted.
