@@ -320,3 +320,30 @@ def test_tail_shows_records_of_an_unknown_version_without_crashing(cli, project)
     assert result.exit_code == 0
     assert result.stdout == 'None  None          {"payload": 1}\n'
     assert result.stderr == f"warning: {path}:1: schema version 2 is not 1; read as is\n"
+
+
+SHA = "a" * 64
+
+
+@pytest.mark.parametrize("ledger_name,record,writer", [
+    ("experiments", {"type": "preflight", "script": "train.py", "script_sha256": SHA,
+                     "verdict": "PASS", "category": None, "duration_s": 1}, "rstack preflight"),
+    ("experiments", {"type": "run.finished", "run_id": "r1", "arm": "a", "seed": 0,
+                     "status": "ok", "exit_code": 0, "category": None, "hint": None,
+                     "metrics": {"val_loss": 0.1}, "artifacts": [], "duration_s": 1,
+                     "cost_usd": 0}, "rstack run"),
+    ("lit-review", {"type": "paper", "key": "vaswani2017attention", "title": "Attention"},
+     "rstack lit search"),
+])
+def test_log_append_refuses_records_only_rstack_commands_write(cli, project, ledger_name, record,
+                                                               writer):
+    # A hand-written preflight PASS would open the run gate without a smoke test, a run.finished
+    # would put numbers no run produced into analyze, a paper would pass lit verify unchecked.
+    result = cli("log", "append", ledger_name, json.dumps(record))
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        f"Error: record 1: {record['type']} records are written only by `{writer}`")
+    assert "nothing was appended" in result.output
+    assert not paths.ledger_path(project, ledger_name).exists()
+    # The library (what those commands call) still appends them.
+    Ledger(project, ledger_name, fsync=False).append(record)

@@ -25,7 +25,8 @@ import jsonlines
 
 from . import paths
 from .errors import LedgerError, RecordError
-from .records import LEDGERS, RECORD_TYPES, SCHEMA_VERSION, find_non_finite, validate
+from .records import (LEDGERS, RECORD_TYPES, SCHEMA_VERSION, WRITTEN_BY, find_non_finite,
+                      validate)
 
 
 def utc_now() -> str:
@@ -211,15 +212,26 @@ class Ledger:
         self._write_lines([dumps_record(full)])
         return full
 
-    def append_many(self, records: Iterable[Any]) -> list[dict]:
-        """Validate every record first (all or nothing), then append each under its own lock."""
+    def append_many(self, records: Iterable[Any], *, by_hand: bool = False) -> list[dict]:
+        """Validate every record first (all or nothing), then append each under its own lock.
+
+        by_hand (`rstack log append`): refuse the types only an rstack command writes (WRITTEN_BY).
+        """
         prepared = []
         for index, record in enumerate(records, start=1):
             try:
-                prepared.append(self.prepare(record))
+                full = self.prepare(record)
             except RecordError as exc:
                 raise RecordError(f"record {index}: {exc.message}; nothing was appended",
                                   hint=exc.hint) from None
+            writer = WRITTEN_BY.get(full["type"]) if by_hand else None
+            if writer:
+                raise RecordError(
+                    f"record {index}: {full['type']} records are written only by `{writer}`, "
+                    "which the gates trust; nothing was appended",
+                    hint=f"run `{writer}` to produce it, or record free text: "
+                         '{"type": "note", "text": "..."}')
+            prepared.append(full)
         for full in prepared:
             self._write_lines([dumps_record(full)])
         return prepared

@@ -109,6 +109,17 @@ RECORD_TYPES: dict[str, RecordType] = _types(
 )
 
 
+# Record types that only an rstack command writes, and which one. The gates trust them (a
+# preflight PASS opens the run gate, a run.finished feeds analyze, a paper passes lit verify), so
+# `rstack log append` refuses them: a hand-written one would pass a gate nothing checked.
+WRITTEN_BY: dict[str, str] = {
+    "preflight": "rstack preflight", "reproduce": "rstack reproduce",
+    "run.started": "rstack run", "run.finished": "rstack run", "run.retry": "rstack run",
+    "run.remote": "rstack run", "vastai.instance": "rstack run",
+    "search": "rstack lit search", "paper": "rstack lit search",
+}
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -37,6 +37,9 @@ def log_group() -> None:
 def append_command(ledger_name: str, record: str | None, from_stdin: bool, project) -> None:
     """Append RECORD (a JSON object) to LEDGER; v and ts are filled in when absent.
 
+    Records only an rstack command writes (preflight, run.*, paper, ...) are refused: the gates
+    trust them. Free text goes in a note: {"type": "note", "text": "..."}.
+
     With --stdin every input line is validated first; then each is appended under its own lock.
     """
     if (record is None) == (not from_stdin):
@@ -47,7 +50,7 @@ def append_command(ledger_name: str, record: str | None, from_stdin: bool, proje
                    for n, line in enumerate(sys.stdin.read().splitlines(), start=1) if line.strip()]
     else:
         records = [_parse_json(record, "RECORD")]
-    written = ledger.append_many(records)
+    written = ledger.append_many(records, by_hand=True)
     click.echo(f"appended {len(written)} record(s) to {ledger.path}")
 
 
