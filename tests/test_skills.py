@@ -80,6 +80,18 @@ def test_every_linked_file_exists():
     assert checked >= 5
 
 
+def test_the_reference_example_plan_passes_plan_check(tmp_path):
+    from rstack.plan import load_plan
+
+    text = (SKILLS / "experiment" / "reference" / "plan-contracts.md").read_text()
+    [example] = re.findall(r"^```yaml\n(.*?)^```", text, re.S | re.M)
+    (tmp_path / ".rstack").mkdir()
+    (tmp_path / "train.py").write_text("print('stand-in')\n")
+    (tmp_path / "experiment-plan.md").write_text(example)
+    plan = load_plan(tmp_path / "experiment-plan.md")
+    assert list(plan.arms) == ["baseline", "smoothing"] and plan.primary_metric == "ece"
+
+
 def test_generated_blocks_are_fresh_and_pack_is_valid(cli):
     assert skills.validate_pack(SKILLS) == []
     result = cli("dev", "gen-skills", "--check")
