@@ -617,3 +617,21 @@ def test_build_older_than_the_analysis_or_a_replaced_pdf(proj, cli):
     assert code == 1
     assert [f["message"] for f in report["findings"]] == [
         "paper.pdf is not the PDF the last build wrote"]
+
+
+def test_citations_are_checked_in_the_bib_the_paper_uses(proj, cli):
+    """A paper that reads \\bibliography{refs} is checked against refs.bib, not against a clean
+    paper.bib it never uses: here refs.bib gives a cited key an invented year."""
+    import re
+
+    text = (proj / "paper.bib").read_text(encoding="utf-8")
+    entry = re.search(r"@\w+\{vaswani2017attention,.*?\n\}", text, re.S).group()
+    (proj / "refs.bib").write_text(text.replace(entry, entry.replace("2017}", "2016}")),
+                                   encoding="utf-8")
+    _edit(proj, "\\bibliography{paper}", "\\bibliography{refs}")
+    code, report = _audit(cli)
+    assert code == 1
+    cites = [f for f in report["findings"] if f["check"] == "citations"]
+    assert [(f["file"], f["message"].split(":")[0]) for f in cites] == [
+        ("refs.bib", "metadata-mismatch")]
+    assert "vaswani2017attention" in cites[0]["message"] and "2016" in cites[0]["message"]

@@ -933,7 +933,9 @@ def audit_citations(report: AuditReport, root: Path, tex_path: Path) -> None:
         report.add("citations", f"the citation verifier is not available ({exc})",
                    hint="update RStack; `rstack lit verify` checks citations")
         return
-    result = verify_citations(root, tex_path, tex_path.with_suffix(".bib"))
+    # No bib path: the verifier checks the bib the paper's \\bibliography names (the one the
+    # PDF's references come from), and paper.bib only when it names none.
+    result = verify_citations(root, tex_path, None)
     for problem in result.problems:
         diff = "; ".join(f"{d.get('field')}: {d.get('bib')!r} in the bib, {d.get('ledger')!r} in "
                          "the ledger" for d in getattr(problem, "diff", None) or [])
