@@ -91,6 +91,11 @@ def test_lit_review_counts_and_unknown_citations(project):
     stage = status.stages["lit_review"]
     assert stage.state == "invalid" and stage.data["unknown_keys"] == ["madeup2020x"]
     assert status.next.stage == "lit_review" and "only keys in the lit ledger" in status.next.why
+    # A grouped citation cites every key in it, not only the first.
+    (project / "lit-review.md").write_text("Warmup [@goyal2017accurate; @madeup2020x].\n")
+    assert project_status(project).stages["lit_review"].data["unknown_keys"] == ["madeup2020x"]
+    (project / "lit-review.md").write_text("Warmup [see @goyal2017accurate, p. 3] (me@x.org).\n")
+    assert project_status(project).stages["lit_review"].data["unknown_keys"] == []
     (project / "lit-review.md").write_text("Warmup [@goyal2017accurate].\n")
     assert project_status(project).stages["lit_review"].state == "ok"
     assert project_status(project).next.stage == "novelty"

@@ -24,7 +24,13 @@ from .ledger import Ledger
 STAGES = ("setup", "idea", "lit_review", "novelty", "plan", "preflight", "runs", "analysis",
           "paper", "audit", "bundle")
 
-_LIT_CITE = re.compile(r"\[@([A-Za-z0-9_:\-]+)")  # lit-review.md cites ledger keys as [@key]
+# lit-review.md cites ledger keys as [@key]; a group such as [@a; @b] or [see @a, p. 3] cites each.
+_CITE_GROUP = re.compile(r"\[([^\[\]]*@[^\[\]]*)\]")
+_CITE_KEY = re.compile(r"(?:^|[\s;,])-?@([A-Za-z0-9_:\-]+)")
+
+
+def _cited_keys(text: str) -> set[str]:
+    return {key for group in _CITE_GROUP.findall(text) for key in _CITE_KEY.findall(group)}
 
 
 @dataclass
@@ -89,7 +95,7 @@ def _lit_stage(root: Path, result) -> Stage:
     if not _nonempty(path):
         detail = f"lit-review.md not written yet ({len(keys)} papers from {searches} searches ledgered)"
         return Stage("lit_review", "missing", detail, data)
-    cited = sorted(set(_LIT_CITE.findall(path.read_text(errors="replace"))))
+    cited = sorted(_cited_keys(path.read_text(errors="replace")))
     unknown = [key for key in cited if key not in keys]
     data.update(cited=len(cited), unknown_keys=unknown)
     if unknown:
@@ -109,7 +115,7 @@ def _novelty_stage(root: Path, lit) -> Stage:
     cited: set[str] = set()
     for name in ("novelty-assessment.md", "refined-idea.md"):
         if (root / name).is_file():
-            cited.update(_LIT_CITE.findall((root / name).read_text(errors="replace")))
+            cited.update(_cited_keys((root / name).read_text(errors="replace")))
     unknown = sorted(key for key in cited if key not in keys)
     data = {"cited": len(cited), "unknown_keys": unknown}
     if unknown:
