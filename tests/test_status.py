@@ -255,9 +255,12 @@ def test_preamble_lines(project, cli, monkeypatch):
     assert lines[2].startswith("COMPUTE: ssh (compute_preferred is ssh, but no ssh_hosts "
                                "configured (rstack config set ssh_hosts HOST); ")
     assert lines[3] == "VENUE: arxiv"
-    assert lines[4].startswith("NEEDS_SETUP: yes")
-    assert [line.split(":")[0] for line in lines[5:]] == \
+    assert lines[4] == "PROACTIVE: yes"
+    assert lines[5].startswith("NEEDS_SETUP: yes")
+    assert [line.split(":")[0] for line in lines[6:]] == \
         [f"STATE_{s.upper()}" for s in STAGES[1:]] + ["NEXT"]
+    monkeypatch.setenv("RSTACK_PROACTIVE", "false")
+    assert "PROACTIVE: no" in cli("status", "--preamble").output.splitlines()
     monkeypatch.setenv("MODAL_TOKEN_ID", "x")
     monkeypatch.setenv("MODAL_TOKEN_SECRET", "y")
     monkeypatch.delenv("RSTACK_COMPUTE_PREFERRED")

@@ -438,10 +438,11 @@ def render(status: Status) -> str:
     return "\n".join(lines)
 
 
-def preamble_lines(status: Status, *, slug: str, compute: str, venue: str) -> list[str]:
+def preamble_lines(status: Status, *, slug: str, compute: str, venue: str,
+                   proactive: bool = True) -> list[str]:
     """KEY: value lines the skills' preamble prints (stable names; skills read them)."""
     lines = [f"PROJECT_ROOT: {status.root}", f"SLUG: {slug}", f"COMPUTE: {compute}",
-             f"VENUE: {venue}"]
+             f"VENUE: {venue}", f"PROACTIVE: {'yes' if proactive else 'no'}"]
     if status.stages["setup"].state != "ok":
         lines.append("NEEDS_SETUP: yes (run ./setup in the RStack checkout, or /setup)")
     for name in STAGES[1:]:

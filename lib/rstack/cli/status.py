@@ -14,7 +14,7 @@ from .options import json_option, project_option
 @json_option
 @click.option("--preamble", is_flag=True,
               help="Print the KEY: value lines the skills' preamble reads (PROJECT_ROOT, SLUG, "
-                   "COMPUTE, VENUE, NEEDS_SETUP, STATE_*, NEXT).")
+                   "COMPUTE, VENUE, PROACTIVE, NEEDS_SETUP, STATE_*, NEXT).")
 def status_command(project, as_json: bool, preamble: bool) -> None:
     """Which pipeline artifacts exist and are valid, and what to do next.
 
@@ -29,7 +29,7 @@ def status_command(project, as_json: bool, preamble: bool) -> None:
     status = project_status(project)
     if preamble:
         lines = preamble_lines(status, slug=project_slug(None, project), compute=compute_summary(),
-                               venue=config.get("venue"))
+                               venue=config.get("venue"), proactive=config.get("proactive"))
         click.echo("\n".join(lines))
     elif as_json:
         click.echo(json.dumps(status.as_json(), indent=2))
