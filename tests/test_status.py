@@ -186,6 +186,8 @@ def test_runs_per_arm_spend_and_missing_seeds(project, monkeypatch):
     stages["runs"] = stage
     assert (next_step(stages).stage, next_step(stages).command) == ("runs", "rstack runs list")
     Ledger(project, "experiments").append(_finished("r9", "treatment", 0, cost=1.25))
+    # The failed seed now has an ok run: the rest is not run yet, not failed.
+    assert project_status(project).stages["runs"].state == "partial"
     monkeypatch.setenv("RSTACK_MAX_COST_USD", "5")
     stage = project_status(project).stages["runs"]
     assert stage.data["spent_usd"] == 1.25 and stage.data["cap_usd"] == 5.0

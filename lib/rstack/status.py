@@ -186,6 +186,7 @@ def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
             finished[record["run_id"]] = record
     per_arm: dict[str, dict[str, int]] = {}
     ok_seeds: dict[str, set] = {}
+    failed_seeds: dict[str, set] = {}
     for run_id, record in finished.items():
         arm = record.get("arm") or started.get(run_id, {}).get("arm") or "?"
         counts = per_arm.setdefault(arm, {"ok": 0, "failed": 0, "running": 0})
@@ -194,6 +195,8 @@ def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
             ok_seeds.setdefault(arm, set()).add(record.get("seed", started.get(run_id, {}).get("seed")))
         else:
             counts["failed"] += 1
+            failed_seeds.setdefault(arm, set()).add(
+                record.get("seed", started.get(run_id, {}).get("seed")))
     for run_id, record in started.items():
         if run_id not in finished:
             per_arm.setdefault(record.get("arm") or "?", {"ok": 0, "failed": 0, "running": 0})["running"] += 1
@@ -219,7 +222,10 @@ def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
         data["missing"] = missing
         if missing:
             text = ", ".join(f"{arm} seeds {','.join(map(str, s))}" for arm, s in missing.items())
-            state = "failed" if any(c["failed"] for c in per_arm.values()) else "partial"
+            # Failed only while a missing arm x seed has a failure behind it; a failure that a
+            # later ok run replaced leaves the rest merely not run yet.
+            state = "failed" if any(set(s) & failed_seeds.get(arm, set())
+                                    for arm, s in missing.items()) else "partial"
             return Stage("runs", state, f"{summary}; no ok run yet for {text}", data)
     return Stage("runs", "ok", summary, data)
 
