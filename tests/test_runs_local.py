@@ -91,6 +91,9 @@ def test_timeout(project, cli):
     (rec,) = finished(project)
     assert rec["status"] == "timeout" and rec["category"] == "timeout"
     assert 1.4 < rec["duration_s"] < 10
+    # A timeout is not status "failed": the hint must not filter it out of the list.
+    assert "some runs did not end ok" in result.output
+    assert "--status failed" not in result.output and "rstack runs list (every status" in result.output
 
 
 def test_memory_watch_kills_hog(project, cli, monkeypatch):

@@ -84,8 +84,8 @@ def run_command(plan_path, arms, seeds, profile, jobs, dry_run, resume, name, ti
         raise RunError("interrupted: runs in flight were recorded killed",
                        hint="rstack run --resume runs what is left")
     if not report.ok:
-        raise RunError("some runs did not end ok", hint="rstack runs list --status failed; "
-                       "rstack runs show RUN_ID shows the diagnosis and hint")
+        raise RunError("some runs did not end ok", hint="rstack runs list (every status: failed, timeout, oom, "
+                       "diverged, killed, lost); rstack runs show RUN_ID shows the diagnosis and hint")
 
 
 def _print_dry_run(data: dict, as_json: bool) -> None:
