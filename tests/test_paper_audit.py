@@ -6,6 +6,7 @@ One real compile (module-scoped) gives the clean project; each test audits a cop
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -143,6 +144,23 @@ def test_typed_number_in_abstract_and_caption_caught(proj, cli):
             "comment") in messages
     assert ("typed number 7 in the figure matches no analysed run, plan value or allow comment"
             in messages)
+
+
+def test_typed_number_in_title_and_introduction_caught(proj, cli):
+    # A headline result is typed first in the title or the introduction; both are audited.
+    _edit(proj, "Motivate the question and state the contributions.",
+          "Our method cuts the validation loss by 14.8\\%.")
+    text = (proj / "paper.tex").read_text()
+    title = re.search(r"\\title\{([^}]*)\}", text).group(1)
+    _edit(proj, f"\\title{{{title}}}", f"\\title{{{title}: 2.5x Faster}}")
+    build_paper(proj)
+    code, report = _audit(cli)
+    messages = [f["message"] for f in report["findings"]]
+    assert code == 1
+    assert ("typed number 14.8% in the section 'Introduction' matches no analysed run, plan "
+            "value or allow comment") in messages
+    assert "typed number 2.5 in the title matches no analysed run, plan value or allow comment" \
+        in messages
 
 
 def test_allow_comment_needs_a_reason(proj, cli):

@@ -28,7 +28,12 @@ PLAN_REL = "experiment-plan.md"
 AUDIT_RECORD = "paper-audit.json"
 
 # Section titles whose text reports results; their numbers must trace.
-_RESULT_TITLE = re.compile(r"experiment|result|evaluat|ablation|discussion|conclu|limitation", re.I)
+# Sections whose numbers are claims about this paper's runs. The introduction is among them: it is
+# where a headline result ("cuts the loss by 18%") is typed first. Related work and method are not:
+# they quote other papers' numbers and the plan's design values.
+_RESULT_TITLE = re.compile(
+    r"introduc|experiment|result|evaluat|ablation|discussion|conclu|limitation", re.I)
+_TITLE = re.compile(r"\\title\s*(?:\[[^\]]*\])?\s*\{")
 _HEADING = re.compile(r"\\(?P<level>section|subsection)\*?\s*(?:\[[^\]]*\])?\s*\{")
 _ENV = re.compile(r"\\begin\{(?P<env>abstract|table\*?|figure\*?)\}")
 
@@ -276,10 +281,13 @@ def masked_text(text: str) -> str:
 
 
 def _regions(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, what) spans whose numbers are audited: abstract, result sections, floats."""
+    """(start, end, what) spans whose numbers are audited: the title, the abstract, the
+    introduction and result sections, floats."""
     regions = []
     doc_end = text.find("\\end{document}")
     doc_end = len(text) if doc_end < 0 else doc_end
+    for match in _TITLE.finditer(text):
+        regions.append((match.start(), _group_end(text, match.end() - 1, "{", "}"), "title"))
     for match in _ENV.finditer(text):
         env = match.group("env")
         close = text.find(f"\\end{{{env}}}", match.end())
