@@ -219,3 +219,23 @@ def test_hanging_latex_engine_times_out(project, fake_bin):
 def test_parse_nvidia_smi_skips_noise():
     assert compute.parse_nvidia_smi("garbage\n\n0, T4, [N/A], 470.1\n") == [
         {"index": 0, "name": "T4", "memory_mib": None, "memory_gb": None, "driver": "470.1"}]
+
+
+def test_local_runner_and_bundle_read_gpus_from_the_same_probe(fake_bin, monkeypatch, tmp_path):
+    # The local runner's pinning and the bundle's environment/gpu.txt use compute's one
+    # nvidia-smi query, so they cannot disagree with compute-detect.
+    from rstack.bundle import _gpu_text
+    from rstack.compute import probe_gpus
+    from rstack.runners.local import default_jobs, detect_gpus
+
+    fake_exe(fake_bin, "nvidia-smi", f"""
+case "$*" in
+  *--query-gpu=index,name,memory.total,driver_version*--format=csv,noheader,nounits*)
+    printf '{NVIDIA_OUT}' ;;
+  *) echo "unexpected args: $*" >&2; exit 9 ;;
+esac
+""")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert detect_gpus() == ["0", "1"] and default_jobs() == 2
+    assert _gpu_text(probe_gpus()) == ("GPU 0: NVIDIA H100 80GB HBM3, 81559 MiB, driver 535.104.05\n"
+                                       "GPU 1: NVIDIA A10G, 23028 MiB, driver 535.104.05\n")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, paths
+from .compute import probe_gpus
 from .errors import BundleError
 from .hashing import prefix_sha256, sha256_file
 from .ledger import utc_now
@@ -150,15 +151,17 @@ def environment_files(dest: Path) -> None:
     dists = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
                     if d.metadata["Name"]}, key=str.lower)
     (dest / "pip-freeze.txt").write_text("\n".join(dists) + "\n")
-    gpu = "nvidia-smi not found: no NVIDIA GPU visible\n"
-    if shutil.which("nvidia-smi"):
-        try:
-            proc = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                                   "--format=csv"], capture_output=True, text=True, timeout=30)
-            gpu = proc.stdout if proc.returncode == 0 else f"nvidia-smi failed: {proc.stderr}"
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            gpu = f"nvidia-smi failed: {exc}\n"
-    (dest / "gpu.txt").write_text(gpu)
+    (dest / "gpu.txt").write_text(_gpu_text(probe_gpus(timeout_s=30)))
+
+
+def _gpu_text(probe: dict) -> str:
+    """compute-detect's GPU probe as the bundle's environment/gpu.txt."""
+    if probe["devices"]:
+        return "".join(f"GPU {d['index']}: {d['name']}, {d['memory_mib']} MiB, driver {d['driver']}\n"
+                       for d in probe["devices"])
+    if probe["error"]:
+        return f"nvidia-smi failed ({probe['status']}): {probe['error']}\n"
+    return "no NVIDIA GPU visible (nvidia-smi not found or lists none)\n"
 
 
 def _load_summary(root: Path) -> tuple[dict, Path]:

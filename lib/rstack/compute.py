@@ -131,15 +131,20 @@ def parse_nvidia_smi(text: str) -> list[dict]:
     return gpus
 
 
-def probe_gpus() -> dict:
+def probe_gpus(timeout_s: float = PROBE_TIMEOUT_S) -> dict:
+    """NVIDIA GPUs from nvidia-smi: {status: ok|none|timeout|error, devices, error}.
+
+    compute-detect keeps the short default; the local runner and the bundle, which are not in a
+    hurry, pass a longer timeout (a driver without persistence mode can take seconds to answer).
+    """
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return {"status": "none", "devices": [], "error": None}
     try:
-        out = _run([exe, *_NVIDIA_QUERY])
+        out = _run([exe, *_NVIDIA_QUERY], timeout_s)
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "devices": [],
-                "error": f"nvidia-smi did not answer in {PROBE_TIMEOUT_S:g} s"}
+                "error": f"nvidia-smi did not answer in {timeout_s:g} s"}
     except OSError as exc:
         return {"status": "error", "devices": [], "error": str(exc.strerror or exc)}
     if out.returncode != 0:

@@ -7,17 +7,9 @@ Bold marks the best mean per metric direction; it says nothing about significanc
 
 from __future__ import annotations
 
+from ..tex import tex_escape
 from .numbers import fmt_fixed
 from .stats import MIN_SEEDS, Summary
-
-_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-            "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-            "^": r"\textasciicircum{}"}
-
-
-def tex_escape(text: str) -> str:
-    return "".join(_SPECIAL.get(ch, ch) for ch in text)
-
 
 def best_arms(stats: dict[str, dict[str, Summary]], metric: str, direction: str,
               decimals: int) -> set[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PaperError
+from ..tex import tex_escape
 from .venues import load_venue, skeleton_path
 
 PAPER_TEX = "paper.tex"
@@ -20,14 +21,6 @@ PAPER_BIB = "paper.bib"
 SUMMARY = "analysis/summary.json"
 DEFAULT_FIGURES = ("analysis/fig_bar.pdf", "analysis/fig_curves.pdf")
 DEFAULT_TABLE = "analysis/table_main.tex"
-_TEX_SPECIAL = re.compile(r"([\\{}$&#^_%~])")
-
-
-def tex_escape(text: str) -> str:
-    def repl(match: re.Match) -> str:
-        char = match.group(1)
-        return {"\\": r"\textbackslash{}", "^": r"\^{}", "~": r"\~{}"}.get(char, "\\" + char)
-    return _TEX_SPECIAL.sub(repl, text)
 
 
 @dataclass

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 from typing import Callable
@@ -22,17 +20,13 @@ RUN_ID_VAR = "RSTACK_RUN_ID"
 
 
 def detect_gpus() -> list[str]:
-    """GPU indices this process may use: CUDA_VISIBLE_DEVICES when set, else `nvidia-smi -L`."""
+    """GPU indices this process may use: CUDA_VISIBLE_DEVICES when set, else nvidia-smi's."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [item.strip() for item in env.split(",") if item.strip() and item.strip() != "-1"]
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+    from ..compute import probe_gpus
+
+    return [str(device["index"]) for device in probe_gpus(timeout_s=10)["devices"]]
 
 
 def default_jobs() -> int:
