@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +19,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from . import paths
+from . import atomic, paths
 from .errors import ConfigError
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -302,24 +301,12 @@ class ConfigFile:
 
     def save(self) -> None:
         """Atomic write: temp file in the same directory, fsync, rename; mode 600."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.StringIO()
         if self.header:
             buf.write(self.header if self.header.endswith("\n") else self.header + "\n")
         if self.data:
             _yaml().dump(self.data, buf)
-        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(buf.getvalue())
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic.write_text(self.path, buf.getvalue(), mode=0o600, fsync=True)
         self.exists = True
         if self.data:
             # Comments now belong to the mapping ruamel wrote; do not repeat them on the next save.
@@ -417,10 +404,5 @@ def init_file(path: Path | None = None) -> bool:
     if path.exists():
         ConfigFile.load(path)  # still validate: a broken file should be reported at setup
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(default_file_text())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    atomic.write_text(path, default_file_text(), mode=0o600, fsync=True)
     return True

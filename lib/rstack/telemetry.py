@@ -8,7 +8,6 @@ unless `telemetry_url` is set, and a failed sync loses nothing.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import uuid
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, config, paths
+from . import __version__, atomic, config, paths
 from .errors import LedgerError, TelemetryError
 from .ledger import append_lines, exclusive_lock, strict_loads, utc_now
 
@@ -127,9 +126,7 @@ def _load_state() -> dict:
 
 def _save_state(state: dict) -> None:
     path = _state_path()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(state, sort_keys=True) + "\n")
 
 
 def _pending(offset: int) -> tuple[list[tuple[int, dict]], int]:

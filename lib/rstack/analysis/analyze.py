@@ -7,11 +7,10 @@ give byte-identical files (generated_at is the ledger's latest record time, not 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import write_text
 from ..errors import AnalysisError
 from ..hashing import sha256_file
 from . import figures, numbers, tables
@@ -47,18 +46,6 @@ def _rel(path: Path, root: Path) -> str:
     except ValueError:
         return str(Path(path).resolve())
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _load_plan(root: Path, plan_path: Path | None):
@@ -242,11 +229,11 @@ def run_analysis(root: Path, plan_path: Path | None = None,
 
     table_path = out / "table_main.tex"
     run_counts = {a: len(by_arm[a]) for a in arms}
-    _write_atomic(table_path, tables.render_table(arms, metrics, stats, directions, decimals,
+    write_text(table_path, tables.render_table(arms, metrics, stats, directions, decimals,
                                                   run_counts, header))
     add(table_path, "table", list(arms))
     numbers_path = out / "numbers.tex"
-    _write_atomic(numbers_path, numbers.render_numbers_tex(quantities, header, omitted))
+    write_text(numbers_path, numbers.render_numbers_tex(quantities, header, omitted))
     add(numbers_path, "numbers", list(arms))
 
     summary = {
@@ -270,12 +257,12 @@ def run_analysis(root: Path, plan_path: Path | None = None,
         "notes": notes,
     }
     summary_path = out / "summary.json"
-    _write_atomic(summary_path, json.dumps(summary, indent=2, ensure_ascii=False,
+    write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False,
                                            allow_nan=False) + "\n")
     readme_path = out / "README.md"
     from .report import render_readme
 
-    _write_atomic(readme_path, render_readme(summary))
+    write_text(readme_path, render_readme(summary))
     written += [summary_path, readme_path]
     return AnalysisResult(summary=summary, out_dir=out, written=written)
 

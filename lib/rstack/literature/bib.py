@@ -7,13 +7,12 @@ invented. Titles keep their capitalization (double braces) and escape LaTeX's sp
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .. import atomic
 from ..ledger import Ledger
 from .errors import LiteratureError
 from .merge import LedgerIndex
@@ -118,16 +117,6 @@ def build_bib(root: Path, *, keys: Iterable[str] | None = None) -> BibResult:
 
 def write_bib(result: BibResult, out: Path) -> Path:
     """Atomically write the bib text to `out`."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(result.text)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    out = atomic.write_text(out, result.text)
     result.out = out
     return out

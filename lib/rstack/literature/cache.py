@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import paths
+from .. import atomic, paths
 from ..ledger import utc_now
 
 CACHE_VERSION = 1
@@ -91,15 +89,6 @@ class ResponseCache:
             "params": dict(canonical_params(params)), "status": status,
             "content_type": content_type, "fetched_at": utc_now(), "body": body,
         }
-        self.dir.mkdir(parents=True, exist_ok=True)
         target = self.path_for(key)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".tmp", dir=self.dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, ensure_ascii=False)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic.write_text(target, json.dumps(record, ensure_ascii=False))
         return target

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-from .. import __version__, config
+from .. import __version__, atomic, config
 from .cache import ResponseCache, lit_cache_dir
 from .errors import NotFoundError, OfflineMiss, ServiceError
 
@@ -145,9 +145,7 @@ class Pacer:
         if self.state_path is None:
             return
         try:
-            tmp = self.state_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state), encoding="utf-8")
-            os.replace(tmp, self.state_path)
+            atomic.write_text(self.state_path, json.dumps(state))
         except OSError:
             pass
 

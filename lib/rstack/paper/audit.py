@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from .. import atomic
 from ..errors import PaperError
 from ..hashing import sha256_file_or_none as sha256_file
 from .build import read_build_record
@@ -1019,8 +1020,6 @@ def audit_record_path(root: Path) -> Path:
 def _write_audit_record(root: Path, tex_path: Path, report: AuditReport) -> None:
     """`.rstack/paper-audit.json`: the last verdict, tied to the sources and PDF it judged
     (`rstack status` treats it as current only while those hashes still match)."""
-    import os
-
     record = report.as_json()
     record.update({
         "version": 1,
@@ -1031,10 +1030,7 @@ def _write_audit_record(root: Path, tex_path: Path, report: AuditReport) -> None
     })
     path = audit_record_path(root)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        atomic.write_text(path, json.dumps(record, indent=2) + "\n")
     except OSError as exc:
         raise PaperError(f"cannot record the audit in {path} ({exc.strerror})",
                          hint="check that .rstack/ is writable") from None

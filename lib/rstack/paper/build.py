@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import config, paths
+from .. import atomic, config, paths
 from ..errors import PaperError
 from ..hashing import sha256_file_or_none as sha256_file
 from .venues import VENUES, load_venue
@@ -346,10 +346,7 @@ def build_paper(root: Path, *, engine: str | None = None, tex_name: str = "paper
         "analysis_sha256": sha256_file(root / ANALYSIS_SUMMARY),
         "log": os.path.relpath(log_path, root),
     })
-    result.record_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = result.record_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, result.record_path)
+    atomic.write_text(result.record_path, json.dumps(record, indent=2) + "\n")
     return result
 
 
