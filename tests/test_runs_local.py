@@ -392,3 +392,25 @@ def test_failed_prepare_releases_the_runner(project):
         execute(project, specs, Provisioning(project), policy=RunPolicy(plan=plan))
     assert Provisioning.closed_with == []
     assert records(project, "run.started") == []
+
+
+def test_run_records_the_projects_commit_and_dirty_flag(project):
+    # Run records and bundles read the git state through one function (rstack.gitstate).
+    import subprocess
+
+    from rstack.runs import git_state
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+
+    assert git_state(project) == (None, None)  # not a repository
+    git("init", "-q")
+    assert git_state(project) == (None, None)  # a repository with no commit yet
+    (project / "train.py").write_text("print('v1')\n")
+    git("add", "train.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v1")
+    head = subprocess.run(["git", "-C", str(project), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert git_state(project) == (head, False)
+    (project / "train.py").write_text("print('v2')\n")
+    assert git_state(project) == (head, True)

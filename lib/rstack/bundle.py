@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from . import __version__, paths
 from .compute import probe_gpus
+from .gitstate import git, project_git_state
 from .errors import BundleError
 from .hashing import prefix_sha256, sha256_file
 from .ledger import utc_now
@@ -64,33 +64,9 @@ class VerifyReport:
                 "problems": self.problems}
 
 
-def _git(root: Path, *args: str, binary: bool = False) -> subprocess.CompletedProcess | None:
-    try:
-        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                              text=not binary, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc if proc.returncode == 0 else None
-
-
-def _git_state(root: Path) -> dict | None:
-    """commit, dirty flag and prefix of root inside its repository; None when not in git, and
-    {"commit": None} in a repository with no commit yet."""
-    top = _git(root, "rev-parse", "--show-toplevel")
-    if top is None:
-        return None
-    head = _git(root, "rev-parse", "--verify", "--quiet", "HEAD")
-    if head is None:
-        return {"commit": None}
-    prefix = _git(root, "rev-parse", "--show-prefix")
-    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".")
-    return {"commit": head.stdout.strip(), "prefix": prefix.stdout.strip() if prefix else "",
-            "dirty": bool(status and status.stdout.strip())}
-
-
-def _copy_code_from_git(root: Path, state: dict, dest: Path, notes: list[str]) -> None:
+def _copy_code_fromgit(root: Path, state: dict, dest: Path, notes: list[str]) -> None:
     treeish = f"HEAD:{state['prefix']}" if state["prefix"] else "HEAD"
-    proc = _git(root, "archive", "--format=tar", treeish, binary=True)
+    proc = git(root, "archive", "--format=tar", treeish, binary=True)
     if proc is None:
         raise BundleError(f"git archive {treeish} failed in {root}",
                           hint="check `git -C PROJECT archive HEAD | tar t` works")
@@ -107,7 +83,7 @@ def _copy_code_from_git(root: Path, state: dict, dest: Path, notes: list[str]) -
         else:  # Python < 3.10.12: git archive of our own HEAD is trusted input
             tar.extractall(dest, members=members)
     if state["dirty"]:
-        diff = _git(root, "diff", "HEAD", "--binary", "--", ".", binary=True)
+        diff = git(root, "diff", "HEAD", "--binary", "--", ".", binary=True)
         (dest.parent / "code.patch").write_bytes(diff.stdout if diff else b"")
         notes.append("the working tree differs from the commit: code/ is the commit, "
                      "code.patch holds the uncommitted changes to tracked files")
@@ -242,9 +218,9 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     notes: list[str] = []
     try:
-        state = _git_state(root)
+        state = project_git_state(root)
         if state and state["commit"]:
-            _copy_code_from_git(root, state, work / "code", notes)
+            _copy_code_fromgit(root, state, work / "code", notes)
         else:
             if state:
                 notes.append("the git repository has no commit yet: code/ holds its files as "

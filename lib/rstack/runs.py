@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from typing import Callable, Protocol
 
 from . import config, contract, guards
 from .errors import RStackError
+from .gitstate import project_git_state
 from .hashing import sha256_file
 from .incidents import INCIDENTS, diagnose
 from .ledger import Ledger
@@ -125,17 +125,11 @@ def config_hash() -> str:
 
 
 def git_state(root: Path) -> tuple[str | None, bool | None]:
-    """(HEAD commit, dirty flag) of the project's git repository, or (None, None) outside one."""
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        if head.returncode != 0:
-            return None, None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                "--untracked-files=no"], capture_output=True, text=True, timeout=30)
-        return head.stdout.strip(), bool(dirty.stdout.strip())
-    except (OSError, subprocess.TimeoutExpired):
+    """(HEAD commit, dirty flag) of the project, or (None, None) outside git or before a commit."""
+    state = project_git_state(root)
+    if not state or state.get("commit") is None:
         return None, None
+    return state["commit"], state["dirty"]
 
 
 @dataclass(frozen=True)
