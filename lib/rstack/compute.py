@@ -289,18 +289,36 @@ def detect(root: Path, *, deadline_s: float = DEADLINE_S) -> dict:
     profile, reason = recommend_profile(preferred, results.get("modal"), results.get("vastai"),
                                         ssh_hosts)
     latex = results.get("latex")
+    from .texsetup import remembered
+
     return {
         "version": 1,
         **{name: results.get(name) for name in
            ("python", "cpu", "memory", "disk", "gpus", "frameworks", "modal", "vastai")},
         "ssh_hosts": ssh_hosts,
         "latex": {"engines": latex,
-                  "working": [n for n, e in latex.items() if e["works"]] if latex else []},
+                  "working": [n for n, e in latex.items() if e["works"]] if latex else [],
+                  # what setup (or `compute-detect --venues`) last found by compiling: the
+                  # engine that compiles the test document and which venue templates compile
+                  "settled": remembered()},
         "compute_preferred": preferred,
         "recommended_profile": profile,
         "recommendation_reason": reason,
         "probes": timings,
     }
+
+
+def _latex_line(latex: dict) -> str:
+    text = ", ".join(latex["working"]) or "no working engine"
+    settled = latex.get("settled")
+    if settled and settled.get("engine"):
+        text += f"; {settled['engine']} compiles the test document ({settled['checked_at']})"
+    if settled and settled.get("venues") is not None:
+        ok = [name for name, error in settled["venues"].items() if error is None]
+        text += "; templates compile: " + (", ".join(ok) or "none")
+    elif settled is None or settled.get("venues") is None:
+        text += "; templates: not checked (compute-detect --venues)"
+    return text
 
 
 def format_report(report: dict) -> list[str]:
@@ -330,7 +348,7 @@ def format_report(report: dict) -> list[str]:
         "vastai     " + part("vastai", lambda v: ("cli " + ("yes" if v["cli"] else "no")
                                                  + ", key " + ("yes" if v["key_present"] else "no"))),
         "ssh_hosts  " + (", ".join(report["ssh_hosts"]) or "none configured"),
-        "latex      " + (", ".join(report["latex"]["working"]) or "no working engine"),
+        "latex      " + _latex_line(report["latex"]),
         f"profile    {report['recommended_profile']} ({report['recommendation_reason']})",
     ]
     return lines

@@ -60,6 +60,17 @@ def checkout_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
+def launcher() -> Path:
+    """The `rstack` a user should type: the checkout's bin/rstack, else the installed script."""
+    shim = checkout_root() / "bin" / "rstack"
+    if shim.is_file():
+        return shim
+    import sys
+
+    script = Path(sys.executable).parent / "rstack"
+    return script if script.is_file() else Path("rstack")
+
+
 def templates_dir() -> Path:
     return checkout_root() / "templates"
 

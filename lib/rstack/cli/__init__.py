@@ -63,5 +63,5 @@ def main() -> None:
     """RStack: ledgered experiments, verified citations and audited papers.
 
     Exit codes: 0 ok; 1 a handled failure (a FAIL verdict, a refused guard, bad input data);
-    2 a usage error.
+    2 a usage error; 3 `rstack demo` ran without a LaTeX engine (docs/exit-codes.md).
     """

@@ -56,6 +56,25 @@ def gen_docs_command(check: bool) -> None:
     click.echo("docs ok: generated docs fresh" if not changes else f"{len(changes)} file(s) updated")
 
 
+@dev_group.command("setup-latex")
+@click.option("--no-install", is_flag=True,
+              help="Only check; print the install commands instead of running them.")
+@json_option
+def setup_latex_command(no_install: bool, as_json: bool) -> None:
+    """Find a LaTeX engine that compiles a test document; install one when this machine allows.
+
+    As root or with passwordless sudo on Debian/Ubuntu it installs TeX Live's packages; on macOS
+    with Homebrew, tectonic; otherwise it prints the exact commands. One summary line (./setup
+    prints it). Exit 0 when an engine works, 1 when none does (the line says what to run).
+    """
+    from .. import texsetup
+
+    outcome = texsetup.settle(install=not no_install, echo=lambda line: click.echo(line, err=True))
+    click.echo(json.dumps(outcome.as_json(), indent=2) if as_json else outcome.summary())
+    if not outcome.ok:
+        raise SystemExit(1)
+
+
 @dev_group.command("link-skills")
 @click.option("--skills-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to link (default: $CLAUDE_SKILLS_DIR, else ~/.claude/skills).")

