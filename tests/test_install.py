@@ -146,3 +146,55 @@ def test_skill_dirs_exclude_shared(tmp_path, name):
 
     src = make_checkout(tmp_path / "co", name)
     assert [p.name for p in skills.skill_dirs(src)] == [name]
+
+
+# -- other agents' skills folders (`--host`) ----------------------------------------------------
+
+@pytest.mark.parametrize("host,relative", [("codex", ".codex/skills"), ("gemini", ".gemini/skills"),
+                                           ("agents", ".agents/skills")])
+def test_link_skills_for_another_host(cli, isolated_home, host, relative):
+    result = cli("dev", "link-skills", "--host", host, "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["skills"]
+    assert {Path(row["dest"]).parent for row in rows} == {isolated_home / relative}
+    assert (isolated_home / relative / "rstack" / "bin" / "rstack").is_file()
+    assert (isolated_home / relative / "research" / "SKILL.md").is_file()
+    assert not (isolated_home / ".claude" / "skills").exists()
+
+
+def test_host_folder_override_and_unknown_host(cli, isolated_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEX_SKILLS_DIR", str(tmp_path / "codex-here"))
+    assert paths.host_skills_dir("codex") == tmp_path / "codex-here"
+    bad = cli("dev", "link-skills", "--host", "vim")
+    assert bad.exit_code == 2
+    assert "Invalid value for '--host': 'vim' is not one of 'agents', 'claude', 'codex', 'gemini'." \
+        in bad.output
+
+
+def test_setup_accepts_exactly_the_known_hosts():
+    text = (Path(__file__).resolve().parents[1] / "setup").read_text()
+    [case] = [line for line in text.splitlines() if line.strip().endswith(") ;;")
+              and "claude|" in line]
+    assert case.strip().split(")")[0].split("|") == list(paths.HOST_SKILLS_DIRS)
+
+
+def test_agents_md_points_to_claude_md_without_copying_it():
+    root = Path(__file__).resolve().parents[1]
+    agents = (root / "AGENTS.md").read_text()
+    assert "[CLAUDE.md](CLAUDE.md)" in agents
+    rules = (root / "CLAUDE.md").read_text().split("## Rules", 1)[1].split("\n## ", 1)[0]
+    copied = [line for line in rules.splitlines() if len(line) > 40 and line in agents]
+    assert copied == []
+
+
+# -- starter files (`rstack plan init`) ----------------------------------------------------------
+
+def test_plan_init_writes_the_templates_once(cli, project):
+    first = cli("plan", "init")
+    assert first.exit_code == 0
+    assert first.output == f"wrote {project / 'experiment-plan.md'}\nwrote {project / 'train.py'}\n"
+    assert (project / "train.py").read_text() == (paths.templates_dir() / "train_template.py").read_text()
+    (project / "train.py").write_text("# mine\n")
+    again = json.loads(cli("plan", "init", "--json").output)
+    assert [f["written"] for f in again["files"]] == [False, False]
+    assert (project / "train.py").read_text() == "# mine\n"

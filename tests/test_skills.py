@@ -19,7 +19,7 @@ from rstack.cli import main
 REPO = Path(__file__).resolve().parents[1]
 SKILLS = REPO / "skills"
 EXPECTED = {"research", "lit-review", "novelty-check", "experiment", "analyze", "write-paper", "setup"}
-LAUNCHER = "~/.claude/skills/rstack/bin/rstack"
+LAUNCHER = "rstack"  # the preamble prints RSTACK_BIN, the path this name stands for
 COMMAND_STARTS = {"&&", "||", ";", "|", "then", "else", "do", "(", "!"}
 
 
@@ -177,7 +177,7 @@ def test_gen_skills_check_exit_code(tmp_path, monkeypatch, cli):
 # -- the preamble, executed as Claude Code would -----------------------------------------------
 
 def _preamble_block() -> str:
-    blocks = skills.bash_blocks((SKILLS / "_shared" / "preamble.md").read_text())
+    blocks = skills.bash_blocks(skills.render_block("preamble", "research", SKILLS))
     assert len(blocks) == 1
     return blocks[0]
 
@@ -215,6 +215,45 @@ def test_preamble_runs_in_a_temp_project_and_prints_the_keys(tmp_path):
     assert elapsed < 3.0  # target < 1 s; generous for a loaded CI box
 
 
+def test_preamble_names_the_launcher_it_found(tmp_path):
+    env = _linked_home(tmp_path)
+    env.pop("RSTACK_PROJECT", None)
+    out = subprocess.run(["bash", "-c", _preamble_block()], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.splitlines()[0] == "RSTACK_BIN: " + str(
+        Path(env["HOME"]) / ".claude" / "skills" / "rstack" / "bin" / "rstack")
+
+
+def test_preamble_prefers_rstack_on_path_as_the_plugin_installs_it(tmp_path):
+    plugin_bin = tmp_path / "plugin-bin"
+    plugin_bin.mkdir()
+    (plugin_bin / "rstack").symlink_to(REPO / "bin" / "rstack")
+    env = {**os.environ, "PATH": f"{plugin_bin}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("RSTACK_PROJECT", None)
+    out = subprocess.run(["bash", "-c", _preamble_block()], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.splitlines()[0] == f"RSTACK_BIN: {plugin_bin / 'rstack'}"
+    assert "PROJECT_ROOT: " in out.stdout
+
+
+def test_preamble_finds_a_clone_linked_for_another_agent(tmp_path):
+    env = dict(os.environ)
+    agents = Path(env["HOME"]) / ".agents" / "skills"
+    agents.mkdir(parents=True)
+    (agents / "rstack").symlink_to(REPO)
+    out = subprocess.run(["bash", "-c", _preamble_block()], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.splitlines()[0] == f"RSTACK_BIN: {agents / 'rstack' / 'bin' / 'rstack'}"
+
+
+def test_launcher_candidates_cover_every_host():
+    from rstack import paths
+
+    candidates = skills.launcher_candidates().split()
+    assert candidates == [f"~/{rel}/rstack/bin/rstack" for _e, rel in paths.HOST_SKILLS_DIRS.values()]
+    assert candidates[0] == "~/.claude/skills/rstack/bin/rstack"
+
+
 def test_preamble_after_setup_and_with_config(tmp_path):
     env = _linked_home(tmp_path)
     rstack_home = Path(env["RSTACK_HOME"])
@@ -237,7 +276,7 @@ def test_preamble_without_install_says_what_to_do(tmp_path):
     project.mkdir()
     out = subprocess.run(["bash", "-c", _preamble_block()], cwd=project, env=env,
                          capture_output=True, text=True, timeout=30)
-    assert out.stdout.startswith("RSTACK_MISSING: ~/.claude/skills/rstack/bin/rstack not found")
+    assert out.stdout.startswith("RSTACK_MISSING: no rstack launcher on PATH or in a skills folder")
 
 
 def test_preamble_reports_a_failing_status_as_an_error(tmp_path):
@@ -269,8 +308,9 @@ def _invocations():
                 words = list(lexer)
                 for i, word in enumerate(words):
                     at_command = i == 0 or words[i - 1] in COMMAND_STARTS
-                    if word.endswith("/bin/rstack") and at_command:
-                        assert word == LAUNCHER, f"{md}: call the launcher as {LAUNCHER}"
+                    if at_command and word.endswith("/bin/rstack") and '"$R"' not in line:
+                        raise AssertionError(f"{md}: call the launcher as `{LAUNCHER}`, not {word}")
+                    if word == LAUNCHER and at_command:
                         argv = []
                         for arg in words[i + 1:]:
                             if arg in ("&&", "||", ";", "|", "&", ">", "2>&1", ">>"):

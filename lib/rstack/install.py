@@ -48,21 +48,22 @@ def _link_target(link: Path) -> Path:
     return raw if raw.is_absolute() else link.parent / raw
 
 
-def link_skills(skills_dir: Path | None = None, src_dir: Path | None = None) -> list[LinkOutcome]:
-    """Symlink every skill into `skills_dir` (default: paths.claude_skills_dir()).
+def link_skills(skills_dir: Path | None = None, src_dir: Path | None = None,
+                host: str = "claude") -> list[LinkOutcome]:
+    """Symlink every skill into `skills_dir` (default: the skills folder of `host`).
 
     Existing links to this checkout are left alone, links to another RStack checkout are updated,
     and anything else of the same name is skipped with a reason. Links that point into this
     checkout's skills/ at a skill that no longer exists are removed.
     """
-    skills_dir = Path(skills_dir) if skills_dir else paths.claude_skills_dir()
+    skills_dir = Path(skills_dir) if skills_dir else paths.host_skills_dir(host)
     src_dir = (Path(src_dir) if src_dir else paths.skills_src_dir()).resolve()
     try:
         skills_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RStackError(f"cannot create the skills directory {skills_dir}: {exc.strerror or exc}",
-                          hint="set CLAUDE_SKILLS_DIR to a writable directory, or run "
-                               "./setup --no-link") from None
+                          hint=f"set {paths.HOST_SKILLS_DIRS[host][0]} to a writable directory, "
+                               "or run ./setup --no-link") from None
     outcomes = [_link_one(source, skills_dir / source.name) for source in skills.skill_dirs(src_dir)]
     outcomes.extend(_prune_stale(skills_dir, src_dir))
     outcomes.append(link_checkout(skills_dir, src_dir.parent))

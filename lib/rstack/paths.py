@@ -49,10 +49,27 @@ def vastai_key_paths() -> tuple[Path, ...]:
 
 def claude_skills_dir() -> Path:
     """Where Claude Code looks for skills: `$CLAUDE_SKILLS_DIR`, else `~/.claude/skills`."""
-    env = os.environ.get("CLAUDE_SKILLS_DIR")
+    return host_skills_dir("claude")
+
+
+# Agents that read SKILL.md folders, and where each looks in the user's home. `./setup --host`,
+# `rstack dev link-skills --host` and the skills' preamble (its launcher search) derive from this.
+HOST_SKILLS_DIRS: dict[str, tuple[str, str]] = {
+    # host: (environment override, folder under HOME)
+    "claude": ("CLAUDE_SKILLS_DIR", ".claude/skills"),
+    "codex": ("CODEX_SKILLS_DIR", ".codex/skills"),
+    "gemini": ("GEMINI_SKILLS_DIR", ".gemini/skills"),
+    "agents": ("AGENTS_SKILLS_DIR", ".agents/skills"),
+}
+
+
+def host_skills_dir(host: str) -> Path:
+    """The skills folder of `host` (a HOST_SKILLS_DIRS key): its override variable, else HOME's."""
+    env_name, relative = HOST_SKILLS_DIRS[host]
+    env = os.environ.get(env_name)
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".claude" / "skills"
+    return Path.home() / relative
 
 
 def checkout_root() -> Path:

@@ -113,9 +113,19 @@ def shared_block(block: str, root: Path | None = None) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+def launcher_candidates() -> str:
+    """Where a clone's launcher is when `rstack` is not on PATH: `<host skills folder>/rstack/
+    bin/rstack` for every host ./setup can link (`~` left for the shell to expand)."""
+    from .install import CHECKOUT_LINK
+
+    return " ".join(f"~/{relative}/{CHECKOUT_LINK}/bin/rstack"
+                    for _env, relative in paths.HOST_SKILLS_DIRS.values())
+
+
 def render_block(block: str, skill_name: str, root: Path | None = None) -> str:
     """The exact text between a skill's markers: the source with `{{SKILL_NAME}}` filled in."""
-    body = shared_block(block, root).replace("{{SKILL_NAME}}", skill_name)
+    body = (shared_block(block, root).replace("{{SKILL_NAME}}", skill_name)
+            .replace("{{LAUNCHER_CANDIDATES}}", launcher_candidates()))
     return f"{_BEGIN.format(block=block)}\n{body}{_END.format(block=block)}"
 
 

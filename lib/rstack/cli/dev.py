@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .. import paths
 from .options import json_option
 
 
@@ -77,16 +78,21 @@ def setup_latex_command(no_install: bool, as_json: bool) -> None:
 
 @dev_group.command("link-skills")
 @click.option("--skills-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to link (default: $CLAUDE_SKILLS_DIR, else ~/.claude/skills).")
+              help="Where to link (default: the host's folder; for claude $CLAUDE_SKILLS_DIR, "
+                   "else ~/.claude/skills).")
+@click.option("--host", type=click.Choice(sorted(paths.HOST_SKILLS_DIRS)), default="claude",
+              show_default=True,
+              help="Which agent's skills folder: claude ~/.claude/skills, codex ~/.codex/skills, "
+                   "gemini ~/.gemini/skills, agents ~/.agents/skills.")
 @json_option
-def link_skills_command(skills_dir: Path | None, as_json: bool) -> None:
-    """Symlink every skills/<name>/ into Claude Code's skills directory.
+def link_skills_command(skills_dir: Path | None, host: str, as_json: bool) -> None:
+    """Symlink every skills/<name>/ into an agent's skills directory (Claude Code by default).
 
     Never replaces a directory or file that is not an RStack link: it says so and goes on.
     """
     from .. import install
 
-    outcomes = install.link_skills(skills_dir)
+    outcomes = install.link_skills(skills_dir, host=host)
     if as_json:
         click.echo(json.dumps({"skills": [o.as_json() for o in outcomes]}, indent=2))
         return

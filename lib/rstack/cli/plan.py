@@ -1,4 +1,4 @@
-"""`rstack plan check|compile`: validate experiment-plan.md and show the runs it compiles to."""
+"""`rstack plan check|compile|init`: validate experiment-plan.md, show the runs it compiles to, start one."""
 
 from __future__ import annotations
 
@@ -64,3 +64,21 @@ def compile_command(plan_path, as_json, project) -> None:
         click.echo(f"{len(matrix.runs)} run(s); estimate ${matrix.total_usd:.2f}, spent "
                    f"${matrix.spent_usd:.2f}, cap ${matrix.cap_usd:.2f}")
     check_cost_cap(matrix.spent_usd, matrix.total_usd, matrix.cap_usd)
+
+
+@plan_group.command("init")
+@json_option
+@project_option
+def init_command(as_json: bool, project) -> None:
+    """Copy the commented plan template and a training script into the project.
+
+    Writes experiment-plan.md and train.py from RStack's templates; an existing file is kept.
+    """
+    from ..starter import write_starter_files
+
+    files = write_starter_files(project)
+    if as_json:
+        click.echo(json.dumps({"files": [f.as_json() for f in files]}, indent=2))
+        return
+    for f in files:
+        click.echo(f"{'wrote' if f.written else 'kept '} {f.path}")
