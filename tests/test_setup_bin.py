@@ -65,7 +65,7 @@ def test_help_prints_usage_before_any_check(tmp_path):
     bash = shutil.which("bash")
     result = run([bash, REPO_ROOT / "setup", "--help"], {"PATH": "/nonexistent"})
     assert result.returncode == 0
-    assert result.stdout.startswith("Usage: ./setup [--dev] [--no-link] [--no-tectonic] [--no-latex] [-h|--help]")
+    assert result.stdout.startswith("Usage: ./setup [--dev] [--no-link] [--no-tectonic] [--no-latex] [--host HOST]... [-h|--help]")
     bad = run([bash, REPO_ROOT / "setup", "--bogus"], {"PATH": "/nonexistent"})
     assert bad.returncode == 2
     assert bad.stderr.startswith("setup: unknown option '--bogus'\nUsage: ./setup")
