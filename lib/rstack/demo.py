@@ -67,7 +67,7 @@ class DemoResult:
 
 
 def example_dir() -> Path:
-    return paths.checkout_root() / "examples" / "demo"
+    return paths.examples_dir() / "demo"
 
 
 # -- the offline literature snapshot ----------------------------------------------------------

@@ -88,12 +88,29 @@ def launcher() -> Path:
     return script if script.is_file() else Path("rstack")
 
 
+# What a wheel carries as package data (setup.py copies these folders into rstack/_data/).
+DATA_DIRS = ("templates", "skills", "examples")
+
+
+def data_root() -> Path:
+    """Where templates/, skills/ and examples/ are: the checkout (a clone, an editable install),
+    else the package's own `_data/` (a wheel: `pipx install`, `uv tool install`)."""
+    checkout = checkout_root()
+    if (checkout / "templates").is_dir():
+        return checkout
+    return Path(__file__).resolve().parent / "_data"
+
+
 def templates_dir() -> Path:
-    return checkout_root() / "templates"
+    return data_root() / "templates"
 
 
 def skills_src_dir() -> Path:
-    return checkout_root() / "skills"
+    return data_root() / "skills"
+
+
+def examples_dir() -> Path:
+    return data_root() / "examples"
 
 
 def _git_toplevel(start: Path) -> Path | None:
