@@ -3,7 +3,8 @@ hangs. These were wall-clock assertions in tests (flaky on a busy machine); here
 
 Goals: compute-detect with a hanging nvidia-smi < 2 s; a hanging `pdflatex --version` probe with
 a 0.3 s timeout < 1.5 s; `_run_probes` with a 0.3 s deadline < 1 s; the compute-detect shim
-< 5 s; preflight finding a syntax error (before running anything) < 1 s.
+< 5 s; preflight finding a syntax error (before running anything) < 1 s; `rstack status` on a
+ledger of 3,000 runs < 1 s.
 Run: .venv/bin/python bench/timeouts.py
 """
 
@@ -62,6 +63,19 @@ def main() -> int:
         script.write_text("import sys\n\n\n\ndef train(:\n    pass\n")
         results.append(timed("preflight of a syntax error (nothing runs)", 1.0,
                              lambda: run_preflight(script)))
+        from rstack.ledger import Ledger
+        from rstack.status import project_status
+
+        project = tmp / "project"
+        (project / ".rstack").mkdir(parents=True)
+        Ledger(project, "experiments", fsync=False).append_many([
+            {"type": "run.started", "run_id": f"r{i}", "arm": "baseline", "seed": i, "args": [],
+             "command": ["python", "train.py"], "output_dir": f"results/r{i}", "profile": "local",
+             "host": "localhost", "plan_sha256": None, "config_hash": "0" * 64, "git_commit": None,
+             "git_dirty": None, "script": "train.py", "script_sha256": "0" * 64, "timeout_s": 60,
+             "cost_estimate_usd": 0.0, "attempt": 1, "retry_of": None} for i in range(3000)])
+        results.append(timed("rstack status on a ledger of 3,000 runs", 1.0,
+                             lambda: project_status(project)))
     return 0 if all(results) else 1
 
 

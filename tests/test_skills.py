@@ -7,7 +7,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import click
@@ -197,10 +196,8 @@ def test_preamble_runs_in_a_temp_project_and_prints_the_keys(tmp_path):
     project.mkdir()
     (project / "idea.md").write_text("# Idea\nDoes warmup help?\n")
     env.pop("RSTACK_PROJECT", None)
-    started = time.monotonic()
     out = subprocess.run(["bash", "-c", _preamble_block()], cwd=project, env=env,
                          capture_output=True, text=True, timeout=30)
-    elapsed = time.monotonic() - started
     assert out.returncode == 0, out.stderr
     keys = dict(line.split(": ", 1) for line in out.stdout.splitlines() if ": " in line)
     assert keys["PROJECT_ROOT"] == str(project)
@@ -211,8 +208,7 @@ def test_preamble_runs_in_a_temp_project_and_prints_the_keys(tmp_path):
     assert keys["STATE_IDEA"].startswith("ok")
     assert keys["STATE_PLAN"].startswith("missing")
     assert keys["NEXT"].startswith("/setup")
-    assert "RSTACK_MISSING" not in out.stdout
-    assert elapsed < 3.0  # target < 1 s; generous for a loaded CI box
+    assert "RSTACK_MISSING" not in out.stdout  # its speed: bench/demo.py
 
 
 def test_preamble_names_the_launcher_it_found(tmp_path):

@@ -272,13 +272,12 @@ def test_preamble_lines(project, cli, monkeypatch):
                                    "authenticated")
 
 
-def test_status_is_fast_on_a_big_ledger(project):
+def test_status_reads_a_big_ledger(project):
+    # Its speed (goal well under 1 s) is a figure of bench/timeouts.py, not an assertion.
     ledger = Ledger(project, "experiments", fsync=False)
     ledger.append_many([_started(f"r{i}", "baseline", i) for i in range(3000)])
-    import time
-    started = time.monotonic()
-    project_status(project)
-    assert time.monotonic() - started < 2.0  # target well under 1 s; generous for CI
+    status = project_status(project)
+    assert list(status.stages) == list(STAGES)
     assert os.environ.get("RSTACK_PROJECT") == str(project)
 
 
