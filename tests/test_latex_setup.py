@@ -51,7 +51,7 @@ def test_ubuntu_with_passwordless_sudo_installs_through_sudo():
 def test_debian_without_root_or_sudo_prints_the_commands():
     plan = install_plan(system="Linux", os_release=DEBIAN, is_root=False,
                         which=_which("apt-get", "sudo"), sudo_ok=lambda: False)
-    assert plan.kind == "manual"
+    assert (plan.kind, plan.why) == ("manual", "Debian/Ubuntu without root or passwordless sudo")
     assert plan.shell_lines() == ["sudo apt-get update",
                                   "sudo apt-get install -y " + " ".join(APT_PACKAGES)]
 
@@ -217,7 +217,7 @@ def test_demo_without_latex_runs_every_other_phase_and_exits_3(no_tex, tmp_path,
     assert lines[7].endswith("build check SKIPPED (no LaTeX engine)")
     assert lines[9].startswith(f"partial demo in ") and f"{dest.resolve()}/paper.tex written" in lines[9]
     assert lines[10] == ("fix: sudo apt-get update && sudo apt-get install -y "
-                         + " ".join(APT_PACKAGES) + "  (Debian/Ubuntu without root or passwordless sudo)")
+                         + " ".join(APT_PACKAGES) + "  (Debian/Ubuntu, but apt-get is not on PATH)")
     assert lines[11] == (f"then: cd {dest.resolve()} && {REPO_ROOT}/bin/rstack paper build && "
                          f"{REPO_ROOT}/bin/rstack paper audit")
     assert (dest / "paper.tex").is_file() and not (dest / "paper.pdf").exists()

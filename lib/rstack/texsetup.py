@@ -227,9 +227,10 @@ def install_plan(*, system: str, os_release: dict[str, str], is_root: bool,
             return InstallPlan("apt", [["sudo", "-n", "apt-get", "update", "-q"],
                                        ["sudo", "-n", "DEBIAN_FRONTEND=noninteractive", *apt_install]],
                                "Debian/Ubuntu, passwordless sudo")
+        why = ("Debian/Ubuntu, but apt-get is not on PATH" if not which("apt-get")
+               else "Debian/Ubuntu without root or passwordless sudo")
         return InstallPlan("manual", [["sudo", "apt-get", "update"],
-                                      ["sudo", "apt-get", "install", "-y", *APT_PACKAGES]],
-                           "Debian/Ubuntu without root or passwordless sudo")
+                                      ["sudo", "apt-get", "install", "-y", *APT_PACKAGES]], why)
     if system == "Darwin":
         if which("brew"):
             return InstallPlan("brew", [["brew", "install", BREW_FORMULA]], "macOS with Homebrew")
