@@ -224,6 +224,15 @@ def test_demo_without_latex_runs_every_other_phase_and_exits_3(no_tex, tmp_path,
     assert (dest / "bundle" / "checksums.sha256").is_file()
 
 
+def test_demo_json_without_latex_says_partial(no_tex, tmp_path, cli):
+    result = cli("demo", tmp_path / "demo", "--json")
+    assert result.exit_code == 3
+    payload = json.loads(result.stdout)
+    assert (payload["partial"], payload["pdf"]) == (True, None)
+    assert payload["no_latex"].startswith("tectonic: not installed; latexmk: not installed")
+    assert payload["fix"] and [p["phase"] for p in payload["phases"]][-1] == "bundle"
+
+
 # -- ./setup in a fresh copy, as a new user runs it (slow: a venv and an install) ----------------
 
 def _fresh_checkout(tmp_path: Path) -> Path:

@@ -228,7 +228,8 @@ def test_missing_venv_says_run_setup(tmp_path, shim_env):
                                  f"cd '{checkout}' && ./setup\n")
 
 
-@pytest.mark.parametrize("script", ["setup", ".ci/run", *(f"bin/{n}" for n in ["rstack", *SHIMS])])
+@pytest.mark.parametrize("script", ["setup", ".ci/run", "hooks/session-start",
+                                    *(f"bin/{n}" for n in ["rstack", *SHIMS])])
 def test_scripts_are_executable_bash_that_parses(script):
     path = REPO_ROOT / script
     assert os.access(path, os.X_OK), f"chmod +x {script}"

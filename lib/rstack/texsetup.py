@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import atomic, paths
+from .errors import RStackError
 
 # TeX Live's Debian/Ubuntu packages: what the probe document and every venue template need (the
 # templates use only these; tests/test_paper.py checks it). .ci/run installs them through ./setup.
@@ -135,8 +136,8 @@ def _compile(engine: str, exe: str, tex: str, bib: str, extra: dict[str, Path] |
         outdir.mkdir()
         try:
             code = compile_document(engine, exe, root, outdir, "check")
-        except Exception as exc:  # noqa: BLE001 - an engine's failure is the answer, not a crash
-            return f"{type(exc).__name__}: {exc}"[:300]
+        except (RStackError, OSError) as exc:  # a hung or unstartable engine is the answer
+            return str(exc)[:300]
         if code == 0 and (outdir / "check.pdf").is_file():
             return None
         log = outdir / "check.log"
