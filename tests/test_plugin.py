@@ -40,6 +40,8 @@ def test_plugin_manifest_shape():
     assert KEBAB.match(plugin["name"])
     assert plugin["name"] != "rstack", "a public plugin is already called rstack"
     assert plugin["version"] == __version__
+    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
+    assert f'\nversion = "{plugin["version"]}"\n' in pyproject
     assert isinstance(plugin["author"], dict) and plugin["author"]["name"]
     assert all(isinstance(k, str) for k in plugin["keywords"])
 
