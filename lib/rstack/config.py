@@ -209,8 +209,60 @@ for _key in (
     Key("vastai_start_timeout_s", "float", 600.0,
         "How long a new Vast.ai instance may take to reach `running`.", minimum=1),
     Key("vastai_poll_s", "float", 5.0, "Seconds between Vast.ai status polls.", minimum=0.05),
+    Key("slurm_host", "str", "",
+        "The slurm profile's login node, reached over ssh (empty: sbatch runs on this machine)."),
+    Key("slurm_partition", "str", "", "sbatch --partition (empty: the cluster's default)."),
+    Key("slurm_account", "str", "", "sbatch --account (empty: your default account)."),
+    Key("slurm_qos", "str", "", "sbatch --qos (empty: the default QOS)."),
+    Key("slurm_time", "str", "",
+        "sbatch --time (D-HH:MM:SS, HH:MM:SS, MM:SS or minutes); empty: the run's timeout + "
+        "ssh_timeout_grace_s.", check=lambda v: _slurm_time_problem(v)),
+    Key("slurm_gres", "list", [],
+        "GPU type -> sbatch --gres, GPU=GRES,... (e.g. A100=gpu:a100:1); a plan GPU needs a row.",
+        check=lambda v: _slurm_gres_problem(v)),
+    Key("slurm_extra", "str", "",
+        "Extra #SBATCH options, separated by ';' (e.g. --constraint=a100;--exclusive).",
+        check=lambda v: _slurm_extra_problem(v)),
+    Key("slurm_remote_dir", "str", "~/.rstack-slurm",
+        "Where slurm runs live on the cluster's shared filesystem (runs/, jobs/, envs/)."),
+    Key("slurm_python", "str", "python3", "The cluster's interpreter that builds the run's venv."),
+    Key("slurm_poll_s", "float", 5.0, "Seconds between squeue/sacct polls of a slurm run.",
+        minimum=0.05),
+    Key("max_gpu_hours", "float", 0.0,
+        "The slurm allocation cap in GPU-hours (requested time x GPUs before submit, sacct after); "
+        "0 = no cap.", minimum=0),
 ):
     KEYS[_key.name] = _key
+
+
+def _slurm_time_problem(value: str) -> str | None:
+    from .runners.slurm_script import parse_slurm_time
+
+    try:
+        parse_slurm_time(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _slurm_gres_problem(items: list[str]) -> str | None:
+    from .runners.slurm_script import parse_gres_map
+
+    try:
+        parse_gres_map(items)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _slurm_extra_problem(value: str) -> str | None:
+    from .runners.slurm_script import parse_extra
+
+    try:
+        parse_extra(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _yaml() -> YAML:

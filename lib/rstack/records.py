@@ -90,7 +90,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
     RecordType(
         "run.remote", ("experiments",),
         {"run_id": "str", "host": "str", "remote_dir": "str"},
-        {"pid": "int?", "instance_id": "str?", "sync": "enum:rsync,tar"},
+        {"pid": "int?", "instance_id": "str?", "sync": "enum:rsync,tar", "job_id": "str?",
+         "array_index": "int?", "job_output": "str?"},
         doc="Where a remote run lives, so a monitor (or --resume) can re-attach to it."),
     RecordType(
         "vastai.instance", ("experiments",),
@@ -98,6 +99,18 @@ RECORD_TYPES: dict[str, RecordType] = _types(
         {"offer_id": "str?", "gpu": "str?", "dph_total": "number?", "ssh": "str?",
          "message": "str?"},
         doc="A Vast.ai instance rstack rented (recorded before it is polled) and what became of it."),
+    RecordType(
+        "slurm.job", ("experiments",),
+        {"job_id": "str", "host": "str", "run_ids": "array", "array": "str",
+         "script_sha256": "sha256", "gpu_hours_requested": "number"},
+        {"job_dir": "str?"},
+        doc="A SLURM job array rstack submitted (recorded before it is polled; index i = run_ids[i])."),
+    RecordType(
+        "slurm.task", ("experiments",),
+        {"job_id": "str", "array_index": "int", "run_id": "str", "state": "str",
+         "elapsed_s": "number", "gpus": "int", "gpu_hours": "number"},
+        {"exit_code": "str?", "reason": "str?"},
+        doc="How one array task ended by the scheduler's account (GPU-hours spent: max_gpu_hours)."),
     # Minimal forms; the literature concern extends them.
     RecordType("search", ("lit-review",), {"query": "str", "source": "enum:s2,arxiv,all"},
                {"counts": "object", "limit": "int", "year": "str?", "offline": "bool",
@@ -117,7 +130,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
 WRITTEN_BY: dict[str, str] = {
     "preflight": "rstack preflight", "reproduce": "rstack reproduce",
     "run.started": "rstack run", "run.finished": "rstack run", "run.retry": "rstack run",
-    "run.remote": "rstack run", "vastai.instance": "rstack run",
+    "run.remote": "rstack run", "vastai.instance": "rstack run", "slurm.job": "rstack run",
+    "slurm.task": "rstack run",
     "search": "rstack lit search", "paper": "rstack lit search",
 }
 

@@ -719,7 +719,8 @@ def start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionR
         prepared.runner.close(results)
         return ExecutionReport(results=results, interrupted=False, refusals=[])
     report = execute(root, prepared.specs, prepared.runner, policy=prepared.policy,
-                     jobs=request.jobs or 1, progress=progress, echo=echo)
+                     jobs=prepared.runner.followers(request.jobs or 1, prepared.specs),
+                     progress=progress, echo=echo)
     report.results[:0] = results
     return report
 

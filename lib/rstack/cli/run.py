@@ -102,8 +102,13 @@ def _print_dry_run(data: dict, as_json: bool) -> None:
     click.echo(f"{len(data['runs'])} run(s) on {data['profile']}; estimate "
                f"${data['total_estimate_usd']:.2f}; dry run: nothing started")
     if data.get("runner"):
+        spec = dict(data["runner"])
+        script = spec.pop("script", None)  # a batch script is shown as the file it will be
         click.echo("runner spec:")
-        click.echo(json.dumps(data["runner"], indent=2))
+        click.echo(json.dumps(spec, indent=2))
+        if script:
+            click.echo("batch script:")
+            click.echo(script.rstrip("\n"))
 
 
 @click.group("runs")

@@ -122,6 +122,11 @@ class Runner:
         """How many runs go at once when --jobs is not given."""
         return 1
 
+    def followers(self, jobs: int, specs: list[RunSpec]) -> int:
+        """How many runs rstack follows at once: `jobs`, unless the runner throttles elsewhere
+        (a SLURM array's %N) and must follow every task of a batch at once."""
+        return jobs
+
     def dry_run_spec(self, specs: list[RunSpec]) -> dict | None:
         """What --dry-run shows about this runner (an app spec, a batch script), offline."""
         return None
