@@ -395,6 +395,11 @@ class SlurmRunner(Runner):
                 reason = exit_info.get("reason")
         if reason is None and any(OOM_LINES.search(line) for line in job_tail):
             reason = "memory"  # memory enforcement killed the step; the state says only FAILED
+        if reason is None and not state and not exit_info:
+            # The scheduler has no record and the agent no exit status: a controller that lost
+            # its state (a crash before it saved) kills the job as an orphan. Infrastructure,
+            # so a bounded same-args retry, like a lost host.
+            reason = "host-lost"
         elapsed = parse_elapsed(fields.get("elapsed")) or (time.time() - started_at)
         gpus = gres_gpu_count(self.gres_for(spec.gpu))
         self.ledger.append({"type": "slurm.task", "job_id": task.job_id, "array_index": task.index,
