@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import config, paths
+from .tex import LATEX_ENGINES  # the one list; compute probes each
 
 DEADLINE_S = 1.5  # the whole detection; the command must answer in under 2 s
 PROBE_TIMEOUT_S = 1.2  # one subprocess
-LATEX_ENGINES = ("tectonic", "latexmk", "pdflatex")
 _GIB = 1024 ** 3
 
 

@@ -21,7 +21,9 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from . import atomic, paths
 from .errors import ConfigError
+from .paper.venues import VENUES
 from .runners import PROFILES
+from .tex import LATEX_ENGINES
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -154,7 +156,7 @@ for _key in (
         "Where runs go: auto = modal when authenticated, else local.",
         choices=("auto", *PROFILES)),
     Key("venue", "enum", "arxiv", "Default paper venue template.",
-        choices=("arxiv", "neurips", "icml", "iclr", "acl")),
+        choices=VENUES),
     Key("experiment_checkpoint", "int", 3,
         "Ask the human to review after this many runs in /experiment.", minimum=1),
     Key("proactive", "bool", True, "Skills suggest the next phase without being asked."),
@@ -163,7 +165,7 @@ for _key in (
     Key("telemetry_url", "url", "", "Where `rstack telemetry sync` POSTs events (empty: never)."),
     Key("max_cost_usd", "float", 10.0, "Spending cap for paid compute, in USD.", minimum=0),
     Key("latex_engine", "enum", "auto", "LaTeX engine: auto tries tectonic, latexmk, pdflatex.",
-        choices=("auto", "tectonic", "latexmk", "pdflatex")),
+        choices=("auto", *LATEX_ENGINES)),
     Key("s2_api_url", "url", "https://api.semanticscholar.org/graph/v1",
         "Semantic Scholar Graph API base URL."),
     Key("arxiv_api_url", "url", "https://export.arxiv.org/api/query", "arXiv API query endpoint."),

@@ -22,12 +22,12 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import RStackError
+from .paper.venues import VENUES
 from .runners import PROFILES  # noqa: F401  (the one list of profiles; plan.PROFILES re-exports it)
 
 PLAN_FILENAME = "experiment-plan.md"
 DIRECTIONS = ("minimize", "maximize")
 ACCEPT_KINDS = ("absolute", "relative")
-VENUES = ("arxiv", "neurips", "icml", "iclr", "acl")
 DEFAULT_PROTECTED = {"method": "--method", "model": "--model", "dataset": "--dataset",
                      "seq_len": "--seq-len"}
 # Flags the runner adds itself (the artifact contract); an arm must not set them.
