@@ -101,7 +101,7 @@ MALFORMED = [
     ("data.transforms", {"a": 1}, "data.transforms: must be a list of strings, got a mapping"),
     ("data.provenance", None, "data.provenance: must be a non-empty string, got None"),
     ("data.size", ["big"], "data.size: must be a non-empty string, got a list"),
-    ("execution.profile", "cloud", "execution.profile: must be one of local, ssh, vastai, modal, got 'cloud'"),
+    ("execution.profile", "cloud", "execution.profile: must be one of local, ssh, vastai, modal, slurm, got 'cloud'"),
     ("execution.script", "/abs/train.py", "execution.script: must be a path inside the project, got '/abs/train.py'"),
     ("execution.script", _DELETE, "execution.script: missing"),
     ("execution.arms", {}, "execution.arms: must be a non-empty mapping NAME: [extra args]"),
