@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rstack import compute, guards
+from rstack import compute
 from rstack.runners.slurm_script import (ArrayTask, BatchOptions, base_state, batch_script,
                                          format_slurm_time, gres_gpu_count, parse_exit_code,
                                          parse_extra, parse_gres_map, parse_slurm_time)
@@ -100,15 +100,6 @@ def test_batch_script_is_one_array_with_a_throttle():
     assert "#SBATCH --mem=2048M" in lines and "#SBATCH --constraint=a100" in lines
     assert "    exec py .rstack-run/agent.py -- python t.py --name 'a b' ;;" in lines
     assert "    cd /c/runs/r1 || exit 97" in lines
-
-
-def test_gpu_hour_cap_refuses_with_the_numbers():
-    guards.check_gpu_hours(1.0, 2.0, 0)  # 0 = no cap
-    guards.check_gpu_hours(1.0, 2.0, 3.0)
-    with pytest.raises(guards.GuardError) as exc:
-        guards.check_gpu_hours(1.5, 2.0, 3.0)
-    assert exc.value.message == ("GPU-hour cap: spent 1.50 + requested 2.00 = 3.50 GPU-hours "
-                                 "exceeds max_gpu_hours 3; nothing was submitted")
 
 
 def test_dry_run_prints_the_exact_batch_script(project, cli, monkeypatch):
@@ -264,3 +255,19 @@ def test_a_restarted_controller_does_not_lose_the_run(project, cli, cluster):
     assert proc.returncode == 0, out
     (rec,) = finished(project)
     assert rec["status"] == "ok"
+
+
+def test_gpu_hours_spent_and_requested_are_capped_before_submit(project, cli, cluster, monkeypatch):
+    from rstack.ledger import Ledger
+
+    monkeypatch.setenv("RSTACK_SLURM_GRES", "A100=gpu:a100:2")
+    monkeypatch.setenv("RSTACK_MAX_GPU_HOURS", "5.5")
+    slurm_project(project, {"a": []}, timeout_s=840, gpu="A100")  # (840 + 60) s x 2 GPUs = 0.5 h
+    Ledger(project, "experiments").append({
+        "type": "slurm.task", "job_id": "1", "array_index": 0, "run_id": "earlier", "state":
+        "COMPLETED", "elapsed_s": 9000.0, "gpus": 2, "gpu_hours": 5.0004})
+    result = cli("run")
+    assert result.exit_code == 1
+    assert ("GPU-hour cap: spent 5.00 + requested 0.50 = 5.50 GPU-hours exceeds max_gpu_hours 5.5; "
+            "nothing was submitted") in result.output
+    assert records(project, "slurm.job") == [] and records(project, "run.started") == []
