@@ -23,7 +23,7 @@ from rstack.runners.slurm_script import (ArrayTask, BatchOptions, base_state, ba
                                          parse_extra, parse_gres_map, parse_slurm_time)
 from runners_fixtures import slurm_cluster_reason, slurm_jobs_of
 from runs_fixtures import finished, records, write_project
-from ssh_fixtures import wait_for
+from ssh_fixtures import sshd, wait_for  # noqa: F401
 from test_runs_ssh import preflight_pass
 
 RSTACK = Path(sys.executable).parent / "rstack"
@@ -271,3 +271,82 @@ def test_gpu_hours_spent_and_requested_are_capped_before_submit(project, cli, cl
     assert ("GPU-hour cap: spent 5.00 + requested 0.50 = 5.50 GPU-hours exceeds max_gpu_hours 5.5; "
             "nothing was submitted") in result.output
     assert records(project, "slurm.job") == [] and records(project, "run.started") == []
+
+
+@pytest.mark.parametrize("state, status, category, retry", [
+    ("TIMEOUT", "timeout", "timeout", None),
+    ("OUT_OF_MEMORY", "oom", "memory", "oom-ladder"),
+    ("PREEMPTED", "lost", "preempted", "same"),
+    ("NODE_FAIL", "lost", "host-lost", "same"),
+    ("CANCELLED", "killed", "interrupted", None),
+])
+def test_scheduler_states_map_onto_the_incident_registry(state, status, category, retry):
+    from rstack.incidents import INCIDENTS, diagnose
+    from rstack.runners.base import STATUS_BY_CATEGORY
+    from rstack.runners.slurm_script import REASON_BY_STATE
+
+    diag = diagnose([], exit_code=None, signal=None, reason=REASON_BY_STATE[state])
+    assert diag.category == category
+    assert STATUS_BY_CATEGORY.get(category, "failed") == status
+    assert INCIDENTS[category].retry == retry
+
+
+def test_node_failure_is_retried_with_the_same_args(project, cli, cluster, monkeypatch):
+    """The node goes down under a running task (NODE_FAIL): a bounded same-args retry runs once
+    the node is back."""
+    node = subprocess.run(["sinfo", "-h", "-o", "%N"], capture_output=True, text=True).stdout.split()
+    if os.geteuid() != 0 or len(node) != 1:
+        pytest.skip("taking the node down needs root on a single-node cluster")
+    monkeypatch.setenv("RSTACK_MAX_RETRIES", "1")
+    slurm_project(project, {"a": ["--sleep", "30", "--lr", "0.2"]})
+    proc = subprocess.Popen([str(RSTACK), "run"], cwd=project,
+                            env=dict(os.environ, RSTACK_PROJECT=str(project)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = wait_for(lambda: records(project, "run.remote"), timeout=90, step=0.2)[0]
+        wait_for(lambda: (cluster / "runs" / first["run_id"] / "results" / first["run_id"]
+                          / "metrics.jsonl").exists(), timeout=60, step=0.2)
+        subprocess.run(["scontrol", "update", f"nodename={node[0]}", "state=down",
+                        "reason=rstack-test"], check=True, timeout=30)
+        wait_for(lambda: len(records(project, "run.remote")) == 2, timeout=120, step=0.3)
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={node[0]}", "state=resume"],
+                       capture_output=True, timeout=30)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    first_done, retry_done = finished(project)
+    assert (first_done["status"], first_done["category"]) == ("lost", "host-lost")
+    assert "ended NODE_FAIL" in first_done["message"]
+    (retry,) = records(project, "run.retry")
+    assert retry["policy"] == "same" and retry["retry_run_id"] == retry_done["run_id"]
+    assert retry_done["status"] == "ok"
+    started = records(project, "run.started")
+    assert started[1]["args"] == started[0]["args"] and started[1]["retry_of"] == first["run_id"]
+
+
+@pytest.mark.parametrize("way", ["login-node", "over-ssh"])
+def test_the_demo_plan_end_to_end(project, cli, cluster, monkeypatch, request, way):
+    """`rstack run --profile slurm` on the demo's plan: 2 arms x 3 seeds, one array, all ok."""
+    base_python = os.path.realpath(sys.executable)  # the venv's interpreter, with its numpy
+    probe = subprocess.run([base_python, "-c", "import numpy"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"the demo's train.py needs numpy in {base_python}")
+    monkeypatch.setenv("RSTACK_SLURM_PYTHON", base_python)
+    if way == "over-ssh":
+        from ssh_fixtures import ALIAS
+
+        request.getfixturevalue("sshd").env(monkeypatch)
+        monkeypatch.setenv("RSTACK_SLURM_HOST", ALIAS)
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo"
+    for name in ("experiment-plan.md", "train.py"):
+        shutil.copy(demo / name, project / name)
+    preflight_pass(project)
+    result = cli("run", "--profile", "slurm")
+    assert result.exit_code == 0, result.output
+    assert "6 run(s): 6 ok" in result.output
+    (job,) = records(project, "slurm.job")
+    assert job["array"] == "0-5%6"
+    assert {r["host"] for r in records(project, "run.started")} == {
+        "slurm:" + ("local" if way == "login-node" else os.environ["RSTACK_SLURM_HOST"])}
+    assert all(set(r["metrics"]) >= {"val_loss", "val_accuracy", "train_loss"}
+               for r in finished(project))
