@@ -73,6 +73,7 @@ def test_extra_options_are_validated():
     ("slurm_extra", "--time=5", "slurm_extra: --time is set by rstack or by its own slurm_* key"),
     ("slurm_time", "soon", "slurm_time 'soon' is not a SLURM time"),
     ("slurm_gres", "A100", "slurm_gres row 'A100' is not GPU=GRES"),
+    ("slurm_partition", "gpu\n#SBATCH --x", "slurm_partition 'gpu\\n#SBATCH --x' may hold only"),
 ])
 def test_config_refuses_bad_slurm_values(cli, key, value, message):
     result = cli("config", "set", key, value)

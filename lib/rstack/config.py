@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -213,9 +214,12 @@ for _key in (
     Key("vastai_poll_s", "float", 5.0, "Seconds between Vast.ai status polls.", minimum=0.05),
     Key("slurm_host", "str", "",
         "The slurm profile's login node, reached over ssh (empty: sbatch runs on this machine)."),
-    Key("slurm_partition", "str", "", "sbatch --partition (empty: the cluster's default)."),
-    Key("slurm_account", "str", "", "sbatch --account (empty: your default account)."),
-    Key("slurm_qos", "str", "", "sbatch --qos (empty: the default QOS)."),
+    Key("slurm_partition", "str", "", "sbatch --partition (empty: the cluster's default).",
+        check=lambda v: _slurm_name_problem("slurm_partition", v)),
+    Key("slurm_account", "str", "", "sbatch --account (empty: your default account).",
+        check=lambda v: _slurm_name_problem("slurm_account", v)),
+    Key("slurm_qos", "str", "", "sbatch --qos (empty: the default QOS).",
+        check=lambda v: _slurm_name_problem("slurm_qos", v)),
     Key("slurm_time", "str", "",
         "sbatch --time (D-HH:MM:SS, HH:MM:SS, MM:SS or minutes); empty: the run's timeout + "
         "ssh_timeout_grace_s.", check=lambda v: _slurm_time_problem(v)),
@@ -235,6 +239,13 @@ for _key in (
         "0 = no cap.", minimum=0),
 ):
     KEYS[_key.name] = _key
+
+
+def _slurm_name_problem(key: str, value: str) -> str | None:
+    # It becomes an `#SBATCH --KEY=VALUE` line: a space or newline would change the batch script.
+    if value and not re.fullmatch(r"[A-Za-z0-9_.,:+-]+", value):
+        return f"{key} {value!r} may hold only letters, digits and _ . , : + -"
+    return None
 
 
 def _slurm_time_problem(value: str) -> str | None:

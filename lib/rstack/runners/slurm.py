@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import threading
@@ -154,6 +155,7 @@ class SlurmRunner(Runner):
 
     def batch_options(self, specs: list[RunSpec], job_dir: str) -> BatchOptions:
         name = "rstack-" + (specs[0].arm if len({s.arm for s in specs}) == 1 else "runs")
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", name)
         return BatchOptions(job_name=name[:60], output=f"{job_dir}/slurm-%A_%a.out",
                             time=format_slurm_time(self.task_limit_s(specs)),
                             throttle=self.throttle or len(specs),
@@ -179,7 +181,9 @@ class SlurmRunner(Runner):
         # node's home until submit resolves it.
         base = self.remote_base if self.login_host else os.path.expanduser(self.remote_base)
         job_dir = f"{base}/jobs/{specs[0].run_id}"
-        return {"login": self.login_host or "this machine (sbatch on PATH)",
+        paths_note = ("`~` is the login node's home; the submitted script names it absolutely"
+                      if self.login_host else None)
+        return {"login": self.login_host or "this machine (sbatch on PATH)", "paths": paths_note,
                 "sbatch": ["sbatch", "--parsable", f"{job_dir}/job.sh"],
                 "gpu_hours_requested": round(self.requested_gpu_hours(specs), 4),
                 "max_gpu_hours": float(config.get("max_gpu_hours")),
@@ -213,6 +217,10 @@ class SlurmRunner(Runner):
                             f"exit 3; }}; mkdir -p {q(self.remote_base)} && cd {q(self.remote_base)} "
                             f"&& pwd", "finding sbatch and the run directory")
         self.base = out.strip().splitlines()[-1]
+        if not self.base.startswith("/") or any(ch.isspace() for ch in self.base):
+            raise RunError(f"slurm_remote_dir resolves to {self.base!r} on the cluster; #SBATCH "
+                           "lines need an absolute path without spaces",
+                           hint="rstack config set slurm_remote_dir /scratch/$USER/rstack")
         self.login.remote_base = self.base  # the batch script names absolute paths only
         guards.check_gpu_hours(self.spent_gpu_hours(), self.requested_gpu_hours(specs),
                                float(config.get("max_gpu_hours")))
@@ -323,11 +331,11 @@ class SlurmRunner(Runner):
     def poll(self, task: Task) -> tuple[str, dict | None, dict]:
         """One look: ("ok" | "unreachable", exit.json or None, scheduler fields or {})."""
         ref = shlex.quote(task.ref)
-        command = (f"cd {q(task.run_dir)} 2>/dev/null || echo '@@NODIR'; "
+        command = (f"raw=; if cd {q(task.run_dir)} 2>/dev/null; then "
                    f"[ -f {STATE}/exit.json ] && echo \"@@EXIT $(cat {STATE}/exit.json)\"; "
+                   f"raw=$(cat {STATE}/slurm_job_id 2>/dev/null); else echo '@@NODIR'; fi; "
                    f"if out=$(scontrol show job -o {ref} 2>&1); then echo \"@@SCONTROL $out\"; "
                    f"else echo \"@@SCONTROL_ERR $(echo \"$out\" | head -1)\"; "
-                   f"raw=$(cat {STATE}/slurm_job_id 2>/dev/null); "
                    f"acct=$(sacct -X -n -P -j {ref} -o State,ExitCode,Elapsed 2>/dev/null | head -1); "
                    f"if [ -z \"$acct\" ] && [ -n \"$raw\" ]; then "
                    f"acct=$(sacct -c -n -P -j \"$raw\" -o State,ExitCode,Elapsed 2>/dev/null | head -1); fi; "
