@@ -351,3 +351,23 @@ def test_the_demo_plan_end_to_end(project, cli, cluster, monkeypatch, request, w
         "slurm:" + ("local" if way == "login-node" else os.environ["RSTACK_SLURM_HOST"])}
     assert all(set(r["metrics"]) >= {"val_loss", "val_accuracy", "train_loss"}
                for r in finished(project))
+
+
+def test_a_job_the_controller_forgot_is_read_from_the_completion_log(project, cluster, tmp_path):
+    """After MinJobAge scontrol no longer knows a job; without slurmdbd, `sacct -c` (jobcomp)
+    still does, by the raw job id the task wrote into its run directory."""
+    from rstack.runners import make_runner
+    from rstack.runners.slurm import Task
+
+    done = subprocess.run(["sbatch", "--parsable", "--wrap", "true", "-o", "/dev/null"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    wait_for(lambda: "COMPLETED" in subprocess.run(
+        ["sacct", "-c", "-n", "-P", "-j", done, "-o", "State"], capture_output=True,
+        text=True).stdout, timeout=60, step=0.5)
+    run_dir = cluster / "runs" / "r1"
+    (run_dir / ".rstack-run").mkdir(parents=True)
+    (run_dir / ".rstack-run" / "slurm_job_id").write_text(done + "\n")
+    runner = make_runner("slurm", project)
+    contact, exit_info, fields = runner.poll(Task("r1", "999999", 0, str(run_dir), ""))
+    assert (contact, exit_info) == ("ok", None)
+    assert fields["state"] == "COMPLETED" and fields["exit_code"] == "0:0"
