@@ -371,3 +371,13 @@ def test_a_job_the_controller_forgot_is_read_from_the_completion_log(project, cl
     contact, exit_info, fields = runner.poll(Task("r1", "999999", 0, str(run_dir), ""))
     assert (contact, exit_info) == ("ok", None)
     assert fields["state"] == "COMPLETED" and fields["exit_code"] == "0:0"
+
+
+def test_compute_detect_survives_a_hanging_sinfo(monkeypatch, tmp_path):
+    # A controller that does not answer makes sinfo hang; the probe gives up and says so.
+    (tmp_path / "sinfo").write_text("#!/bin/sh\nexec sleep 30\n")
+    (tmp_path / "sinfo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    slurm = compute.probe_slurm(timeout_s=0.3)
+    assert slurm["sinfo"] == str(tmp_path / "sinfo") and slurm["partitions"] == []
+    assert slurm["error"] == "sinfo did not answer in 0.3s"

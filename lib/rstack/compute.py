@@ -225,7 +225,7 @@ def probe_vastai() -> dict:
             "key_source": key_source}
 
 
-def probe_slurm(timeout_s: float = 5.0) -> dict:
+def probe_slurm(timeout_s: float = PROBE_TIMEOUT_S) -> dict:
     """SLURM here (sinfo on PATH): its partitions with their node states and GPU gres."""
     sinfo = shutil.which("sinfo")
     if not sinfo:
