@@ -104,16 +104,23 @@ class LitServer:
 
 S2_SEARCH = "/s2/paper/search"
 ARXIV_QUERY = "/arxiv/query"
+OPENALEX_WORKS = "/openalex/works"
+CROSSREF_WORKS = "/crossref/works"
 
 
 @pytest.fixture
 def lit_server(monkeypatch):
-    """The fixture server, with config pointed at it and every wait made short."""
+    """The fixture server, with config pointed at it and every wait made short. `--source all`
+    asks S2 and arXiv here (the scripted answers of most tests); the tests of OpenAlex and
+    Crossref set RSTACK_LIT_SOURCES themselves (`all_sources`)."""
     server = LitServer()
     monkeypatch.setenv("RSTACK_S2_API_URL", server.base + "/s2")
     monkeypatch.setenv("RSTACK_ARXIV_API_URL", server.base + ARXIV_QUERY)
-    monkeypatch.setenv("RSTACK_S2_MIN_INTERVAL_S", "0")
-    monkeypatch.setenv("RSTACK_ARXIV_MIN_INTERVAL_S", "0")
+    monkeypatch.setenv("RSTACK_OPENALEX_API_URL", server.base + "/openalex")
+    monkeypatch.setenv("RSTACK_CROSSREF_API_URL", server.base + "/crossref")
+    monkeypatch.setenv("RSTACK_LIT_SOURCES", "s2,arxiv")
+    for service in ("S2", "ARXIV", "OPENALEX", "CROSSREF"):
+        monkeypatch.setenv(f"RSTACK_{service}_MIN_INTERVAL_S", "0")
     monkeypatch.setenv("RSTACK_LIT_TIMEOUT_S", "2")
     monkeypatch.setenv("RSTACK_LIT_MAX_RETRIES", "2")
     monkeypatch.setenv("RSTACK_LIT_BACKOFF_S", "0.01")

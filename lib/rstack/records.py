@@ -97,15 +97,20 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "message": "str?"},
         doc="A Vast.ai instance rstack rented (recorded before it is polled) and what became of it."),
     # Minimal forms; the literature concern extends them.
-    RecordType("search", ("lit-review",), {"query": "str", "source": "enum:s2,arxiv,all"},
+    RecordType("search", ("lit-review",),
+               {"query": "str", "source": "enum:s2,arxiv,openalex,crossref,all"},
                {"counts": "object", "limit": "int", "year": "str?", "offline": "bool",
                 "keys": "array", "errors": "array"},
                doc="One literature search and its result counts."),
     RecordType("paper", ("lit-review",), {"key": "str", "title": "str"},
                {"authors": "array", "year": "int?", "venue": "str?", "ids": "object",
                 "abstract": "str?", "url": "str?", "pdf_url": "str?", "citation_count": "int?",
-                "sources": "array", "primary_category": "str?", "query": "str?"},
+                "sources": "array", "primary_category": "str?", "query": "str?",
+                "venue_type": "str?", "retracted": "bool?", "retraction": "str?"},
                doc="A paper an API returned; the only thing a paper may cite."),
+    RecordType("retraction", ("lit-review",), {"key": "str", "source": "str"},
+               {"notice": "str?", "query": "str?"},
+               doc="A source said a paper already in the ledger is retracted."),
 )
 
 
@@ -117,6 +122,7 @@ WRITTEN_BY: dict[str, str] = {
     "run.started": "rstack run", "run.finished": "rstack run", "run.retry": "rstack run",
     "run.remote": "rstack run", "vastai.instance": "rstack run",
     "search": "rstack lit search", "paper": "rstack lit search",
+    "retraction": "rstack lit search",
 }
 
 

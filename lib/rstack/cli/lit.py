@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ..literature.papers import SOURCES
 from .options import json_option, project_option
 
 offline_option = click.option(
@@ -41,8 +42,7 @@ def _print_outcome(outcome, as_json: bool) -> None:
     for line in outcome.skipped + outcome.warnings:
         click.echo(f"warning: {line}", err=True)
     for error in outcome.errors:
-        click.echo(f"error: {error.message}" + (f"\n  fix: {error.hint}" if error.hint else ""),
-                   err=True)
+        click.echo(error.render(), err=True)
 
 
 @click.group("lit")
@@ -53,17 +53,20 @@ def lit_group() -> None:
 
 @lit_group.command("search")
 @click.argument("query")
-@click.option("--source", type=click.Choice(["s2", "arxiv", "all"]), default="all",
-              show_default=True, help="Which API to ask.")
-@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True,
-              help="Results asked of each source.")
+@click.option("--source", type=click.Choice(SOURCES + ("all",)), default="all",
+              show_default=True,
+              help="Which API to ask; all = every source in config lit_sources.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Results asked of each source (more than one page is paged).")
 @click.option("--year", metavar="RANGE", help="Publication years: 2019-2024, 2019-, -2024, 2019.")
 @offline_option
 @json_option
 @project_option
 def search_command(query, source, limit, year, offline, as_json, project) -> None:
     """Search for QUERY, merge and dedupe the results, record new papers (exit 1 if every source
-    failed; a failure of one source is a warning and the others' papers are still recorded)."""
+    failed; a source that fails is skipped and named, and the others' papers are still recorded).
+    S2, OpenAlex and Crossref get the plain words; arXiv field syntax (ti:, au:, AND) is used
+    only with --source arxiv."""
     from ..literature.search import parse_years, search_literature
 
     try:
