@@ -127,24 +127,64 @@ def bib_command(out, keys, cited, project) -> None:
 @click.argument("tex", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--bib", "bib", type=click.Path(dir_okay=False, path_type=Path),
               help="The .bib file (default: the tex's \\bibliography, else paper.bib).")
+@click.option("--resolve", is_flag=True,
+              help="First look up bib entries the ledger lacks (DOI, arXiv id, then title + first "
+                   "author) and record the unique confident matches; report each entry as "
+                   "verified, corrected (with the diff) or unverifiable.")
+@offline_option
 @json_option
 @project_option
-def verify_command(tex, bib, as_json, project) -> None:
+def verify_command(tex, bib, resolve, offline, as_json, project) -> None:
     """Check that every \\cite key of TEX (default paper.tex) has a bib entry, and every bib entry
-    matches an API-sourced ledger paper on title, year and first author; exit 1 on any problem."""
+    matches an API-sourced ledger paper on title, year and first author, and cites no retracted
+    paper; exit 1 on any problem."""
+    from ..literature.bibresolve import resolve_for_tex
     from ..literature.verify import verify_citations
 
     # Paths given on the command line are the shell's (cwd-relative); the default is the project's.
-    report = verify_citations(project, tex.resolve() if tex else project / "paper.tex",
-                              bib.resolve() if bib else None)
+    tex_path = tex.resolve() if tex else project / "paper.tex"
+    bib_path = bib.resolve() if bib else None
+    resolved = resolve_for_tex(project, tex_path, bib_path, offline=offline) if resolve else []
+    report = verify_citations(project, tex_path, bib_path)
     if as_json:
-        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+        data = report.as_json()
+        if resolve:
+            data["resolve"] = [r.as_json() for r in resolved]
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
+        for item in resolved:
+            click.echo(item.render())
+        settled = {e.key for r in resolved for e in r.entries}
         for problem in report.problems:
+            if problem.key in settled and problem.kind in ("metadata-mismatch", "not-in-ledger"):
+                continue  # the resolve report above showed this entry with its diff
             click.echo(problem.render())
         verdict = "ok" if report.ok else f"FAIL: {len(report.problems)} problem(s)"
         click.echo(f"{verdict}: {len(report.cited)} cited key(s), {len(report.bib_keys)} bib "
                    f"entr(ies), {report.checked} matched the ledger ({report.tex_path})")
+        if resolve and not report.ok and any(r.counts()["corrected"] for r in resolved):
+            click.echo(f"fix: rewrite corrected entries from the ledger: rstack lit bib --cited "
+                       f"{tex_path.name} --out {Path(report.bib_path or 'paper.bib').name}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@lit_group.command("import")
+@click.argument("bib", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@offline_option
+@json_option
+@project_option
+def import_command(bib, offline, as_json, project) -> None:
+    """Record the papers of BIB in the lit-review ledger: each entry is looked up by DOI, arXiv
+    id, then title + first author, and reported as verified, corrected (the bib disagrees with
+    the API: the diff) or unverifiable (what was tried); exit 1 if any entry is unverifiable."""
+    from ..literature.bibresolve import resolve_bib
+
+    report = resolve_bib(project, bib.resolve(), offline=offline)
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(report.render())
     if not report.ok:
         sys.exit(1)
 
