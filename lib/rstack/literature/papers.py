@@ -70,7 +70,7 @@ def normalize_title(title: str | None) -> str:
     """ASCII, lowercase, letters and digits only, single spaces: what title comparisons use."""
     if not title:
         return ""
-    text = anyascii(str(title)).lower()
+    text = anyascii(html.unescape(str(title))).lower()
     return " ".join(_NON_ALNUM.sub(" ", text).split())
 
 

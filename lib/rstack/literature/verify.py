@@ -162,9 +162,16 @@ def latex_to_text(value: str) -> str:
 
 
 def _first_author(value: str | None) -> str | None:
+    """The first name of an author list; an `and` inside braces ({A and B Team}) is no separator."""
     if not value or not value.strip():
         return None
-    return _AND.split(latex_to_text(value).strip())[0].strip() or None
+    depth, cut = 0, len(value)
+    for index, ch in enumerate(value):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth == 0 and _AND.match(value, index) and ch.isspace():
+            cut = index
+            break
+    return latex_to_text(value[:cut]).strip() or None
 
 
 def _year(value: str | None) -> int | None:
