@@ -1,4 +1,5 @@
-"""`rstack lit search|resolve|bib|verify|nearest`: literature from Semantic Scholar and arXiv.
+"""`rstack lit search|resolve|bib|verify|import|nearest|coverage|cache`: literature from Semantic
+Scholar, arXiv, OpenAlex and Crossref.
 
 Thin commands over rstack.literature; requests and numpy load only inside the commands.
 """
@@ -47,8 +48,9 @@ def _print_outcome(outcome, as_json: bool) -> None:
 
 @click.group("lit")
 def lit_group() -> None:
-    """Search Semantic Scholar and arXiv, keep papers in the lit-review ledger, write and verify
-    BibTeX. A paper may cite only what an API returned and the ledger recorded."""
+    """Search Semantic Scholar, arXiv, OpenAlex and Crossref, keep papers in the lit-review ledger,
+    write and verify BibTeX, check that the review covers the idea. A paper may cite only what an
+    API returned and the ledger recorded."""
 
 
 @lit_group.command("search")
@@ -209,3 +211,49 @@ def nearest_command(text, k, as_json, project) -> None:
                    f"{_short(n.paper.title, 70)}")
     if not found:
         click.echo("no ledger paper shares a term with the text (rstack lit search first)")
+
+
+@lit_group.command("coverage")
+@click.argument("idea", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@project_option
+def coverage_command(idea, as_json, project) -> None:
+    """Rank ledger papers by TF-IDF similarity to IDEA (default idea.md) and judge the review: the
+    [@key]s of lit-review.md (or, before it exists, the whole ledger) scoring at least
+    lit_coverage_min_score are on-topic; fewer than lit_coverage_min_papers is THIN (exit 1), as
+    is a [@key] not in the ledger or an author-year citation typed from memory in IDEA. Off-topic
+    keys are listed."""
+    from ..literature.coverage import coverage
+
+    report = coverage(project, idea.resolve() if idea else None)
+    click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False) if as_json
+               else report.render())
+    if not report.ok:
+        sys.exit(1)
+
+
+@lit_group.group("cache")
+def cache_group() -> None:
+    """The response cache of the literature APIs (.rstack/cache/lit/)."""
+
+
+@cache_group.command("stats")
+@json_option
+@project_option
+def cache_stats_command(as_json, project) -> None:
+    """How many responses are cached, their size and age, per source."""
+    from ..literature.cache import cache_stats
+
+    stats = cache_stats(project)
+    click.echo(json.dumps(stats.as_json(), indent=2) if as_json else stats.render())
+
+
+@cache_group.command("clear")
+@project_option
+def cache_clear_command(project) -> None:
+    """Delete every cached response (the next search asks the APIs again; --offline then finds
+    nothing). The ledger is untouched."""
+    from ..literature.cache import clear_cache
+
+    removed, size = clear_cache(project)
+    click.echo(f"removed {removed} cached response(s), {size / 1e6:.2f} MB")
