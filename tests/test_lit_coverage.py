@@ -145,3 +145,19 @@ def test_cache_stats_and_clear(cli, project, standard_routes):
     assert len(Ledger(project, "lit-review").records("paper")) == 6
     assert cli("lit", "search", "efficient transformers").exit_code == 0
     assert len(standard_routes.hits()) == 4
+
+
+def test_cannot_assess_verdict_holds_the_pipeline(cli, project):
+    from rstack import paths
+    paths.install_marker().parent.mkdir(parents=True, exist_ok=True)
+    paths.install_marker().touch()
+    _project(project, CLASSICS + ON_TOPIC, [p["key"] for p in ON_TOPIC])
+    (project / "novelty-assessment.md").write_text(
+        "# Novelty\n\n**Verdict:** cannot assess — literature too thin\n", encoding="utf-8")
+    status = project_status(project)
+    assert status.stages["novelty"].state == "thin"
+    assert status.next.stage == "novelty" and status.next.skill == "/lit-review"
+    assert status.next.command == "rstack lit coverage"
+    (project / "novelty-assessment.md").write_text(
+        "# Novelty\n\n**Verdict:** incremental — assessed by the user, literature thin\n")
+    assert project_status(project).stages["novelty"].state == "ok"

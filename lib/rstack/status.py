@@ -30,6 +30,10 @@ _CITE_GROUP = re.compile(r"\[([^\[\]]*@[^\[\]]*)\]")
 _CITE_KEY = re.compile(r"(?:^|[\s;,])-?@([A-Za-z0-9_:\-]+)")
 
 
+# The novelty check's verdict line when the ledger holds too little on-topic work to judge.
+_CANNOT_ASSESS = re.compile(r"^\W*verdict\W*\s*cannot assess", re.I | re.M)
+
+
 def _cited_keys(text: str) -> set[str]:
     return {key for group in _CITE_GROUP.findall(text) for key in _CITE_KEY.findall(group)}
 
@@ -155,6 +159,9 @@ def _novelty_stage(root: Path, lit) -> Stage:
         return Stage("novelty", "invalid",
                      f"novelty-assessment.md/refined-idea.md cite {len(unknown)} key(s) not in the "
                      f"lit ledger: {', '.join(unknown[:5])}", data)
+    if _CANNOT_ASSESS.search(path.read_text(errors="replace")):
+        return Stage("novelty", "thin", "novelty-assessment.md: cannot assess, the literature is "
+                     "too thin", data)
     return Stage("novelty", "ok", f"novelty-assessment.md (cites {len(cited)})", data)
 
 
@@ -462,6 +469,9 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
         if name in ("idea", "lit_review", "novelty") and stage.state == "invalid":
             why = "cite only keys in the lit ledger (rstack lit search records new papers)"
             command = 'rstack lit search "QUERY"'
+        if name == "novelty" and stage.state == "thin":
+            skill, command = "/lit-review", "rstack lit coverage"
+            why = "search broader and narrower, resolve known ids, then re-run /novelty-check"
         if name == "lit_review" and stage.state == "thin":
             command = "rstack lit coverage"
             why = ("search broader and narrower queries and resolve known ids; report the gap "
