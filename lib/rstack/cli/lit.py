@@ -140,7 +140,7 @@ def verify_command(tex, bib, resolve, offline, as_json, project) -> None:
     """Check that every \\cite key of TEX (default paper.tex) has a bib entry, and every bib entry
     matches an API-sourced ledger paper on title, year and first author, and cites no retracted
     paper; exit 1 on any problem."""
-    from ..literature.bibresolve import resolve_for_tex
+    from ..literature.bibresolve import render_verify, resolve_for_tex
     from ..literature.verify import verify_citations
 
     # Paths given on the command line are the shell's (cwd-relative); the default is the project's.
@@ -154,19 +154,7 @@ def verify_command(tex, bib, resolve, offline, as_json, project) -> None:
             data["resolve"] = [r.as_json() for r in resolved]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        for item in resolved:
-            click.echo(item.render())
-        settled = {e.key for r in resolved for e in r.entries}
-        for problem in report.problems:
-            if problem.key in settled and problem.kind in ("metadata-mismatch", "not-in-ledger"):
-                continue  # the resolve report above showed this entry with its diff
-            click.echo(problem.render())
-        verdict = "ok" if report.ok else f"FAIL: {len(report.problems)} problem(s)"
-        click.echo(f"{verdict}: {len(report.cited)} cited key(s), {len(report.bib_keys)} bib "
-                   f"entr(ies), {report.checked} matched the ledger ({report.tex_path})")
-        if resolve and not report.ok and any(r.counts()["corrected"] for r in resolved):
-            click.echo(f"fix: rewrite corrected entries from the ledger: rstack lit bib --cited "
-                       f"{tex_path.name} --out {Path(report.bib_path or 'paper.bib').name}")
+        click.echo(render_verify(report, resolved))
     if not report.ok:
         sys.exit(1)
 

@@ -302,3 +302,19 @@ def resolve_for_tex(root: Path, tex: Path, bib: Path | None, *,
     transport = Transport(Path(root), offline=offline)
     return [resolve_bib(root, path, offline=offline, transport=transport)
             for path in bibs_of(tex, bib) if path.is_file()]
+
+
+def render_verify(report, resolved: list[BibResolveReport]) -> str:
+    """`verify --resolve`'s human form: each bib's sorted entries, then the verify problems the
+    resolve report did not already show (an entry's diff is printed once), then the verdict."""
+    lines = [item.render() for item in resolved]
+    settled = {e.key for r in resolved for e in r.entries}
+    lines += [p.render() for p in report.problems
+              if not (p.key in settled and p.kind in ("metadata-mismatch", "not-in-ledger"))]
+    verdict = "ok" if report.ok else f"FAIL: {len(report.problems)} problem(s)"
+    lines.append(f"{verdict}: {len(report.cited)} cited key(s), {len(report.bib_keys)} bib "
+                 f"entr(ies), {report.checked} matched the ledger ({report.tex_path})")
+    if not report.ok and any(r.counts()["corrected"] for r in resolved):
+        lines.append("fix: rewrite corrected entries from the ledger: rstack lit bib --cited "
+                     f"{Path(report.tex_path).name} --out {Path(report.bib_path or 'paper.bib').name}")
+    return "\n".join(lines)
