@@ -67,6 +67,9 @@ class EntryOutcome:
             lines.append(f"    + {change['field']}: {change['ledger']!r}  (ledger)")
         if self.status == "unverifiable":
             lines.extend(f"    tried {attempt}" for attempt in self.tried)
+            lines.append("  fix: find the paper (rstack lit search \"TITLE\" or rstack lit resolve "
+                         "DOI/arXiv id) and cite the key it prints; if no source knows it, remove "
+                         "the citation")
         if self.retracted:
             lines.append(f"    RETRACTED: {self.retracted}")
         return "\n".join(lines)
