@@ -401,3 +401,21 @@ def test_retraction_found_later_is_recorded_and_flagged(cli, project, lit_server
     from rstack.literature.verify import retracted_citations
     assert [p.key for p in retracted_citations(project, [record["key"], "nope"])] == [
         record["key"]]
+
+
+def test_source_vocabulary_is_defined_once():
+    from rstack import config
+    from rstack.cli.lit import search_command
+    from rstack.literature.papers import SOURCES
+    from rstack.literature.search import SOURCE_CHOICES
+    from rstack.literature.transport import SERVICES
+    from rstack.records import RECORD_TYPES
+
+    [source] = [p for p in search_command.params if p.name == "source"]
+    assert tuple(source.type.choices) == SOURCE_CHOICES == SOURCES + ("all",)
+    assert tuple(SERVICES) == SOURCES
+    assert config.KEYS["lit_sources"].parse(",".join(SOURCES)) == list(SOURCES)
+    for name in SOURCES:
+        assert f"{name}_api_url" in config.KEYS and f"{name}_min_interval_s" in config.KEYS
+    search_type = RECORD_TYPES["search"]
+    assert search_type.required["source"] == "enum:" + ",".join(SOURCE_CHOICES)

@@ -70,7 +70,8 @@ def normalize_title(title: str | None) -> str:
     """ASCII, lowercase, letters and digits only, single spaces: what title comparisons use."""
     if not title:
         return ""
-    text = anyascii(html.unescape(str(title))).lower()
+    text = str(title)
+    text = anyascii(html.unescape(text) if "&" in text else text).lower()
     return " ".join(_NON_ALNUM.sub(" ", text).split())
 
 
@@ -79,7 +80,7 @@ def clean_text(text: Any) -> str | None:
     Crossref send `&amp;`); empty or non-string -> None."""
     if not isinstance(text, str):
         return None
-    cleaned = " ".join(html.unescape(text).split())
+    cleaned = " ".join((html.unescape(text) if "&" in text else text).split())
     return cleaned or None
 
 
