@@ -17,14 +17,16 @@ reference written from memory ("Smith et al. (2020)") is flagged until it is a `
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import config
 from ..ledger import Ledger
 from .merge import LedgerIndex
-from .nearest import phrase_terms, rank
+from .nearest import phrase_terms
 
 REVIEW = "lit-review.md"
 IDEA = "idea.md"
@@ -119,6 +121,37 @@ class CoverageReport:
         return "\n".join(lines)
 
 
+def score_papers(idea_text: str, papers) -> dict[str, float]:
+    """key -> TF-IDF cosine of the paper's title + abstract to the idea over words and word pairs
+    (smoothed idf, sublinear tf, as nearest.rank), 0 when it has an abstract but shares no word
+    pair with the idea; best first. Each text is tokenized once: status calls this every time."""
+    docs = [(p, Counter(phrase_terms(f"{p.title} {p.abstract or ''}"))) for p in papers if p.key]
+    query = Counter(phrase_terms(idea_text))
+    if not docs or not query:
+        return {}
+    df: Counter = Counter()
+    for _, counts in docs:
+        df.update(counts.keys())
+    n_docs = len(docs)
+    idf = {term: math.log((1 + n_docs) / (1 + df[term])) + 1.0 for term in query if term in df}
+    qvec = {term: (1.0 + math.log(n)) * idf[term] for term, n in query.items() if term in idf}
+    qnorm = math.sqrt(sum(w * w for w in qvec.values()))
+    pairs = {term for term in qvec if "_" in term}
+    scores = {}
+    for paper, counts in docs:
+        dot = sum(w * (1.0 + math.log(counts[t])) * idf[t] for t, w in qvec.items() if t in counts)
+        if dot <= 0 or not qnorm:
+            continue
+        if paper.abstract and not any(term in counts for term in pairs):
+            # A title alone is too short to hold the idea's phrases; with an abstract, none
+            # shared means the overlap is a few common words: off topic.
+            continue
+        dnorm = math.sqrt(sum(((1.0 + math.log(n)) * (math.log((1 + n_docs) / (1 + df[t])) + 1.0))
+                              ** 2 for t, n in counts.items()))
+        scores[paper.key] = dot / (dnorm * qnorm)
+    return dict(sorted(scores.items(), key=lambda item: (-item[1], item[0])))
+
+
 def assess(idea_text: str, records: list[dict], review_text: str | None, *,
            idea_path: str = IDEA, review_path: str | None = REVIEW) -> CoverageReport:
     """The coverage verdict from texts and ledger records (no file access: status reuses it)."""
@@ -126,15 +159,7 @@ def assess(idea_text: str, records: list[dict], review_text: str | None, *,
                             float(config.get("lit_coverage_min_score")),
                             int(config.get("lit_coverage_min_papers")))
     index = LedgerIndex(records)
-    idea_words = _CITATION_MARKS.sub(" ", idea_text)
-    pairs = {t for t in phrase_terms(idea_words) if "_" in t}
-    scores = {}
-    for n in rank(idea_words, index.papers, len(index.papers), terms=phrase_terms):
-        shared = pairs & set(phrase_terms(f"{n.paper.title} {n.paper.abstract or ''}"))
-        # A title alone is too short to hold the idea's phrases; with an abstract, none shared
-        # means the overlap is a few common words: off topic.
-        scores[n.paper.key] = n.score if shared or not n.paper.abstract else 0.0
-    scores = dict(sorted(scores.items(), key=lambda item: (-item[1], item[0])))
+    scores = score_papers(_CITATION_MARKS.sub(" ", idea_text), index.papers)
     by_key = index.by_key
     report.ranked = [Scored(k, s, by_key[k].title, by_key[k].year)
                      for k, s in list(scores.items())[:10] if s > 0]

@@ -49,14 +49,13 @@ def phrase_terms(text: str) -> list[str]:
     return words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
 
 
-def rank(text: str, papers: list[Paper], k: int = 10, terms=tokenize) -> list[Neighbour]:
-    """The k papers most similar to text (score > 0 only), best first; `terms` turns a text
-    into its terms (words by default; coverage uses phrase_terms).
+def rank(text: str, papers: list[Paper], k: int = 10) -> list[Neighbour]:
+    """The k papers most similar to text (score > 0 only), best first.
 
     Sparse on purpose: memory grows with the tokens, not with papers x vocabulary.
     """
-    docs = [Counter(terms(f"{p.title} {p.abstract or ''}")) for p in papers]
-    query = Counter(terms(text))
+    docs = [Counter(tokenize(f"{p.title} {p.abstract or ''}")) for p in papers]
+    query = Counter(tokenize(text))
     if not docs or not query:
         return []
     df: Counter = Counter()
