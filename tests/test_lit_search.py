@@ -473,13 +473,17 @@ def test_resolve_unknown_id_is_404_with_message(cli, project, lit_server):
     assert len(lit_server.hits("/s2/paper/ARXIV:2999.00001")) == 1  # a 404 is not retried
 
 
-def test_resolve_doi_uses_s2_only(cli, project, lit_server):
+def test_resolve_doi_asks_the_doi_sources_not_arxiv(cli, project, lit_server):
     lit_server.route("/s2/paper/DOI:10.18653/v1/n19-1423",
                      Reply(200, json.dumps(json.loads(data("s2_search_transformers.json"))
                                            ["data"][1]).encode()))
     result = cli("lit", "resolve", "DOI:10.18653/v1/N19-1423")
     assert result.exit_code == 0, result.output
     assert "devlin2019bert" in result.stdout and lit_server.hits(ARXIV_QUERY) == []
+    # OpenAlex and Crossref were asked too; their 404s are notes, not failures.
+    assert [h.path for h in lit_server.hits()][1:] == [
+        "/openalex/works/doi:10.18653/v1/n19-1423", "/crossref/works/10.18653/v1/n19-1423"]
+    assert "openalex (not-found): OpenAlex work 10.18653/v1/n19-1423: not found" in result.stderr
 
 
 def test_resolve_rejects_what_is_no_id(cli, project):

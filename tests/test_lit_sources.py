@@ -165,6 +165,8 @@ def test_versioned_arxiv_id_resolves_that_version(cli, project, lit_server):
     assert hit.query["id_list"] == "1706.03762v2"
     [paper] = papers_in(project)
     assert paper["ids"]["arxiv"] == "1706.03762"  # the identity has no version
+    assert paper["url"] == "https://arxiv.org/abs/1706.03762v2"  # the link has it
+    assert paper["sources"] == ["s2", "arxiv"]
 
 
 # -- paging --------------------------------------------------------------------------------------

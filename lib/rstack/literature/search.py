@@ -22,7 +22,7 @@ from .keys import assign_keys
 from .merge import LedgerIndex, merge_papers
 from .papers import SOURCES, Paper, arxiv_version, is_arxiv_id, normalize_arxiv_id, normalize_doi
 from .query import plain_query
-from .transport import SERVICES, Transport
+from .transport import DOWN_KINDS, Transport
 
 SOURCE_CHOICES = SOURCES + ("all",)
 LEDGER_TYPES = ["paper", "retraction"]  # what LedgerIndex needs to know a paper and its state
@@ -60,8 +60,10 @@ class SourceError:
                 "hint": self.hint}
 
     def render(self) -> str:
-        """`skipped s2 (rate-limited): ...` for the human form."""
-        return (f"skipped {self.source} ({self.kind}): {self.message}"
+        """`skipped s2 (rate-limited): ...` for a source that is out for this command, else
+        `openalex (not-found): ...`, for the human form."""
+        head = "skipped " if self.kind in DOWN_KINDS else ""
+        return (f"{head}{self.source} ({self.kind}): {self.message}"
                 + (f"\n  fix: {self.hint}" if self.hint else ""))
 
 
@@ -271,8 +273,11 @@ def lookup_attempts(transport: Transport, kind: str, ident: str) -> list[tuple[s
     arXiv, a DOI asks S2, OpenAlex and Crossref, any other S2-style id asks S2."""
     if kind == "arxiv":
         norm = normalize_arxiv_id(ident) or ident
-        return [("s2", lambda: s2.get_paper(transport, f"ARXIV:{norm}")),
-                ("arxiv", lambda: arxiv.get_paper(transport, ident))]
+        attempts = [("s2", lambda: s2.get_paper(transport, f"ARXIV:{norm}")),
+                    ("arxiv", lambda: arxiv.get_paper(transport, ident))]
+        # A versioned id asks for that version: arXiv's answer for it comes first in the merge
+        # (its title, date and links), S2 fills what it lacks.
+        return attempts[::-1] if arxiv_version(ident) else attempts
     if ident.startswith("DOI:"):
         doi = ident[4:]
         return [("s2", lambda: s2.get_paper(transport, ident)),
