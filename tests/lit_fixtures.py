@@ -1,5 +1,5 @@
-"""A real HTTP server on 127.0.0.1 that plays scripted answers in the shapes of the S2 and arXiv
-APIs (bodies in tests/data/lit/), and records every request it receives."""
+"""A real HTTP server on 127.0.0.1 that plays scripted answers in the shapes of the S2, arXiv,
+OpenAlex and Crossref APIs (bodies in tests/data/lit/), and records every request it receives."""
 
 from __future__ import annotations
 

@@ -248,7 +248,7 @@ def parse_identifier(text: str) -> tuple[str, str]:
     if prefix.upper() == "ARXIV" and rest:
         norm = normalize_arxiv_id(rest)
         if norm:
-            return "arxiv", norm
+            return "arxiv", norm + (arxiv_version(rest) or "")
         raise ValueError(f"{raw!r}: {rest!r} is not an arXiv id (e.g. 1706.03762)")
     if is_arxiv_id(raw):
         # A version (2104.12255v1) is kept: resolving it asks arXiv for that version.
