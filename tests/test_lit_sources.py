@@ -390,7 +390,10 @@ def test_retraction_found_later_is_recorded_and_flagged(cli, project, lit_server
     wakefield = json.loads(data("openalex_work_wakefield.json"))
     lit_server.route(OPENALEX_WORKS, Reply(200, json.dumps(
         {"meta": {"count": 1, "next_cursor": None}, "results": [wakefield]}).encode()))
-    assert cli("lit", "search", "ileal hyperplasia").exit_code == 0
+    result = cli("lit", "search", "ileal hyperplasia")
+    assert result.exit_code == 0
+    assert (f"retracted: {record['key']} (openalex is_retracted); cite it only to discuss the "
+            "retraction") in result.stderr
     [mark] = Ledger(project, "lit-review").records("retraction")
     assert mark["key"] == record["key"] and mark["notice"] == "openalex is_retracted"
     bib = cli("lit", "bib", "--keys", record["key"]).stdout

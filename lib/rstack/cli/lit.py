@@ -42,6 +42,10 @@ def _print_outcome(outcome, as_json: bool) -> None:
                f"({known} already there; + marks new)")
     for line in outcome.skipped + outcome.warnings:
         click.echo(f"warning: {line}", err=True)
+    for item in outcome.found:
+        if item.paper.retracted:
+            click.echo(f"retracted: {item.paper.key} ({item.paper.retraction}); cite it only to "
+                       "discuss the retraction", err=True)
     for error in outcome.errors:
         click.echo(error.render(), err=True)
 
