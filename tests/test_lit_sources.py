@@ -424,3 +424,29 @@ def test_source_vocabulary_is_defined_once():
         assert f"{name}_api_url" in config.KEYS and f"{name}_min_interval_s" in config.KEYS
     search_type = RECORD_TYPES["search"]
     assert search_type.required["source"] == "enum:" + ",".join(SOURCE_CHOICES)
+
+
+def test_resolve_screens_ledger_papers_no_source_screened(cli, project, lit_server):
+    """A paper recorded from S2 alone (which says nothing about retractions) is screened by DOI."""
+    Ledger(project, "lit-review").append(
+        {"type": "paper", "key": "wakefield1998ileal", "title": "Ileal-lymphoid-nodular "
+         "hyperplasia, non-specific colitis, and pervasive developmental disorder in children",
+         "authors": ["A. Wakefield"], "year": 1998, "venue": "The Lancet",
+         "ids": {"s2": "a" * 40, "doi": "10.1016/s0140-6736(97)11096-0"}, "sources": ["s2"]})
+    assert cli("lit", "bib", "--out", "paper.bib").exit_code == 0
+    (project / "paper.tex").write_text("\\cite{wakefield1998ileal}\\bibliography{paper}\n")
+    lit_server.route("/openalex/works/doi:10.1016/s0140-6736(97)11096-0",
+                     Reply(404, b"{\"error\": \"NotFoundError\"}"))
+    lit_server.route("/crossref/works/10.1016/s0140-6736(97)11096-0",
+                     json_reply("crossref_work_wakefield.json"))
+    result = cli("lit", "verify", "--resolve")
+    assert result.exit_code == 1
+    assert ("verified     wakefield1998ileal  [ledger]\n    RETRACTED: retraction notice "
+            "10.1016/s0140-6736(10)60175-4 (retraction-watch)") in result.stdout
+    assert "retracted: paper.bib:1: 'wakefield1998ileal' cites a retracted paper" in result.stdout
+    [mark] = Ledger(project, "lit-review").records("retraction")
+    assert mark["source"] == "crossref" and mark["key"] == "wakefield1998ileal"
+    # Screened once: the mark is in the ledger, so the next run asks nothing.
+    asked = len(lit_server.hits())
+    assert cli("lit", "verify", "--resolve").exit_code == 1
+    assert len(lit_server.hits()) == asked

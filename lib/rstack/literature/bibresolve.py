@@ -1,7 +1,8 @@
 """`lit import paper.bib` and `lit verify --resolve`: settle a researcher's own .bib against the APIs.
 
 Each entry not in the ledger is looked up by DOI, then arXiv id, then title + first author (+ year
-to break a tie) across the sources. A unique confident match is recorded as a ledger paper (under
+to break a tie) across the sources; an entry already in the ledger whose retraction status no
+source gave is screened by DOI with OpenAlex and Crossref. A unique confident match is recorded as a ledger paper (under
 the entry's own key when that key is free) and compared field by field; no match, or more than
 one, leaves the entry unverifiable with what was tried. A record is never invented: what is
 recorded is what an API returned, never the bib's text.
@@ -228,6 +229,7 @@ def resolve_bib(root: Path, bib_path: Path, *, keys: set[str] | None = None,
     transport = transport or Transport(root, offline=offline)
     index = LedgerIndex(ledger.read(types=LEDGER_TYPES).records)
     pending: list[tuple[EntryOutcome, dict, Paper]] = []
+    screens: list[tuple[EntryOutcome, Paper]] = []
     for entry in library.entries:
         if keys is not None and entry.key not in keys:
             continue
@@ -237,14 +239,17 @@ def resolve_bib(root: Path, bib_path: Path, *, keys: set[str] | None = None,
         known = index.by_key.get(entry.key)
         if known is not None and known.from_api:
             _settle(outcome, fields, known, "ledger")
+            screened = _screen(transport, known)
+            if screened is not None:
+                screens.append((outcome, screened))
             continue
         paper, how, outcome.tried = lookup_entry(transport, fields)
         if paper is not None:
             outcome.how = how
             pending.append((outcome, fields, paper))
-    if pending:
+    if pending or screens:
         with _recording_lock(root):
-            report.recorded = _record(ledger, pending, Path(bib_path).name)
+            report.recorded = _record(ledger, pending, screens, Path(bib_path).name)
     report.network_calls = transport.network_calls
     report.cache_hits = transport.cache_hits
     return report
@@ -260,11 +265,40 @@ def _settle(outcome: EntryOutcome, fields: dict, paper: Paper, how: str | None) 
     outcome.retracted = paper.retraction or ("retracted" if paper.retracted else None)
 
 
-def _record(ledger: Ledger, pending, bib_name: str) -> int:
+def _screen(transport: Transport, paper: Paper) -> Paper | None:
+    """A ledger paper whose retraction status no source gave (S2 and arXiv do not say), asked of
+    OpenAlex and Crossref by its DOI: their record when one says it is retracted, else None."""
+    doi = paper.ids.get("doi")
+    if paper.retracted is not None or not doi:
+        return None
+    for fetch in (openalex.get_work, crossref.get_work):
+        try:
+            found = fetch(transport, doi)
+        except ServiceError:
+            continue
+        if found.retracted:
+            return found
+    return None
+
+
+def _mark(paper: Paper, known: Paper, bib_name: str) -> dict:
+    """The `retraction` record for a ledger paper a source now says is retracted."""
+    known.retracted, known.retraction = True, paper.retraction
+    return {"type": "retraction", "key": known.key, "source": ",".join(paper.sources),
+            "notice": paper.retraction, "query": f"import:{bib_name}"}
+
+
+def _record(ledger: Ledger, pending, screens, bib_name: str) -> int:
     """Record the matched papers not yet in the ledger (under the entry's key when it is free),
-    then settle each entry against its ledger paper. Called under the recording lock."""
+    mark screened ones retracted, then settle each entry against its ledger paper. Called under
+    the recording lock."""
     index = LedgerIndex(ledger.read(types=LEDGER_TYPES).records)  # re-read under the lock
     records: list[dict] = []
+    for outcome, paper in screens:
+        known = index.by_key.get(outcome.key)
+        if known is not None and not known.retracted:
+            records.append(_mark(paper, known, bib_name))
+        outcome.retracted = paper.retraction
     for outcome, fields, paper in pending:
         known = index.find(paper)
         if known is None:
@@ -277,10 +311,7 @@ def _record(ledger: Ledger, pending, bib_name: str) -> int:
             outcome.recorded = True
             known = paper
         elif paper.retracted and not known.retracted:
-            records.append({"type": "retraction", "key": known.key,
-                            "source": ",".join(paper.sources), "notice": paper.retraction,
-                            "query": f"import:{bib_name}"})
-            known.retracted, known.retraction = True, paper.retraction
+            records.append(_mark(paper, known, bib_name))
         _settle(outcome, fields, known, None)
     if records:
         ledger.append_many(records)
