@@ -450,3 +450,20 @@ def test_resolve_screens_ledger_papers_no_source_screened(cli, project, lit_serv
     asked = len(lit_server.hits())
     assert cli("lit", "verify", "--resolve").exit_code == 1
     assert len(lit_server.hits()) == asked
+
+
+def test_a_doi_that_names_another_paper_is_not_used(cli, project, lit_server):
+    (project / "a.bib").write_text(
+        "@article{smith2020widgets, title={Widgets in the Wild}, author={Smith, Jane},"
+        " year={2020}, doi={10.1038/nature14539}}\n", encoding="utf-8")
+    lit_server.route("/s2/", json_reply("s2_rate_limited.json", 429), prefix=True)
+    lit_server.route("/openalex/works/doi:10.1038/nature14539", json_reply("openalex_work_lecun.json"))
+    lit_server.route(OPENALEX_WORKS, json_reply("openalex_search_empty.json"))
+    lit_server.route(CROSSREF_WORKS, json_reply("crossref_search_unrelated.json"))
+    result = cli("lit", "import", "a.bib", "--json")
+    assert result.exit_code == 1
+    [entry] = json.loads(result.stdout)["entries"]
+    assert entry["status"] == "unverifiable"
+    assert ("DOI 10.1038/nature14539 names another paper: 'Deep learning' (2015, Yann LeCun); "
+            "not used") in entry["tried"]
+    assert papers_in(project) == []

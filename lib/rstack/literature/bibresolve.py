@@ -187,20 +187,34 @@ def _by_title(transport: Transport, fields: dict) -> tuple[Paper | None, list[st
     return None, [f"{what}: " + "; ".join(notes)]
 
 
+def _names_this_entry(paper: Paper, fields: dict) -> bool:
+    """Whether a paper found by the entry's id is plausibly the entry: its title or its first
+    author agrees. A mistyped DOI names some other paper; recording that under the entry's key
+    would make a wrong citation look verified."""
+    title = latex_to_text(fields.get("title") or "")
+    author = last_name(_first_author(fields.get("author")) or "")
+    if not title and not author:
+        return True
+    return bool((title and _same_title(paper.title, title)) or
+                (author and paper.authors and last_name(paper.authors[0]) == author))
+
+
 def lookup_entry(transport: Transport, fields: dict) -> tuple[Paper | None, str | None, list[str]]:
     """(paper, how it was matched, what was tried) for one bib entry: DOI, arXiv id, title."""
     tried: list[str] = []
     doi, arxiv_id = entry_ids(fields)
-    if doi:
-        papers, errors = fetch_by_id(transport, "s2", f"DOI:{doi}")
-        tried.append(_tried_line(f"DOI {doi}", papers, errors))
+    for kind, ident, label in (("s2", f"DOI:{doi}" if doi else None, f"DOI {doi}"),
+                               ("arxiv", arxiv_id, f"arXiv {arxiv_id}")):
+        if not ident:
+            continue
+        papers, errors = fetch_by_id(transport, kind, ident)
+        tried.append(_tried_line(label, papers, errors))
+        if papers and _names_this_entry(papers[0], fields):
+            return papers[0], label, tried
         if papers:
-            return papers[0], f"DOI {doi}", tried
-    if arxiv_id:
-        papers, errors = fetch_by_id(transport, "arxiv", arxiv_id)
-        tried.append(_tried_line(f"arXiv {arxiv_id}", papers, errors))
-        if papers:
-            return papers[0], f"arXiv {arxiv_id}", tried
+            other = papers[0]
+            tried.append(f"{label} names another paper: {other.title[:60]!r} ({other.year}, "
+                         f"{other.authors[0] if other.authors else 'no authors'}); not used")
     paper, notes = _by_title(transport, fields)
     tried.extend(notes)
     return paper, ("title + first author" if paper else None), tried
