@@ -453,8 +453,10 @@ def test_resolve_arxiv_id_asks_both_and_records_once(cli, project, lit_server):
     out = json.loads(result.stdout)
     assert [p["key"] for p in out["papers"]] == ["vaswani2017attention"]
     assert out["papers"][0]["sources"] == ["s2", "arxiv"] and out["recorded"] == 1
-    assert lit_server.hits(ARXIV_QUERY)[0].query["id_list"] == "1706.03762"
+    # The version goes to arXiv (that version is resolved); S2 and the identity have none.
+    assert lit_server.hits(ARXIV_QUERY)[0].query["id_list"] == "1706.03762v5"
     assert lit_server.hits("/s2/paper/ARXIV:1706.03762")[0].query == {"fields": s2.FIELDS}
+    assert out["papers"][0]["ids"]["arxiv"] == "1706.03762"
     records = papers_in(project)
     assert len(records) == 1 and records[0]["query"] == "resolve:arXiv:1706.03762v5"
     again = cli("lit", "resolve", "1706.03762")
