@@ -78,12 +78,14 @@ def test_json_shape(project, cli):
     assert data["stages"]["runs"]["cap_usd"] == 10.0
 
 
-def test_lit_review_counts_and_unknown_citations(project):
+def test_lit_review_counts_and_unknown_citations(project, monkeypatch):
     _install_marker()
-    (project / "idea.md").write_text("Does warmup help?\n")
+    monkeypatch.setenv("RSTACK_LIT_COVERAGE_MIN_PAPERS", "1")  # coverage has its own test
+    (project / "idea.md").write_text("Does learning-rate warmup help large minibatch SGD?\n")
     lit = Ledger(project, "lit-review")
     lit.append({"type": "search", "query": "warmup", "source": "s2"})
-    lit.append({"type": "paper", "key": "goyal2017accurate", "title": "Accurate, Large Minibatch SGD"})
+    lit.append({"type": "paper", "key": "goyal2017accurate", "title": "Accurate, Large Minibatch SGD",
+                "abstract": "A linear scaling rule and a warmup scheme for large minibatch SGD."})
     stage = project_status(project).stages["lit_review"]
     assert stage.state == "missing" and "1 papers from 1 searches" in stage.detail
     (project / "lit-review.md").write_text("Warmup [@goyal2017accurate] and [@madeup2020x].\n")

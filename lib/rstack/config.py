@@ -150,6 +150,16 @@ class Key:
 KEYS: dict[str, Key] = {}
 
 
+def _check_lit_sources(value: list) -> str | None:
+    from .literature.papers import SOURCES  # the literature concern owns the vocabulary
+
+    unknown = [item for item in value if item not in SOURCES]
+    if unknown or not value:
+        return (f"lit_sources: {', '.join(unknown) or 'an empty list'} is not a list of sources; "
+                f"use some of {', '.join(SOURCES)}")
+    return None
+
+
 # The one table of known keys. Later concerns add their rows here, so `config list`, the
 # commented defaults and the environment overrides always see every key.
 for _key in (
@@ -184,6 +194,24 @@ for _key in (
     Key("lit_retry_after_max_s", "float", 60.0,
         "Longest Retry-After wait honoured between literature API retries (longer ones are cut).",
         minimum=0),
+    Key("openalex_api_url", "url", "https://api.openalex.org", "OpenAlex API base URL."),
+    Key("crossref_api_url", "url", "https://api.crossref.org", "Crossref REST API base URL."),
+    Key("openalex_min_interval_s", "float", 0.2, "Minimum seconds between OpenAlex requests.",
+        minimum=0),
+    Key("crossref_min_interval_s", "float", 0.5, "Minimum seconds between Crossref requests.",
+        minimum=0),
+    Key("lit_mailto", "str", "",
+        "Contact e-mail sent to OpenAlex and Crossref as `mailto` (their polite pools); empty: none."),
+    Key("lit_sources", "list", ["s2", "arxiv", "openalex"],
+        "Sources `rstack lit search --source all` asks (s2, arxiv, openalex, crossref); "
+        "verify --resolve and lit import look ids up in all four.",
+        check=lambda value: _check_lit_sources(value)),
+    Key("lit_coverage_min_score", "float", 0.08,
+        "rstack lit coverage: TF-IDF cosine to the idea at which a paper counts as on-topic.",
+        minimum=0),
+    Key("lit_coverage_min_papers", "int", 3,
+        "rstack lit coverage: on-topic papers lit-review.md must cite, else the review is thin.",
+        minimum=1),
     Key("ssh_hosts", "list", [], "SSH hosts for the ssh profile (aliases or user@host:port)."),
     Key("ledger_fsync", "bool", True, "fsync each ledger append (durable across power loss)."),
     Key("reproduce_rtol", "float", 1e-6,

@@ -112,15 +112,20 @@ RECORD_TYPES: dict[str, RecordType] = _types(
         {"exit_code": "str?", "reason": "str?"},
         doc="How one array task ended by the scheduler's account (GPU-hours spent: max_gpu_hours)."),
     # Minimal forms; the literature concern extends them.
-    RecordType("search", ("lit-review",), {"query": "str", "source": "enum:s2,arxiv,all"},
+    RecordType("search", ("lit-review",),
+               {"query": "str", "source": "enum:s2,arxiv,openalex,crossref,all"},
                {"counts": "object", "limit": "int", "year": "str?", "offline": "bool",
                 "keys": "array", "errors": "array"},
                doc="One literature search and its result counts."),
     RecordType("paper", ("lit-review",), {"key": "str", "title": "str"},
                {"authors": "array", "year": "int?", "venue": "str?", "ids": "object",
                 "abstract": "str?", "url": "str?", "pdf_url": "str?", "citation_count": "int?",
-                "sources": "array", "primary_category": "str?", "query": "str?"},
+                "sources": "array", "primary_category": "str?", "query": "str?",
+                "venue_type": "str?", "retracted": "bool?", "retraction": "str?"},
                doc="A paper an API returned; the only thing a paper may cite."),
+    RecordType("retraction", ("lit-review",), {"key": "str", "source": "str"},
+               {"notice": "str?", "query": "str?"},
+               doc="A source said a paper already in the ledger is retracted."),
 )
 
 
@@ -133,6 +138,7 @@ WRITTEN_BY: dict[str, str] = {
     "run.remote": "rstack run", "vastai.instance": "rstack run", "slurm.job": "rstack run",
     "slurm.task": "rstack run",
     "search": "rstack lit search", "paper": "rstack lit search",
+    "retraction": "rstack lit search",
 }
 
 

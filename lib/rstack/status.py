@@ -2,7 +2,8 @@
 
 Read-only and fast (the skills' preamble runs it on every invocation): it reads files and ledgers,
 never imports numpy/scipy/matplotlib, never runs a script or touches the network. Each stage reports
-a state — `ok`, `missing`, `invalid`, `stale`, `failed`, `partial`, `unknown` — and a detail line.
+a state — `ok`, `missing`, `invalid`, `stale`, `failed`, `partial`, `unknown`, `thin` (a review
+that cites too little on-topic work) — and a detail line.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ STAGES = ("setup", "idea", "lit_review", "novelty", "plan", "preflight", "runs",
 # lit-review.md cites ledger keys as [@key]; a group such as [@a; @b] or [see @a, p. 3] cites each.
 _CITE_GROUP = re.compile(r"\[([^\[\]]*@[^\[\]]*)\]")
 _CITE_KEY = re.compile(r"(?:^|[\s;,])-?@([A-Za-z0-9_:\-]+)")
+
+
+# The novelty check's verdict line when the ledger holds too little on-topic work to judge.
+_CANNOT_ASSESS = re.compile(r"^\W*verdict\W*\s*cannot assess", re.I | re.M)
 
 
 def _cited_keys(text: str) -> set[str]:
@@ -102,8 +107,40 @@ def _lit_stage(root: Path, result) -> Stage:
         return Stage("lit_review", "invalid",
                      f"lit-review.md cites {len(unknown)} key(s) not in the lit ledger: "
                      f"{', '.join(unknown[:5])}", data)
+    idea = root / "idea.md"
+    if idea.is_file():
+        from .literature.coverage import assess
+
+        cover = assess(idea.read_text(errors="replace"), result.records,
+                       path.read_text(errors="replace"))
+        data.update(on_topic=len(cover.on_topic), off_topic=[s.key for s in cover.off_topic])
+        if cover.thin:
+            return Stage("lit_review", "thin",
+                         f"lit-review.md cites {len(cover.on_topic)} on-topic paper(s) for idea.md "
+                         f"(at least {cover.min_papers} needed; {len(cover.off_topic)} cited "
+                         "off-topic)", data)
     return Stage("lit_review", "ok",
                  f"{len(keys)} papers from {searches} searches; lit-review.md cites {len(cited)}", data)
+
+
+def _idea_stage(root: Path, lit) -> Stage:
+    """idea.md, whose citations are checked like the review's: `[@key]` of the lit ledger, and no
+    author-year reference written from memory."""
+    stage = _doc_stage("idea", root, "idea.md")
+    if stage.state != "ok":
+        return stage
+    from .literature.coverage import memory_citations
+
+    text = (root / "idea.md").read_text(errors="replace")
+    keys = {r.get("key") for r in lit.records if r.get("type") == "paper"}
+    unknown = sorted(key for key in _cited_keys(text) if key not in keys)
+    memory = memory_citations(text)
+    stage.data.update(unknown_keys=unknown, memory_citations=memory)
+    if unknown or memory:
+        found = [f"[@{k}] not in the lit ledger" for k in unknown[:3]] + [
+            f"{c!r} cited from memory" for c in memory[:3]]
+        return Stage("idea", "invalid", "idea.md: " + "; ".join(found), stage.data)
+    return stage
 
 
 def _novelty_stage(root: Path, lit) -> Stage:
@@ -122,6 +159,9 @@ def _novelty_stage(root: Path, lit) -> Stage:
         return Stage("novelty", "invalid",
                      f"novelty-assessment.md/refined-idea.md cite {len(unknown)} key(s) not in the "
                      f"lit ledger: {', '.join(unknown[:5])}", data)
+    if _CANNOT_ASSESS.search(path.read_text(errors="replace")):
+        return Stage("novelty", "thin", "novelty-assessment.md: cannot assess, the literature is "
+                     "too thin", data)
     return Stage("novelty", "ok", f"novelty-assessment.md (cites {len(cited)})", data)
 
 
@@ -426,8 +466,16 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
             # Not `--status failed`: a run that timed out, ran out of memory or diverged has that
             # status instead, and the filter would hide it.
             command, why = "rstack runs list", "diagnose the runs that did not end ok first"
-        if name in ("lit_review", "novelty") and stage.state == "invalid":
+        if name in ("idea", "lit_review", "novelty") and stage.state == "invalid":
             why = "cite only keys in the lit ledger (rstack lit search records new papers)"
+            command = 'rstack lit search "QUERY"'
+        if name == "novelty" and stage.state == "thin":
+            skill, command = "/lit-review", "rstack lit coverage"
+            why = "search broader and narrower, resolve known ids, then re-run /novelty-check"
+        if name == "lit_review" and stage.state == "thin":
+            command = "rstack lit coverage"
+            why = ("search broader and narrower queries and resolve known ids; report the gap "
+                   "rather than pad the review with unrelated papers")
         return NextStep(name, skill, command, f"{stage.detail}: {why}")
     bundle = stages["bundle"].data.get("dir", "bundle")
     why = f"the paper is audited and bundled; share {bundle}/, or start a new idea with /research"
@@ -438,8 +486,8 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
 
 def project_status(root: Path) -> Status:
     root = Path(root)
-    stages: dict[str, Stage] = {"setup": _setup_stage(), "idea": _doc_stage("idea", root, "idea.md")}
-    lit = Ledger(root, "lit-review").read(types=["paper", "search"])
+    lit = Ledger(root, "lit-review").read(types=["paper", "search", "retraction"])
+    stages: dict[str, Stage] = {"setup": _setup_stage(), "idea": _idea_stage(root, lit)}
     stages["lit_review"] = _lit_stage(root, lit)
     stages["novelty"] = _novelty_stage(root, lit)
     plan, stages["plan"] = _load_plan(root)
