@@ -119,6 +119,13 @@ def append_run(root: Path, run_id: str, arm: str, seed: int, value: float, ts: s
         "metrics": {"val_loss": value}, "artifacts": [], "duration_s": 1.5, "cost_usd": 0.0})
 
 
+def ledger_stamp(root: Path) -> dict:
+    """summary.json's `ledger` entry for the experiments ledger as it is now (what analyze records)."""
+    raw = Ledger(root, "experiments").path.read_bytes()
+    return {"path": ".rstack/experiments.jsonl", "sha256": hashlib.sha256(raw).hexdigest(),
+            "lines": raw.count(b"\n")}
+
+
 def make_project(root: Path, *, with_lit: bool = True) -> dict:
     """Plan, ledger, analysis/ (summary.json, numbers.tex, table, figures) and lit ledger."""
     root = Path(root)
@@ -176,7 +183,7 @@ def make_project(root: Path, *, with_lit: bool = True) -> dict:
                                      "ci_high": mean + 0.017, "values": values}}}
     summary = {
         "version": 1, "generated_at": "2026-11-20T10:00:05.000Z",
-        "ledger": {"path": ".rstack/experiments.jsonl", "sha256": "0" * 64, "lines": 12},
+        "ledger": ledger_stamp(root),
         "plan": {"path": "experiment-plan.md", "sha256": "0" * 64},
         "primary_metric": "val_loss", "direction": "minimize", "baseline_arm": "baseline",
         "confidence": 0.95, "alpha": 0.05,

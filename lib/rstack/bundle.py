@@ -24,7 +24,8 @@ from . import __version__, paths
 from .compute import probe_gpus
 from .gitstate import git, project_git_state
 from .errors import BundleError
-from .hashing import prefix_sha256, sha256_file
+from .freshness import analysis_freshness
+from .hashing import sha256_file
 from .ledger import utc_now
 
 CHECKSUMS = "checksums.sha256"
@@ -259,8 +260,7 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
         ledger_file = paths.ledger_path(root, "experiments")
         ledger_sha = sha256_file(ledger_file) if ledger_file.is_file() else None
         analysis_sha = (summary.get("ledger") or {}).get("sha256")
-        problem = _analysis_drift(ledger_file, analysis_sha, (summary.get("ledger") or {}).get(
-            "lines"))
+        problem = analysis_freshness(root, summary).reason
         if problem:
             notes.append(f"{problem}; re-run `rstack analyze` so the analysis matches the "
                          "bundled ledger")
@@ -289,32 +289,6 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return BundleReport(out=out, stamp=stamp, files=count + 1, notes=notes)
-
-
-def _analysis_drift(ledger: Path, sha: str | None, lines) -> str | None:
-    """Why the analysis no longer matches the ledger, or None. Records appended after it (a
-    reproduce verdict, a note) are fine; a rewritten prefix or a newer finished run is not."""
-    try:
-        raw = ledger.read_bytes()
-    except OSError:
-        return "the experiments ledger is missing"
-    if hashlib.sha256(raw).hexdigest() == sha:
-        return None
-    parts = raw.split(b"\n")
-    if not isinstance(lines, int) or len(parts) - 1 < lines:
-        return "the experiments ledger changed since `rstack analyze`"
-    if prefix_sha256(raw, lines) != sha:
-        return "the experiments ledger changed since `rstack analyze`"
-    newer = 0
-    for line in parts[lines:]:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        newer += isinstance(record, dict) and record.get("type") == "run.finished"
-    if newer:
-        return f"{newer} run(s) finished after `rstack analyze`"
-    return None
 
 
 def _bundle_readme(stamp: dict) -> str:

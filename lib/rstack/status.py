@@ -17,7 +17,8 @@ from typing import Any
 from . import paths
 from .errors import RStackError
 from .guards import standing_preflight
-from .hashing import prefix_sha256, sha256_file
+from .freshness import analysis_freshness
+from .hashing import sha256_file
 from .ledger import Ledger
 
 # Pipeline stages in order; `next_step` walks them and recommends the first one not `ok`.
@@ -230,14 +231,6 @@ def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
     return Stage("runs", "ok", summary, data)
 
 
-def _ledger_prefix_sha(path: Path, lines: int) -> str | None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return prefix_sha256(raw, lines)
-
-
 def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage) -> Stage:
     summary_path = root / "analysis" / "summary.json"
     if not summary_path.is_file():
@@ -245,22 +238,15 @@ def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage
     try:
         summary = json.loads(summary_path.read_text())
         recorded = summary["ledger"]
-        recorded_sha, recorded_lines = recorded["sha256"], int(recorded["lines"])
+        recorded_sha, _ = recorded["sha256"], int(recorded["lines"])
     except (ValueError, KeyError, TypeError):
         return Stage("analysis", "invalid", "analysis/summary.json is unreadable or lacks ledger.sha256")
-    ledger_file = paths.ledger_path(root, "experiments")
-    current = sha256_file(ledger_file) if ledger_file.is_file() else None
     data = {"ledger_sha256": recorded_sha, "generated_at": summary.get("generated_at")}
-    if current == recorded_sha:
-        return Stage("analysis", "ok", "up to date with the experiments ledger", data)
-    # Other records (notes, preflights) may follow; only newer finished runs make it stale.
-    if _ledger_prefix_sha(ledger_file, recorded_lines) == recorded_sha:
-        newer = [r for line, r in experiments
-                 if line > recorded_lines and r.get("type") == "run.finished"]
-        if not newer:
-            return Stage("analysis", "ok", "up to date (no runs finished since)", data)
-        return Stage("analysis", "stale", f"{len(newer)} run(s) finished after the analysis", data)
-    return Stage("analysis", "stale", "the experiments ledger changed since the analysis", data)
+    fresh = analysis_freshness(root, summary)
+    if fresh.current:
+        return Stage("analysis", "ok", "up to date (no runs finished since)" if fresh.appended
+                     else "up to date with the experiments ledger", data)
+    return Stage("analysis", "stale", fresh.reason or "stale", data)
 
 
 def _read_json(path: Path) -> dict | None:

@@ -4,10 +4,9 @@ and not stale against newer ledger runs."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from ...freshness import analysis_freshness
 from ...hashing import sha256_file_or_none as sha256_file
 from .report import SUMMARY_REL, AuditReport
 from .scanner import Source, _command_args
@@ -16,36 +15,6 @@ _GRAPHICS_EXTS = (".pdf", ".png", ".jpg", ".jpeg", ".eps")
 
 
 # -- artifacts -------------------------------------------------------------------------------
-
-
-def _parse_ts(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _newer_runs(root: Path, summary: dict, arms: list[str]) -> dict[str, list[str]]:
-    """arm -> run ids finished ok in the ledger after the run analyze last used for that arm."""
-    from ...ledger import Ledger
-
-    ledger = Ledger(root, "experiments")
-    if not ledger.path.exists():
-        return {}
-    info = summary.get("arms") or {}
-    cutoffs = {arm: _parse_ts((info.get(arm) or {}).get("latest_finished_ts")) for arm in arms}
-    used = {rid for arm in arms for rid in (info.get(arm) or {}).get("run_ids") or []}
-    newer: dict[str, list[str]] = {}
-    for record in ledger.read(types=["run.finished"]).records:
-        arm = record.get("arm")
-        if arm not in cutoffs or record.get("status") != "ok" or record.get("run_id") in used:
-            continue
-        ts, cutoff = _parse_ts(record.get("ts")), cutoffs[arm]
-        if cutoff is None or (ts is not None and ts > cutoff):
-            newer.setdefault(arm, []).append(str(record.get("run_id")))
-    return newer
 
 
 def audit_artifacts(report: AuditReport, root: Path, source: Source, summary: dict | None) -> None:
@@ -63,7 +32,7 @@ def audit_artifacts(report: AuditReport, root: Path, source: Source, summary: di
         start, end = braces[0]
         targets.append((match.group("cmd"), source.text[start + 1:end - 1].strip(),
                         source.line_of(match.start())))
-    stale_cache: dict[tuple, dict] = {}
+    fresh = None
     for cmd, target, line in targets:
         if cmd == "includegraphics":
             options = [target] if Path(target).suffix else [target + e for e in _GRAPHICS_EXTS]
@@ -94,11 +63,13 @@ def audit_artifacts(report: AuditReport, root: Path, source: Source, summary: di
             continue
         arms = [a for a in art.get("arms") or [] if isinstance(a, str)] or \
             list((summary.get("arms") or {}).keys())
-        key = tuple(sorted(arms))
-        if key not in stale_cache:
-            stale_cache[key] = _newer_runs(root, summary, arms)
-        newer = stale_cache[key]
-        if newer:
+        if fresh is None:
+            fresh = analysis_freshness(root, summary)
+        newer = fresh.stale_arms(arms)
+        if fresh.rewritten:
+            report.add("artifacts", f"\\{cmd}{{{target}}}: stale: {fresh.reason}", line=line,
+                       hint="re-run `rstack analyze`, then `rstack paper build`")
+        elif newer:
             detail = "; ".join(f"{arm}: {', '.join(ids)}" for arm, ids in sorted(newer.items()))
             report.add("artifacts", f"\\{cmd}{{{target}}}: stale: the ledger has newer finished "
                        f"runs of the arms it shows ({detail})", line=line,
