@@ -71,11 +71,12 @@ def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     except (OSError, UnicodeDecodeError) as exc:
         raise PaperError(f"{tex_path}: cannot read ({exc})") from None
     report = AuditReport(tex=tex_name)
-    source = Source(raw)
+    source = Source(raw, name=tex_name, root=root)
     summary = _load_summary(report, root)
     plan_raw = _load_plan(report, root)
     audit_citations(report, root, tex_path)
-    audit_numbers(report, source, summary, plan_raw, parse_allows(report, raw))
+    allows = [a for name, text in source.raws.items() for a in parse_allows(report, text, name)]
+    audit_numbers(report, source, summary, plan_raw, allows)
     audit_artifacts(report, root, source, summary)
     audit_claims(report, source, summary)
     audit_build(report, root, tex_path)

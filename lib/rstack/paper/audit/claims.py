@@ -78,7 +78,7 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
     alpha = summary.get("alpha") if isinstance(summary.get("alpha"), (int, float)) else 0.05
     min_seeds = summary.get("min_seeds") if isinstance(summary.get("min_seeds"), int) else 3
     for match in _SIGNIFICANT.finditer(text, body_start):
-        line = source.line_of(match.start())
+        where = source.at(match.start())
         left = max(text.rfind(". ", 0, match.start()), text.rfind("\n\n", 0, match.start()),
                    body_start)
         right_candidates = [i for i in (text.find(". ", match.end()), text.find("\n\n", match.end()))
@@ -98,7 +98,7 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
         if not named:
             if not any(c.get("significant") for c in comparisons):
                 report.add("claims", f"'{match.group()}' but rstack analyze marked no comparison "
-                           "significant", line=line, severity="warning",
+                           "significant", **where, severity="warning",
                            hint="say what the numbers show without 'significant', or run more "
                                 "seeds and re-analyse")
             continue
@@ -111,7 +111,7 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
             significant = [c for c in comps if c.get("significant") is True]
             if significant:
                 _check_direction(report, match.group(), arm, sentence, positions, baseline,
-                                 significant, line)
+                                 significant, where)
                 continue
             if comps:
                 detail = ", ".join(f"{c.get('metric')}: p={fmt_p(c.get('p_value'))}"
@@ -122,13 +122,13 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
                 why = "rstack analyze has no comparison for it"
                 hint = ("drop the word, or add the arm to the plan, run it and re-run "
                         "`rstack analyze`")
-            report.add("claims", f"'{match.group()}' next to arm '{arm}', but {why}", line=line,
+            report.add("claims", f"'{match.group()}' next to arm '{arm}', but {why}", **where,
                        hint=hint)
 
 
 def _check_direction(report: AuditReport, word: str, arm: str, sentence: str,
                      positions: dict[str, int], baseline: str | None, comps: list[dict],
-                     line: int) -> None:
+                     where: dict) -> None:
     """'significantly better' next to a comparison analyze found significantly worse (or the
     reverse). Only checked when the arm comes before the baseline in the sentence, so "the
     baseline is significantly worse than X" is not misread."""
@@ -144,6 +144,6 @@ def _check_direction(report: AuditReport, word: str, arm: str, sentence: str,
                        for c, v in zip(comps, ["better" if c.get("improved") else "worse"
                                                for c in comps]))
     report.add("claims", f"'{word}' with '{stated}' next to arm '{arm}', but rstack analyze found "
-               f"the difference goes the other way ({detail})", line=line,
+               f"the difference goes the other way ({detail})", **where,
                hint="state the direction the analysis found (its verdict in analysis/summary.json)")
 

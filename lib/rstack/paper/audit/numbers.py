@@ -279,14 +279,15 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
                 continue
             seen.add(abs_start)
             percent = bool(re.match(r"\s*\\%", text[abs_end:abs_end + 4]))
-            line = source.line_of(abs_start)
+            where = source.at(abs_start)
+            line = where["line"]
             plain = typed_text.replace("{,}", "").replace(",", "")
             typed = Typed(plain, abs(value), percent, scientific)
             found = trace_number(typed, declared, computed)
             if found is not None:
                 candidate, how, detail = found
                 report.traced.append(Traced(line, typed_text, candidate.source, detail,
-                                            candidate.run_ids, how))
+                                            candidate.run_ids, how, file=where["file"]))
                 continue
             hint = ("quote it with its \\rs... macro from analysis/numbers.tex, declare it in "
                     f"experiment-plan.md, or add `% rstack: allow {plain} <reason>`")
@@ -296,10 +297,10 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
                         f"rounding (it would pass for {near.detail} = {near.value:.4g}); " + hint)
             report.add("numbers",
                        f"typed number {typed_text}{'%' if percent else ''} in the {what} matches "
-                       "no analysed run, plan value or allow comment", line=line, hint=hint)
+                       "no analysed run, plan value or allow comment", **where, hint=hint)
 
 
-def parse_allows(report: AuditReport, raw: str) -> list[Candidate]:
+def parse_allows(report: AuditReport, raw: str, file: str | None = None) -> list[Candidate]:
     """`% rstack: allow NUMBER REASON` lines (the directive must open the line's comment)."""
     allows = []
     stripped = _strip_comments(raw).split("\n")
@@ -312,11 +313,13 @@ def parse_allows(report: AuditReport, raw: str) -> list[Candidate]:
         reason = match.group("reason").strip()
         if value is None:
             report.add("numbers", f"`rstack: allow` needs a number, got {match.group('num')!r}",
-                       line=number, hint="write `% rstack: allow 1000 images in the test split`")
+                       line=number, file=file,
+                       hint="write `% rstack: allow 1000 images in the test split`")
             continue
         if not reason:
             report.add("numbers", f"`rstack: allow {match.group('num')}` gives no reason",
-                       line=number, hint="say why the number is not a result, after the number")
+                       line=number, file=file,
+                       hint="say why the number is not a result, after the number")
             continue
         allows.append(Candidate(value, "allow", reason))
     return allows

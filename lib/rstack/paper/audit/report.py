@@ -47,9 +47,10 @@ class Traced:
     detail: str  # what it was traced to: a macro, a statistic, a plan key, a setting
     run_ids: list[str] = field(default_factory=list)
     match: str = "exact"  # exact (declared value) | printed (a macro's text) | rounded
+    file: str | None = None  # paper.tex, or the hand-written \\input file it stands in
 
     def as_json(self) -> dict:
-        return {"line": self.line, "text": self.text, "source": self.source,
+        return {"file": self.file, "line": self.line, "text": self.text, "source": self.source,
                 "detail": self.detail, "match": self.match, "run_ids": self.run_ids}
 
 

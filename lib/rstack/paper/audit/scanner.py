@@ -1,11 +1,12 @@
 """Reading paper.tex: comments and verbatim blanked with offsets kept, command arguments,
 the constructs that hold no reported number, the regions whose numbers are audited, and macro
-definitions. Pure text functions; never reads files or judges a number."""
+definitions. Reads only the paper and the hand-written files it \\inputs; never judges a number."""
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from pathlib import Path
 
 # Section titles whose text reports results; their numbers must trace.
 # Sections whose numbers are claims about this paper's runs. The introduction is among them: it is
@@ -60,15 +61,91 @@ _NUMBER = re.compile(r"(?P<sign>[-−]|\$-\$)?(?P<num>\d{1,3}(?:(?:,|\{,\})\d{3}
 
 
 class Source:
-    """paper.tex with comments and verbatim blanked out, offsets kept, and a line lookup."""
+    """paper.tex with comments and verbatim blanked out, offsets kept, and a line lookup.
 
-    def __init__(self, raw: str):
+    Hand-written `\\input`/`\\include` files (sections/discussion.tex, not analyze's files under
+    analysis/) are read into the text in place of the command, so every check sees them; each
+    offset still maps back to its own file and line (`at`).
+    """
+
+    def __init__(self, raw: str, *, name: str = "paper.tex", root: Path | None = None):
         self.raw = raw
-        self.text = _blank_verbatim(_strip_comments(raw))
-        self._line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        self.name = name
+        self.raws: dict[str, str] = {name: raw}  # file -> raw text, for allow comments
+        self.included: list[str] = []  # hand-written files read into the text, in order
+        self._line_starts_of: dict[str, list[int]] = {}
+        # (start in self.text, file, offset in that file's text) of each spliced piece
+        self._pieces: list[tuple[int, str, int]] = []
+        self._parts: list[str] = []
+        self._length = 0
+        self._expand(raw, name, root, [name])
+        self.text = "".join(self._parts)
+        self._piece_starts = [p[0] for p in self._pieces]
+
+    def _append(self, name: str, file_offset: int, piece: str) -> None:
+        self._pieces.append((self._length, name, file_offset))
+        self._parts.append(piece)
+        self._length += len(piece)
+
+    def _expand(self, raw: str, name: str, root: Path | None, stack: list[str]) -> None:
+        text = _blank_verbatim(_strip_comments(raw))
+        self._line_starts_of[name] = [0] + [m.end() for m in re.finditer("\n", text)]
+        pos = 0
+        for match in _INPUT.finditer(text):
+            rel = None if root is None else _hand_written(root, match.group("target").strip(),
+                                                           stack)
+            if rel is None:
+                continue
+            self._append(name, pos, text[pos:match.start()])
+            try:
+                sub_raw = (root / rel).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                sub_raw = ""
+            self.raws[rel] = sub_raw
+            self.included.append(rel)
+            self._expand(sub_raw, rel, root, stack + [rel])
+            pos = match.end()
+        self._append(name, pos, text[pos:])
+
+    def at(self, offset: int) -> dict:
+        """{"file": ..., "line": ...} of an offset in the text (for `AuditReport.add`)."""
+        index = max(0, bisect_right(self._piece_starts, offset) - 1)
+        start, name, file_offset = self._pieces[index]
+        line = bisect_right(self._line_starts_of[name], file_offset + offset - start)
+        return {"file": name, "line": line}
 
     def line_of(self, offset: int) -> int:
-        return bisect_right(self._line_starts, offset)
+        return self.at(offset)["line"]
+
+    def file_of(self, offset: int) -> str:
+        return self.at(offset)["file"]
+
+
+# \input{x} / \include{x}: a hand-written one is read into the audited text (see Source).
+_INPUT = re.compile(r"\\(?:input|include)(?![A-Za-z])\s*\{(?P<target>[^{}]*)\}")
+ANALYSIS_DIR = "analysis/"
+_MAX_INPUT_DEPTH = 8
+
+
+def _hand_written(root: Path, target: str, stack: list[str]) -> str | None:
+    """The project-relative path of a hand-written input file, or None: analyze's own files,
+    files that do not exist, paths outside the project and cycles stay as commands (the artifact
+    check judges them)."""
+    if not target or target.startswith(("/", "~")) or "\\" in target:
+        return None
+    for candidate in ([target] if target.endswith(".tex") else [target + ".tex", target]):
+        path = (root / candidate)
+        try:
+            resolved = path.resolve()
+            rel = resolved.relative_to(root.resolve()).as_posix()
+        except (OSError, ValueError):
+            continue
+        if rel.startswith(ANALYSIS_DIR) or not resolved.is_file():
+            continue
+        if rel in stack or len(stack) > _MAX_INPUT_DEPTH:
+            return None
+        return rel
+    return None
 
 
 def _strip_comments(raw: str) -> str:
