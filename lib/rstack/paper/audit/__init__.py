@@ -1,9 +1,13 @@
 """`rstack paper audit`: the gate before a paper is called done. Every finding names file:line.
 
-Five checks, one module each: citations (the literature verifier), numbers (every typed result
-traces to a run, the plan, or an explicit allow comment), artifacts (figures/tables are analyze's
-files and not stale), claims ("significantly" only where analyze found significance), and the last
-build's log. `scanner` reads the LaTeX; `report` holds the findings and writes the verdict. The
+Five checks (CHECKS), one module or more each: citations (the literature verifier); numbers
+(`numbers`: every typed result traces to a run, the plan, or an allow comment; `counts`: counts in
+words or digits; `attribution`: a value sits in a clause naming its arm, a plan value is not stated
+as a result); artifacts (`artifacts`: analyze's files, unchanged, not stale; `placement`: floats
+where first referenced); claims (`claims`: "significantly"; `directions`: every comparative
+sentence; `prereg`: the plan's claims); build (the last build's record). `scanner` reads the LaTeX,
+`prose` cuts sentences and clauses, `study` is the plan + summary view (arm names, declared
+directions, comparisons); `report` holds the findings and writes the verdict. The
 audit never edits the paper, the analysis or the ledgers; it only records its verdict in
 `.rstack/paper-audit.json`.
 """
@@ -15,19 +19,26 @@ from pathlib import Path
 
 from ...errors import PaperError
 from .artifacts import audit_artifacts
+from .attribution import audit_attribution, audit_context
 from .build import audit_build
 from .citations import audit_citations
 from .claims import audit_claims, fmt_p
+from .counts import audit_counts
+from .directions import audit_directions
 from .numbers import (Candidate, Typed, analysis_constants, audit_numbers, parse_allows,
                       plan_candidates, significant_digits, summary_candidates, trace_number)
+from .placement import audit_placement
+from .prereg import audit_prereg, judge_claims
+from .prose import Prose
 from .report import (AUDIT_RECORD, CHECKS, PLAN_REL, SUMMARY_REL, AuditReport, Finding, Traced,
                      _write_audit_record, audit_record_path)
 from .scanner import Source, masked_text
+from .study import Study, load_study
 
 __all__ = ["AUDIT_RECORD", "CHECKS", "PLAN_REL", "SUMMARY_REL", "AuditReport", "Candidate",
            "Finding", "Source", "Traced", "Typed", "analysis_constants", "audit_artifacts",
            "audit_build", "audit_citations", "audit_claims", "audit_numbers", "audit_paper",
-           "audit_record_path", "fmt_p", "masked_text", "parse_allows", "plan_candidates",
+           "audit_record_path", "fmt_p", "judge_claims", "load_study", "Study", "masked_text", "parse_allows", "plan_candidates",
            "significant_digits", "summary_candidates", "trace_number"]
 
 
@@ -76,9 +87,17 @@ def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     plan_raw = _load_plan(report, root)
     audit_citations(report, root, tex_path)
     allows = [a for name, text in source.raws.items() for a in parse_allows(report, text, name)]
-    audit_numbers(report, source, summary, plan_raw, allows)
+    study = load_study(summary, plan_raw)
+    prose = Prose(source.text, study.arms_in)
+    counted = audit_counts(report, source, study, summary, allows)
+    hits = audit_numbers(report, source, summary, plan_raw, allows, skip=counted)
+    audit_attribution(report, source, prose, study, summary, hits)
+    audit_context(report, source, prose, study, hits)
     audit_artifacts(report, root, source, summary)
-    audit_claims(report, source, summary)
+    audit_placement(report, root, source)
+    audit_claims(report, source, summary, study, prose)
+    audit_directions(report, source, prose, study)
+    audit_prereg(report, source, prose, study)
     audit_build(report, root, tex_path)
     _write_audit_record(root, tex_path, report)
     return report

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .prose import Prose
 from .report import AuditReport
 from .scanner import Source
+from .study import Comparison, Study
 
 _SIGNIFICANT = re.compile(r"\bsignificant(?:ly)?\b", re.I)
 _NEGATION = re.compile(r"\b(?:not|no|non|without|never|neither|nor|lack(?:s|ing)?|n't|cannot)\W+"
@@ -15,11 +17,6 @@ _NEGATION = re.compile(r"\b(?:not|no|non|without|never|neither|nor|lack(?:s|ing)
 
 
 # -- claims ----------------------------------------------------------------------------------
-
-
-def _plain_words(text: str) -> str:
-    text = text.replace("\\_", "_")
-    return re.sub(r"\\[A-Za-z]+\*?|[{}$~]", " ", text)
 
 
 def fmt_p(p: Any) -> str:
@@ -50,7 +47,7 @@ def _stated_direction(sentence: str) -> str | None:
 
 def _not_significant_hint(comp: dict, alpha: float, min_seeds: int) -> str:
     """Why analyze did not call a comparison significant, as the fix for the author."""
-    n, n_base, p = comp.get("n"), comp.get("n_baseline"), comp.get("p_value")
+    n, n_base, p = comp.get("n"), comp.get("n_baseline"), _p_of(comp)
     few = [x for x in (n, n_base) if isinstance(x, int) and x < min_seeds]
     if few:
         return (f"the comparison has fewer than {min_seeds} seeds in an arm (n={n}, baseline "
@@ -67,36 +64,38 @@ def _not_significant_hint(comp: dict, alpha: float, min_seeds: int) -> str:
             "comparison")
 
 
-def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> None:
+def _p_of(comp: dict) -> Any:
+    """The p-value a comparison row reports (adjusted when analyze adjusted it)."""
+    for key in ("p_adjusted", "p", "p_value"):
+        if comp.get(key) is not None:
+            return comp[key]
+    return None
+
+
+def audit_claims(report: AuditReport, source: Source, summary: dict | None, study: Study,
+                 prose: Prose) -> None:
+    """'significantly' only next to a comparison analyze found significant, in its direction.
+    Sentences naming two arms are direction-checked by `directions` whatever their wording."""
     text = source.text
-    body_start = text.find("\\begin{document}")
-    body_start = 0 if body_start < 0 else body_start
     summary = summary or {}
-    arms = list(summary.get("arms") or {})
-    comparisons = [c for c in summary.get("comparisons") or [] if isinstance(c, dict)]
-    baseline = summary.get("baseline_arm")
+    baseline = study.baseline
     alpha = summary.get("alpha") if isinstance(summary.get("alpha"), (int, float)) else 0.05
     min_seeds = summary.get("min_seeds") if isinstance(summary.get("min_seeds"), int) else 3
-    for match in _SIGNIFICANT.finditer(text, body_start):
+    for match in _SIGNIFICANT.finditer(text, prose.body_start):
         where = source.at(match.start())
-        left = max(text.rfind(". ", 0, match.start()), text.rfind("\n\n", 0, match.start()),
-                   body_start)
-        right_candidates = [i for i in (text.find(". ", match.end()), text.find("\n\n", match.end()))
-                            if i >= 0]
-        right = min(right_candidates) if right_candidates else len(text)
-        before = _plain_words(text[left:match.start()])
-        if _NEGATION.search(before):
+        bounds = prose.sentence_at(match.start())
+        if bounds is None:
             continue
-        sentence = _plain_words(text[left:right]).lower()
-        positions = {}
-        for arm in arms:
-            found = re.search(r"(?<![\w])" + re.escape(arm.lower()).replace("_", "[_ -]") +
-                              r"(?![\w])", sentence)
-            if found:
-                positions[arm] = found.start()
+        left, right = bounds
+        if _NEGATION.search(prose.words[left:match.start()]):
+            continue
+        sentence = prose.words[left:right].lower().replace("__", "_")
+        positions: dict[str, int] = {}
+        for start, _, arm in prose.arms(left, right):
+            positions.setdefault(arm, start)
         named = list(positions)
         if not named:
-            if not any(c.get("significant") for c in comparisons):
+            if not any(c.significant for c in study.comparisons):
                 report.add("claims", f"'{match.group()}' but rstack analyze marked no comparison "
                            "significant", **where, severity="warning",
                            hint="say what the numbers show without 'significant', or run more "
@@ -104,20 +103,20 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
             continue
         treated = [a for a in named if a != baseline] or named
         for arm in treated:
-            comps = [c for c in comparisons if c.get("arm") == arm or
-                     (arm == baseline and c.get("baseline") == arm)]
-            mentioned = [c for c in comps if str(c.get("metric", "")).lower() in sentence]
+            comps = [c for c in study.comparisons if c.arm == arm or
+                     (arm == baseline and c.baseline == arm)]
+            mentioned = [c for c in comps if c.metric in study.metrics and
+                         any(m.name == c.metric for m in study.metrics_in(sentence))]
             comps = mentioned or comps
-            significant = [c for c in comps if c.get("significant") is True]
+            significant = [c for c in comps if c.significant]
             if significant:
-                _check_direction(report, match.group(), arm, sentence, positions, baseline,
-                                 significant, where)
+                if len(named) < 2:
+                    _check_direction(report, match.group(), arm, sentence, significant, where)
                 continue
             if comps:
-                detail = ", ".join(f"{c.get('metric')}: p={fmt_p(c.get('p_value'))}"
-                                   for c in comps)
+                detail = ", ".join(f"{c.metric}: p={fmt_p(_p_of(c.raw))}" for c in comps)
                 why = f"rstack analyze marked its comparison not significant ({detail})"
-                hint = _not_significant_hint(comps[0], alpha, min_seeds)
+                hint = _not_significant_hint(comps[0].raw, alpha, min_seeds)
             else:
                 why = "rstack analyze has no comparison for it"
                 hint = ("drop the word, or add the arm to the plan, run it and re-run "
@@ -127,23 +126,16 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None) -> N
 
 
 def _check_direction(report: AuditReport, word: str, arm: str, sentence: str,
-                     positions: dict[str, int], baseline: str | None, comps: list[dict],
-                     where: dict) -> None:
-    """'significantly better' next to a comparison analyze found significantly worse (or the
-    reverse). Only checked when the arm comes before the baseline in the sentence, so "the
-    baseline is significantly worse than X" is not misread."""
-    if baseline in positions and positions[baseline] < positions[arm]:
-        return
+                     comps: list[Comparison], where: dict) -> None:
+    """'significantly better' next to one arm whose comparison analyze found significantly
+    worse (or the reverse)."""
     stated = _stated_direction(sentence)
     if stated is None:
         return
-    verdicts = {"better" if c.get("improved") is True else "worse" for c in comps}
-    if verdicts != {"better" if stated == "worse" else "worse"}:
+    if {c.outcome for c in comps} != {"better" if stated == "worse" else "worse"}:
         return
-    detail = ", ".join(f"{c.get('metric')}: {c.get('verdict') or 'significantly ' + v}"
-                       for c, v in zip(comps, ["better" if c.get("improved") else "worse"
-                                               for c in comps]))
+    detail = ", ".join(f"{c.metric}: {c.verdict or 'significantly ' + str(c.outcome)}"
+                       for c in comps)
     report.add("claims", f"'{word}' with '{stated}' next to arm '{arm}', but rstack analyze found "
                f"the difference goes the other way ({detail})", **where,
                hint="state the direction the analysis found (its verdict in analysis/summary.json)")
-

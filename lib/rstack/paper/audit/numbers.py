@@ -25,6 +25,7 @@ class Candidate:
     detail: str
     run_ids: list[str] = field(default_factory=list)
     text: str | None = None  # the exact printed text (summary quantities)
+    arms: tuple[str, ...] = ()  # the arms whose runs it describes (for clause attribution)
 
 
 def _decimals(text: str) -> int:
@@ -76,7 +77,8 @@ def summary_candidates(summary: dict) -> list[Candidate]:
     for q in summary.get("quantities") or []:
         if isinstance(q, dict) and isinstance(q.get("value"), (int, float)):
             out.append(Candidate(float(q["value"]), "summary", f"\\{q.get('macro')}",
-                                 list(q.get("run_ids") or []), text=q.get("text")))
+                                 list(q.get("run_ids") or []), text=q.get("text"),
+                                 arms=quantity_arms(q)))
     arms = summary.get("arms") or {}
     for arm, info in arms.items():
         if not isinstance(info, dict):
@@ -91,25 +93,53 @@ def summary_candidates(summary: dict) -> list[Candidate]:
                     for v in value:
                         if isinstance(v, (int, float)) and not isinstance(v, bool):
                             out.append(Candidate(float(v), "summary",
-                                                 f"{arm} {metric} value of one run", ids))
+                                                 f"{arm} {metric} value of one run", ids,
+                                                 arms=(arm,)))
                 elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                    out.append(Candidate(float(value), "summary", f"{arm} {metric} {stat}", ids))
+                    out.append(Candidate(float(value), "summary", f"{arm} {metric} {stat}", ids,
+                                         arms=(arm,)))
             low, high = stats.get("ci_low"), stats.get("ci_high")
             if isinstance(low, (int, float)) and isinstance(high, (int, float)):
                 out.append(Candidate((high - low) / 2, "summary", f"{arm} {metric} CI half-width",
-                                     ids))
+                                     ids, arms=(arm,)))
     for comp in summary.get("comparisons") or []:
         if not isinstance(comp, dict):
             continue
         ids = list((arms.get(comp.get("arm")) or {}).get("run_ids") or []) + \
             list((arms.get(comp.get("baseline")) or {}).get("run_ids") or [])
-        for stat in ("delta", "rel_delta", "p_value", "n", "n_baseline", "ci_low", "ci_high"):
+        pair = tuple(str(a) for a in (comp.get("arm"), comp.get("baseline")) if a is not None)
+        for stat in ("delta", "rel_delta", "p_value", "n", "n_baseline", "ci_low", "ci_high",
+                     "diff", "rel_diff", "p", "p_adjusted", "boot_low", "boot_high"):
             value = comp.get(stat)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out.append(Candidate(float(value), "summary",
                                      f"{comp.get('arm')} vs {comp.get('baseline')} "
-                                     f"{comp.get('metric')} {stat}", ids))
+                                     f"{comp.get('metric')} {stat}", ids, arms=pair))
+    # Differences between any two arms' means ("7.1 percentage points" between two accuracies).
+    names = sorted(arms)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ma = ((arms.get(a) or {}).get("metrics") or {})
+            mb = ((arms.get(b) or {}).get("metrics") or {})
+            for metric in sorted(set(ma) & set(mb)):
+                x, y = (ma.get(metric) or {}).get("mean"), (mb.get(metric) or {}).get("mean")
+                if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y)):
+                    out.append(Candidate(float(x) - float(y), "summary",
+                                         f"{a} - {b} {metric} difference of means", [],
+                                         arms=(a, b)))
     return out
+
+
+_COMPARISON_STATS = ("delta", "rel_delta", "rel_delta_pct", "p_value", "diff", "rel_diff", "p",
+                     "p_adjusted", "diff_ci_low", "diff_ci_high")
+
+
+def quantity_arms(q: dict) -> tuple[str, ...]:
+    """The arms a numbers.tex quantity describes: its arm, and its baseline for a comparison."""
+    arms = [str(q["arm"])] if q.get("arm") else []
+    if q.get("baseline"):
+        arms.append(str(q["baseline"]))
+    return tuple(arms)
 
 
 def analysis_constants(summary: dict) -> list[Candidate]:
@@ -205,6 +235,8 @@ def _near_miss(typed: Typed, computed: list[Candidate]) -> Candidate | None:
     return None
 
 
+# "7.1 percentage points", "3.2~pp", "1.5 p.p.": a difference of two percentages, read like `\%`.
+_POINTS = re.compile(r"(?:\s|~|\\,)*(?:percentage[\s~]+points?|pp\b|p\.p\.)", re.I)
 # Words that may follow a number as a unit of change: "a 7.3-fold gain", "4x", "1.5-times".
 _MULTIPLIER_SUFFIX = re.compile(r"-?(?:fold|times|x|X)", re.I)
 
@@ -230,8 +262,38 @@ def _letter_attached(text: str, start: int, end: int) -> bool:
     return any(c.isalpha() for c in before + after)
 
 
+@dataclass
+class Hit:
+    """A typed number the number check read, for the checks that judge its context."""
+    start: int
+    end: int
+    text: str
+    region: str  # "abstract", "table", "section 'Results'", "definition of \\foo"
+    traced: Candidate | None
+    declared: list[Candidate]  # every declared value it equals (plan, allow, settings)
+    computed: list[Candidate]  # every computed value it matches
+
+
+def matching(typed: Typed, declared: list[Candidate],
+             computed: list[Candidate]) -> tuple[list[Candidate], list[Candidate]]:
+    """Every declared and every computed candidate a typed number matches, by the rules of
+    `trace_number` (the attribution check needs all of them, not the first)."""
+    found_declared, found_computed = [], []
+    for candidate in declared:
+        if trace_number(typed, [candidate], []) is not None:
+            found_declared.append(candidate)
+    for candidate in computed:
+        if trace_number(typed, [], [candidate]) is not None:
+            found_computed.append(candidate)
+    return found_declared, found_computed
+
+
 def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
-                  plan_raw: dict | None, allows: list[Candidate]) -> None:
+                  plan_raw: dict | None, allows: list[Candidate], *,
+                  skip: frozenset[int] = frozenset()) -> list[Hit]:
+    """Trace every typed number of the result regions; returns what it read (offsets in
+    `skip` are judged by the count check instead)."""
+    out: list[Hit] = []
     declared = (plan_candidates(plan_raw) if plan_raw else []) + allows + \
         (analysis_constants(summary) if summary else [])
     computed = summary_candidates(summary) if summary else []
@@ -275,10 +337,11 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
                 continue
             hits.append((abs_start, abs_end, match.group("num"), value, False))
         for abs_start, abs_end, typed_text, value, scientific in hits:
-            if abs_start in seen:
+            if abs_start in seen or abs_start in skip:
                 continue
             seen.add(abs_start)
-            percent = bool(re.match(r"\s*\\%", text[abs_end:abs_end + 4]))
+            percent = bool(re.match(r"\s*\\%", text[abs_end:abs_end + 4]) or
+                           _POINTS.match(text, abs_end))
             where = source.at(abs_start)
             line = where["line"]
             plain = typed_text.replace("{,}", "").replace(",", "")
@@ -288,6 +351,9 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
                 candidate, how, detail = found
                 report.traced.append(Traced(line, typed_text, candidate.source, detail,
                                             candidate.run_ids, how, file=where["file"]))
+                all_declared, all_computed = matching(typed, declared, computed)
+                out.append(Hit(abs_start, abs_end, typed_text, what, candidate, all_declared,
+                               all_computed))
                 continue
             hint = ("quote it with its \\rs... macro from analysis/numbers.tex, declare it in "
                     f"experiment-plan.md, or add `% rstack: allow {plain} <reason>`")
@@ -298,6 +364,7 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
             report.add("numbers",
                        f"typed number {typed_text}{'%' if percent else ''} in the {what} matches "
                        "no analysed run, plan value or allow comment", **where, hint=hint)
+    return out
 
 
 def parse_allows(report: AuditReport, raw: str, file: str | None = None) -> list[Candidate]:

@@ -46,7 +46,7 @@ class Traced:
     source: str  # summary | plan | allow | analysis-setting
     detail: str  # what it was traced to: a macro, a statistic, a plan key, a setting
     run_ids: list[str] = field(default_factory=list)
-    match: str = "exact"  # exact (declared value) | printed (a macro's text) | rounded
+    match: str = "exact"  # exact (declared value) | printed (a macro's text) | rounded | count
     file: str | None = None  # paper.tex, or the hand-written \\input file it stands in
 
     def as_json(self) -> dict:

@@ -48,6 +48,22 @@ _REF_WORDS = re.compile(
     re.I)
 _CITE_YEAR = re.compile(r"(?:et\s+al\.?,?|[A-Z][A-Za-z'\-]+,?)(?:~|\s)*\(?(?P<year>(?:19|20)\d\d)[a-z]?\b")
 _ENUM = re.compile(r"\((?P<num>\d)\)")
+# Honest prose that is not a reported number: a list or range after a reference word ("Sections 4
+# and 5", "Figures 1--3", "Tables 1, 2 and 3"), and a year in a date context ("since 2016", "in
+# 2019--2021") or next to a citation ("Adam (2014)~\citep{..}", "\citet{x} in 2017").
+_REF_LIST = re.compile(
+    r"(?:\b(?:Sections|Secs\.|Tables|Tabs\.|Figures|Figs\.|Equations|Eqs\.|Appendices|Chapters|"
+    r"Lines|Algorithms|Steps|Theorems|Lemmas|Definitions|Propositions|Pages|pp\.)(?:~|\s)*\(?)"
+    r"(?P<list>[1-9]\d*(?:\.\d+)*[a-z]?(?:\s*(?:,|and|or|to|--|–|-|\\textendash)\s*(?:and\s+)?"
+    r"[1-9]\d*(?:\.\d+)*[a-z]?(?![\d.]))+)", re.I)
+_YEAR = r"(?:19|20)\d\d[a-z]?"
+_DATED_YEAR = re.compile(
+    rf"\b(?:[Ss]ince|[Ii]n|[Ff]rom|[Uu]ntil|[Tt]ill|[Bb]y|[Dd]uring|[Bb]efore|[Aa]fter|as\s+of|"
+    rf"[Cc]irca)(?:~|\s)+(?:(?:early|late|mid)[\s-]+)?(?P<list>{_YEAR}(?:\s*(?:--|–|-|to|and)\s*"
+    rf"{_YEAR})?)\b")
+_CITED_YEAR = re.compile(
+    rf"(?P<list>{_YEAR})\)?[\s~,;]*\\cite|\\cite[A-Za-z]*\*?(?:\[[^\]]*\])*\{{[^}}]*\}}"
+    rf"[\s~,;(]*(?:in\s+)?(?P<after>{_YEAR})\b")
 _VERSION = re.compile(r"\b\d+\.\d+\.\d+(?:\.\d+)*\b")
 _SCRIPT = re.compile(r"[_^](?:\{[^{}]*\}|\\?[A-Za-z0-9])")
 _SCI = re.compile(
@@ -253,9 +269,13 @@ def masked_text(text: str) -> str:
     for pattern in (_LENGTH, _VERSION):
         for match in list(pattern.finditer(text)):
             text = _blank(text, match.start(), match.end())
-    for pattern, group in ((_REF_WORDS, "num"), (_CITE_YEAR, "year"), (_ENUM, "num")):
+    for pattern, groups in ((_REF_LIST, ("list",)), (_REF_WORDS, ("num",)), (_CITE_YEAR, ("year",)),
+                            (_ENUM, ("num",)), (_DATED_YEAR, ("list",)),
+                            (_CITED_YEAR, ("list", "after"))):
         for match in list(pattern.finditer(text)):
-            text = _blank(text, match.start(group), match.end(group))
+            for group in groups:
+                if match.group(group) is not None:
+                    text = _blank(text, match.start(group), match.end(group))
     text = re.sub(r"\\\\\s*\[[^\]]*\]", lambda m: " " * len(m.group()), text)  # \\[2pt]
     return text
 
