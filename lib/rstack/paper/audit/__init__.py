@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...errors import PaperError
 from .artifacts import audit_artifacts
@@ -34,6 +35,9 @@ from .report import (AUDIT_RECORD, CHECKS, PLAN_REL, SUMMARY_REL, AuditReport, F
                      _write_audit_record, audit_record_path)
 from .scanner import Source, masked_text
 from .study import Study, load_study
+
+if TYPE_CHECKING:
+    from ...plan import Plan
 
 __all__ = ["AUDIT_RECORD", "CHECKS", "PLAN_REL", "SUMMARY_REL", "AuditReport", "Candidate",
            "Finding", "Source", "Traced", "Typed", "analysis_constants", "audit_artifacts",
@@ -57,14 +61,14 @@ def _load_summary(report: AuditReport, root: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def _load_plan(report: AuditReport, root: Path) -> dict | None:
+def _load_plan(report: AuditReport, root: Path) -> Plan | None:
     path = root / PLAN_REL
     if not path.is_file():
         return None
     from ...plan import PlanError, load_plan
 
     try:
-        return load_plan(path).raw
+        return load_plan(path)
     except PlanError as exc:
         report.add("numbers", f"the plan does not validate, so its values cannot vouch for "
                    f"numbers: {exc.message}", file=PLAN_REL, hint="run `rstack plan check`")
@@ -84,10 +88,11 @@ def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     report = AuditReport(tex=tex_name)
     source = Source(raw, name=tex_name, root=root)
     summary = _load_summary(report, root)
-    plan_raw = _load_plan(report, root)
+    plan = _load_plan(report, root)
+    plan_raw = plan.raw if plan is not None else None
     audit_citations(report, root, tex_path)
     allows = [a for name, text in source.raws.items() for a in parse_allows(report, text, name)]
-    study = load_study(summary, plan_raw)
+    study = load_study(summary, plan)
     prose = Prose(source.text, study.arms_in)
     counted = audit_counts(report, source, study, summary, allows)
     hits = audit_numbers(report, source, summary, plan_raw, allows, skip=counted)

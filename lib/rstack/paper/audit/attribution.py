@@ -86,8 +86,7 @@ def audit_attribution(report: AuditReport, source: Source, prose: Prose, study: 
 def audit_context(report: AuditReport, source: Source, prose: Prose, study: Study,
                   hits: list[Hit]) -> None:
     """A plan value stated as a result."""
-    metric_phrases = sorted({p for m in study.metrics.values() for p in m.phrases()},
-                            key=len, reverse=True)
+    patterns = [(p, m) for m in study.metrics.values() for p in m.patterns()]
     for hit in hits:
         if hit.traced is None or hit.traced.source != "plan" or hit.computed:
             continue
@@ -98,14 +97,13 @@ def audit_context(report: AuditReport, source: Source, prose: Prose, study: Stud
             continue
         before = prose.words[clause.start:hit.start].split()[-_WINDOW_BEFORE:]
         after = prose.words[hit.end:clause.end].split()[:_WINDOW_AFTER]
-        near = " ".join(before + after).lower().replace("__", "_")
-        metric = next((p for p in metric_phrases if re.search(
-            r"(?<![\w-])" + re.escape(p).replace(r"\ ", r"[\s_]+") + r"(?![\w-])", near)), None)
+        near = " ".join(before + after)
+        metric = next((m.group() for p, _ in patterns if (m := p.search(near))), None)
         word = metric or (m.group() if (m := _RESULT_WORDS.search(near)) else None)
         in_row = hit.region == "table" and _named(prose, study, clause.start, clause.end)
         if word is None and not in_row:
             continue
-        keys = "; ".join(c.detail for c in hit.declared)
+        keys = "; ".join(dict.fromkeys(c.detail for c in hit.declared))
         why = f"next to '{word}'" if word else "in a results-table row"
         report.add("numbers", f"plan value {hit.text} ({keys}) is stated as a result ({why}): a "
                    "plan value describes the setup, not an outcome", **source.at(hit.start),

@@ -56,21 +56,15 @@ def _plan_mentions(value: Any, noun: str, path: str = "") -> Iterable[tuple[str,
             yield from _plan_mentions(item, noun, f"{path}[{index}]")
 
 
-def _arg_values(raw: dict) -> list[tuple[str, float]]:
+def _arg_values(study: Study) -> list[tuple[str, float]]:
     """Every number among the runs' arguments: a step or epoch count is often a bare flag value."""
-    execution = raw.get("execution") if isinstance(raw.get("execution"), dict) else {}
     out = []
-    arms = execution.get("arms")
-    sources = list(arms.items()) if isinstance(arms, dict) else []
-    sources += [("args", execution.get("args"))]
-    for entry in raw.get("arms") or []:
-        if isinstance(entry, dict):
-            sources.append((str(entry.get("name")), entry.get("args")))
-    for name, args in sources:
-        for index, arg in enumerate(args or []):
-            number = _parse_number(str(arg)) if not str(arg).startswith("--") else None
-            if number is not None:
-                out.append((f"execution.arms.{name}[{index}]", number))
+    plan = study.plan
+    for arm in (plan.arms if plan is not None else []):
+        for index, arg in enumerate(plan.arm_args(arm)):
+            number = None if str(arg).startswith("-") else _parse_number(str(arg))
+            if number is not None and number >= 1 and number == int(number):
+                out.append((f"the args of arm {arm} [{index}]", number))
     return out
 
 
@@ -91,7 +85,7 @@ def allowed_counts(noun: str, study: Study, summary: dict | None) -> list[tuple[
     if noun in ("epoch", "step", "layer", "example") and study.plan_raw:
         out += [(v, f"{PLAN_REL} {k}") for k, v in _plan_mentions(study.plan_raw, noun)]
         if noun in ("epoch", "step"):
-            out += [(v, f"{PLAN_REL} {k}") for k, v in _arg_values(study.plan_raw)]
+            out += [(v, f"{PLAN_REL} {k}") for k, v in _arg_values(study)]
     return out
 
 
@@ -124,7 +118,11 @@ def audit_counts(report: AuditReport, source: Source, study: Study, summary: dic
                                         match="count", file=where["file"]))
             continue
         phrase = " ".join(match.group().split())
-        known = "; ".join(f"{v:g} ({what})" for v, what in allowed[:4]) or "none recorded"
+        first: dict[float, str] = {}
+        for v, what in allowed:
+            first.setdefault(v, what)
+        known = "; ".join(f"{v:g} ({what})" for v, what in list(first.items())[:4]) or \
+            "none recorded"
         report.add("numbers", f"count '{phrase}' ({value:g}) matches no {noun} count in the plan "
                    f"or the analysis (known: {known})", **source.at(match.start("num")),
                    hint=(f"state the {noun} count the runs had, declare it in {PLAN_REL}, or add "

@@ -32,14 +32,11 @@ _FLIP = {"better": "worse", "worse": "better", "lower": "higher", "higher": "low
 def _nearest_metric(prose: Prose, study: Study, start: int, end: int, at: int) -> Metric | None:
     """The metric the comparative word at `at` speaks of: the first one named after it in the
     sentence, else the one named last before it, else None."""
-    lower = prose.words.lower().replace("__", "_ ")
     found: list[tuple[int, Metric]] = []
     for metric in study.metrics.values():
-        for phrase in metric.phrases():
-            pattern = r"(?<![\w-])" + re.escape(phrase).replace(r"\ ", r"[\s_]+").replace(
-                "_", "[_ ]+") + r"(?![\w-])"
-            for match in re.finditer(pattern, lower[start:end]):
-                found.append((start + match.start(), metric))
+        for pattern in metric.patterns():
+            for match in pattern.finditer(prose.words, start, end):
+                found.append((match.start(), metric))
     after = sorted(p for p in found if p[0] >= at)
     before = sorted(p for p in found if p[0] < at)
     if after:
@@ -115,7 +112,7 @@ def _judge(report: AuditReport, source: Source, study: Study, at: int, word: str
         actual = "lower" if diff < 0 else "higher" if diff > 0 else "equal"
     if actual == kind:
         return
-    direction = f" ({metric.direction})" if metric.direction else ""
+    direction = f" ({metric.direction})" if kind in ("better", "worse") else ""
     report.add("claims", f"{claim}, but rstack analyze found it {actual}{direction}: {found}",
                **where, hint="state the direction the analysis found (analysis/summary.json "
                              "comparisons), with the arm it belongs to")

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...plan import Plan
 
 # Verdicts (analysis/compare.py's vocabulary) that claim a difference beyond seed noise.
 _BETTER_VERDICTS = ("better", "better by at least min_effect")
@@ -39,6 +42,12 @@ class Metric:
     direction: str | None  # minimize | maximize | None (not declared: never better or worse)
     label: str | None = None
     min_effect: float | None = None
+
+    def patterns(self) -> list[re.Pattern]:
+        """How prose may name the metric: its name, spelled out, or its label; words may be
+        joined by spaces or underscores (val\\_loss reads as val__loss in plain words)."""
+        return [re.compile(r"(?<![\w-])" + r"[\s_]+".join(map(re.escape, re.split(r"[\s_]+", p)))
+                           + r"(?![\w-])", re.I) for p in self.phrases()]
 
     def phrases(self) -> list[str]:
         words = [w for w in re.split(r"[_\-. ]+", self.name.lower()) if w]
@@ -73,7 +82,7 @@ class Comparison:
         return f"{self.arm} vs {self.baseline} {self.metric}: diff {diff}, {verdict}"
 
 
-def _comparison(raw: dict, summary: dict, metrics: dict[str, Metric]) -> Comparison | None:
+def _comparison(raw: dict, metrics: dict[str, Metric]) -> Comparison | None:
     arm, base, metric = raw.get("arm"), raw.get("baseline"), raw.get("metric")
     if not all(isinstance(x, str) for x in (arm, base, metric)):
         return None
@@ -105,6 +114,7 @@ class Study:
     arm_count: int | None
     claims: list[str]
     plan_raw: dict | None
+    plan: Plan | None = None
 
     # -- naming ---------------------------------------------------------------------------------
 
@@ -127,13 +137,7 @@ class Study:
         return sorted(found)
 
     def metrics_in(self, words: str) -> list[Metric]:
-        lower = words.lower()
-        out = []
-        for metric in self.metrics.values():
-            if any(re.search(r"(?<![\w-])" + re.escape(p).replace(r"\ ", r"[\s_-]+") + r"(?![\w-])",
-                             lower) for p in metric.phrases()):
-                out.append(metric)
-        return out
+        return [m for m in self.metrics.values() if any(p.search(words) for p in m.patterns())]
 
     def comparison(self, a: str, b: str, metric: str) -> tuple[Comparison | None, bool]:
         """The comparison between arms a and b on metric, and whether it is stored as b vs a."""
@@ -150,74 +154,40 @@ class Study:
         return [c for c in self.comparisons if arm in (c.arm, c.baseline)]
 
 
-def _plan_arms(raw: dict) -> dict[str, Arm]:
-    """Arms from the plan: `arms:` entries with `name`/`label`/`aliases` (the comparisons issue's
-    shape), else the names under `execution.arms`."""
-    out: dict[str, Arm] = {}
-    execution = raw.get("execution") if isinstance(raw.get("execution"), dict) else {}
-    listed = raw.get("arms") if isinstance(raw.get("arms"), list) else None
-    if listed is None and isinstance(execution.get("arms"), list):
-        listed = execution["arms"]
-    for entry in listed or []:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            names = [entry["name"]]
-            if isinstance(entry.get("label"), str) and entry["label"].strip():
-                names.append(entry["label"].strip())
-            names += [a.strip() for a in entry.get("aliases") or []
-                      if isinstance(a, str) and a.strip()]
-            out[entry["name"]] = Arm(entry["name"], tuple(dict.fromkeys(names)))
-    if isinstance(execution.get("arms"), dict):
-        for name in execution["arms"]:
-            out.setdefault(str(name), Arm(str(name), (str(name),)))
-    return out
-
-
-def _plan_metrics(raw: dict, summary: dict) -> dict[str, Metric]:
-    """Declared metrics: `evaluation.metrics` (a map with `direction`, `label`, `min_effect`), or
-    the older `hypothesis.metrics` list where only the primary metric's `evaluation.direction`
-    is declared. Summary comparisons may declare a direction too."""
-    evaluation = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else {}
-    hypothesis = raw.get("hypothesis") if isinstance(raw.get("hypothesis"), dict) else {}
-    out: dict[str, Metric] = {}
-    declared = evaluation.get("metrics")
-    if isinstance(declared, dict):
-        for name, spec in declared.items():
-            spec = spec if isinstance(spec, dict) else {}
-            direction = spec.get("direction") if spec.get("direction") in (
-                "minimize", "maximize") else None
-            label = spec.get("label") if isinstance(spec.get("label"), str) else None
-            out[str(name)] = Metric(str(name), direction, label, _number(spec.get("min_effect")))
-    for name in hypothesis.get("metrics") or []:
-        if isinstance(name, str):
-            out.setdefault(name, Metric(name, None))
-    primary = evaluation.get("primary_metric") or summary.get("primary_metric")
-    direction = evaluation.get("direction") or summary.get("direction")
-    if isinstance(primary, str):
-        metric = out.setdefault(primary, Metric(primary, None))
-        if metric.direction is None and direction in ("minimize", "maximize"):
-            metric.direction = direction
-    return out
-
-
-def load_study(summary: dict | None, plan_raw: dict | None) -> Study:
+def load_study(summary: dict | None, plan: Plan | None) -> Study:
+    """The study as the plan declares it (arms with label and aliases, metrics with their declared
+    direction) and as analyze computed it (summary.json arms and comparisons)."""
     summary = summary or {}
-    raw = plan_raw or {}
-    arms = _plan_arms(raw)
+    arms: dict[str, Arm] = {}
+    metrics: dict[str, Metric] = {}
+    seed_counts: set[int] = set()
+    claims: list[str] = []
+    if plan is not None:
+        for name, spec in plan.arm_specs.items():
+            names = [name] + ([spec.label] if spec.label else []) + list(spec.aliases)
+            arms[name] = Arm(name, tuple(dict.fromkeys(n.strip() for n in names if n.strip())))
+        for name in plan.arms:
+            arms.setdefault(name, Arm(name, (name,)))
+            seed_counts.add(len(plan.arm_seeds(name)))
+        for name, spec in plan.metrics.items():
+            metrics[name] = Metric(name, spec.direction, spec.label,
+                                   None if spec.min_effect_relative else spec.min_effect)
+        claims = [c for c in plan.publication.claims if isinstance(c, str) and c.strip()]
     for name in summary.get("arms") or {}:
         arms.setdefault(str(name), Arm(str(name), (str(name),)))
-    metrics = _plan_metrics(raw, summary)
     comparisons = []
     for item in summary.get("comparisons") or []:
         if isinstance(item, dict):
-            comp = _comparison(item, summary, metrics)
+            comp = _comparison(item, metrics)
             if comp is not None:
                 comparisons.append(comp)
-                if comp.metric not in metrics:
-                    metrics[comp.metric] = Metric(comp.metric, comp.direction)
-                elif metrics[comp.metric].direction is None and comp.direction is not None:
-                    metrics[comp.metric].direction = comp.direction
+                metrics.setdefault(comp.metric, Metric(comp.metric, comp.direction))
+    primary = summary.get("primary_metric") or (plan.primary_metric if plan else None)
+    if isinstance(primary, str) and primary not in metrics:
+        direction = summary.get("direction")  # the declared direction analyze recorded
+        metrics[primary] = Metric(primary, direction if direction in ("minimize", "maximize")
+                                  else None)
     means: dict[tuple[str, str], float] = {}
-    seed_counts: set[int] = set()
     for arm, info in (summary.get("arms") or {}).items():
         if not isinstance(info, dict):
             continue
@@ -228,15 +198,9 @@ def load_study(summary: dict | None, plan_raw: dict | None) -> Study:
                 means[(str(arm), str(metric))] = float(stats["mean"])
             if isinstance(stats, dict) and isinstance(stats.get("n"), int):
                 seed_counts.add(stats["n"])
-    execution = raw.get("execution") if isinstance(raw.get("execution"), dict) else {}
-    if isinstance(execution.get("seeds"), list):
-        seed_counts.add(len(execution["seeds"]))
-    hypothesis = raw.get("hypothesis") if isinstance(raw.get("hypothesis"), dict) else {}
-    evaluation = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else {}
-    baseline = summary.get("baseline_arm") or hypothesis.get("baseline_arm")
-    publication = raw.get("publication") if isinstance(raw.get("publication"), dict) else {}
-    claims = [c for c in publication.get("claims") or [] if isinstance(c, str) and c.strip()]
+    baseline = summary.get("baseline_arm") or (plan.baseline_arm if plan else None)
     return Study(arms=arms, baseline=baseline if isinstance(baseline, str) else None,
-                 primary=summary.get("primary_metric") or evaluation.get("primary_metric"),
-                 metrics=metrics, comparisons=comparisons, means=means, seed_counts=seed_counts,
-                 arm_count=len(arms) or None, claims=claims, plan_raw=plan_raw)
+                 primary=primary if isinstance(primary, str) else None, metrics=metrics,
+                 comparisons=comparisons, means=means, seed_counts=seed_counts,
+                 arm_count=len(arms) or None, claims=claims,
+                 plan_raw=plan.raw if plan is not None else None, plan=plan)
