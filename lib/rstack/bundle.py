@@ -27,6 +27,7 @@ from .errors import BundleError
 from .freshness import analysis_freshness
 from .hashing import sha256_file
 from .ledger import utc_now
+from .review import FINDINGS_FILE, REVIEW_FILE  # the meta-review travels with the paper
 
 CHECKSUMS = "checksums.sha256"
 STAMP = "stamp.json"
@@ -249,7 +250,7 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
             shutil.copytree(root / rel, work / "results" / run_id, symlinks=True)
         shutil.copytree(summary_path.parent, work / "analysis", symlinks=True)
         paper_files = sorted(p for p in root.iterdir() if p.is_file() and (
-            p.suffix in _PAPER_SUFFIXES or p.name == "paper.pdf"))
+            p.suffix in _PAPER_SUFFIXES or p.name in ("paper.pdf", REVIEW_FILE, FINDINGS_FILE)))
         if paper_files:
             (work / "paper").mkdir()
             for src in paper_files:
@@ -301,7 +302,8 @@ def _bundle_readme(stamp: dict) -> str:
         "- `plan/`: the experiment plan; `ledgers/`: the append-only ledgers\n"
         "- `results/<run_id>/`: the outputs of every run the analysis used\n"
         "- `analysis/`: figures, tables, numbers.tex and summary.json (see its README.md)\n"
-        "- `paper/`: the paper sources and PDF, when present\n"
+        "- `paper/`: the paper sources and PDF, when present, with the meta-review (review.md, "
+        "review-findings.json)\n"
         "- `environment/`: python, platform, installed packages, GPU\n"
         "- `stamp.json`: commit, dirty flag, ledger sha256, run ids\n"
         "- `checksums.sha256`: the sha256 of every other file\n\n"

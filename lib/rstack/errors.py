@@ -57,3 +57,7 @@ class ReproduceError(RStackError):
 
 class PaperError(RStackError):
     """`rstack paper`/`rstack venue` cannot write, build or audit the paper (or fetch a style)."""
+
+
+class ReviewError(RStackError):
+    """`rstack review` cannot run (no valid plan)."""

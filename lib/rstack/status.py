@@ -284,13 +284,22 @@ def _paper_stage(root: Path) -> Stage:
     detail = f"paper.pdf built ({pages} pages" + (f", limit {limit})" if limit else ")")
     if record.get("within_limit") is False:
         return Stage("paper", "failed", detail + ": over the venue's page limit", data)
+    # The meta-review's gate: an error finding of the last `rstack review` that review.md does not
+    # address keeps the paper stage open (the paper is built, so the audit still runs).
+    from .review import REVIEW_FILE, unaddressed_errors
+
+    open_ids = unaddressed_errors(root)
+    if open_ids:
+        data["review_unaddressed"] = open_ids
+        return Stage("paper", "partial", f"{detail}; review: {len(open_ids)} error finding(s) not "
+                     f"addressed in {REVIEW_FILE} ({', '.join(open_ids[:3])})", data)
     return Stage("paper", "ok", detail, data)
 
 
 def _audit_stage(root: Path, paper: Stage) -> Stage:
     # The audit is re-run here rather than remembered: it takes a fraction of a second and a
     # remembered verdict could describe an older paper. Only a built, current paper is audited.
-    if paper.state != "ok":
+    if paper.state != "ok" and not paper.data.get("review_unaddressed"):
         return Stage("audit", "missing", "build the paper first")
     try:
         from .paper.audit import audit_paper
@@ -384,6 +393,9 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
                 command += f" -- {shlex.join(stage.data['args'])}"
         if name == "paper" and stage.state == "missing":
             command = "rstack paper new"
+        if name == "paper" and stage.data.get("review_unaddressed"):
+            command, why = "rstack review", ("say in review.md how each error finding was "
+                                             "addressed (fixed, or stated as a limitation)")
         if name == "bundle" and stage.state == "stale":
             # A bundle is never overwritten: the new one goes beside it.
             command = f"rstack bundle create --out {stage.data['next_dir']}"
