@@ -158,8 +158,8 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
     if not script.is_file():
         return Stage("preflight", "missing", f"{rel} not written yet")
     sha = sha256_file(script)
-    arms = (plan.raw.get("execution") or {}).get("arms") if plan is not None else None
-    arg_sets = [args for args in (arms or {}).values() if isinstance(args, list)]
+    # the typed plan: an arm may be written NAME: [args] or NAME: {args: [...], label: ...}
+    arg_sets = [list(args) for args in plan.arms.values()] if plan is not None else []
     last = standing_preflight([r for _, r in experiments], sha, arg_sets)
     data = {"script": str(rel), "script_sha256": sha}
     if last is None:
