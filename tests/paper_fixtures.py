@@ -7,8 +7,10 @@ the analyze or literature code.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from rstack.ledger import Ledger
@@ -117,6 +119,22 @@ def append_run(root: Path, run_id: str, arm: str, seed: int, value: float, ts: s
         "type": "run.finished", "ts": ts, "run_id": run_id, "arm": arm, "seed": seed,
         "status": "ok", "exit_code": 0, "category": None, "hint": None,
         "metrics": {"val_loss": value}, "artifacts": [], "duration_s": 1.5, "cost_usd": 0.0})
+
+
+@contextlib.contextmanager
+def home_at(home: Path):
+    """HOME and RSTACK_HOME pointed at `home` for a module-scoped fixture (the autouse isolation
+    fixture is function-scoped), restored afterwards."""
+    old = {k: os.environ.get(k) for k in ("HOME", "RSTACK_HOME")}
+    os.environ["HOME"], os.environ["RSTACK_HOME"] = str(home), str(home / ".rstack")
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def ledger_stamp(root: Path) -> dict:

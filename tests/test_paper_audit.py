@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from paper_fixtures import append_run, make_project, write_summary
+from paper_fixtures import append_run, home_at, make_project, write_summary
 from rstack.paper.audit import AuditReport, Source, audit_numbers, masked_text, summary_candidates
 from rstack.paper.build import build_paper
 from rstack.paper.new import new_paper
@@ -43,24 +43,13 @@ def _paper_text(root, results: str = CLEAN_RESULTS) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A clean project: fixtures + `paper new` + the clean results text + one real build."""
-    import os
-
     root = tmp_path_factory.mktemp("clean") / "proj"
     root.mkdir()
-    home = root.parent / "home"
-    old = {k: os.environ.get(k) for k in ("HOME", "RSTACK_HOME")}
-    os.environ["HOME"], os.environ["RSTACK_HOME"] = str(home), str(home / ".rstack")
-    try:
+    with home_at(root.parent / "home"):
         make_project(root)
         new_paper(root, "neurips", title="Warmup Lowers Validation Loss")
         (root / "paper.tex").write_text(_paper_text(root), encoding="utf-8")
         result = build_paper(root, engine="auto")  # not a developer's RSTACK_LATEX_ENGINE
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     assert result.ok, [str(d) for d in result.log.errors]
     return root
 

@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 
-from paper_fixtures import declare_metrics, make_project, write_summary
+from paper_fixtures import declare_metrics, home_at, make_project, write_summary
 from rstack.paper.audit import audit_paper
 from rstack.paper.new import new_paper
 
@@ -22,23 +22,12 @@ MARK = "\\section{Discussion and Limitations}"
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    import os
-
     root = tmp_path_factory.mktemp("prose") / "proj"
     root.mkdir()
-    home = root.parent / "home"
-    old = {k: os.environ.get(k) for k in ("HOME", "RSTACK_HOME")}
-    os.environ["HOME"], os.environ["RSTACK_HOME"] = str(home), str(home / ".rstack")
-    try:
+    with home_at(root.parent / "home"):
         summary = make_project(root)
         declare_metrics(root, summary)
         new_paper(root, "arxiv", title="Warmup and Validation Loss")
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return root
 
 
