@@ -271,3 +271,15 @@ def test_floats_in_the_section_that_references_them_pass(proj):
         "Table~\\ref{tab:main} gives", "Figure~\\ref{fig:fig-bar} and Table~\\ref{tab:main} give")
     (proj / "paper.tex").write_text(text)
     assert _audit(proj) == []
+
+
+def test_run_counts_by_status_come_from_the_ledger(proj):
+    from rstack.ledger import Ledger
+
+    assert len(_audit(proj, "One run diverged and was re-run.")) == 1
+    Ledger(proj, "experiments").append({
+        "type": "run.finished", "ts": "2026-11-21T09:00:00.000Z", "run_id": "treatment-s9",
+        "arm": "treatment", "seed": 9, "status": "diverged", "exit_code": 0,
+        "category": "diverged", "hint": None, "metrics": None, "artifacts": [],
+        "duration_s": 1.0, "cost_usd": 0.0})
+    assert _audit(proj) == []

@@ -143,7 +143,7 @@ class _Review:
         self.root = root
         self.plan = plan
         self.summary = summary or {}
-        self.study = load_study(summary, plan)
+        self.study = load_study(summary, plan, runs)
         self.source = Source(paper, root=root) if paper is not None else None
         self.prose = Prose(self.source.text, self.study.arms_in) if self.source else None
         self.runs = runs

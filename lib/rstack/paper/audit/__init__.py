@@ -75,6 +75,12 @@ def _load_plan(report: AuditReport, root: Path) -> Plan | None:
         return None
 
 
+def _finished_runs(root: Path) -> list[dict]:
+    from ...ledger import Ledger
+
+    return Ledger(root, "experiments").read(types=["run.finished"]).records
+
+
 def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     root = Path(root)
     tex_path = root / tex_name
@@ -92,7 +98,7 @@ def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     plan_raw = plan.raw if plan is not None else None
     audit_citations(report, root, tex_path)
     allows = [a for name, text in source.raws.items() for a in parse_allows(report, text, name)]
-    study = load_study(summary, plan)
+    study = load_study(summary, plan, _finished_runs(root))
     prose = Prose(source.text, study.arms_in)
     counted = audit_counts(report, source, study, summary, allows)
     hits = audit_numbers(report, source, summary, plan_raw, allows, skip=counted)

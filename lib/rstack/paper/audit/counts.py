@@ -78,6 +78,9 @@ def allowed_counts(noun: str, study: Study, summary: dict | None) -> list[tuple[
         out += [(float(n), "seeds per arm") for n in sorted(study.seed_counts)]
     if noun in ("run", "trial") and per_arm:
         out.append((float(sum(per_arm.values())), "runs the analysis used"))
+    if noun in ("run", "trial"):
+        out += [(float(n), "runs in the ledger" if status == "all" else f"{status} runs")
+                for status, n in sorted(study.run_counts.items())]
     if noun == "arm" and study.arm_count:
         out.append((float(study.arm_count), "arms in the plan"))
         if study.baseline:

@@ -115,6 +115,7 @@ class Study:
     claims: list[str]
     plan_raw: dict | None
     plan: Plan | None = None
+    run_counts: dict[str, int] = field(default_factory=dict)  # ledger runs: "all", per status
 
     # -- naming ---------------------------------------------------------------------------------
 
@@ -154,10 +155,16 @@ class Study:
         return [c for c in self.comparisons if arm in (c.arm, c.baseline)]
 
 
-def load_study(summary: dict | None, plan: Plan | None) -> Study:
+def load_study(summary: dict | None, plan: Plan | None,
+               finished: list[dict] | None = None) -> Study:
     """The study as the plan declares it (arms with label and aliases, metrics with their declared
-    direction) and as analyze computed it (summary.json arms and comparisons)."""
+    direction), as analyze computed it (summary.json arms and comparisons), and as the ledger's
+    `run.finished` records count it ("one run diverged")."""
     summary = summary or {}
+    latest = {str(r.get("run_id")): str(r.get("status")) for r in finished or []}
+    run_counts: dict[str, int] = {"all": len(latest)} if latest else {}
+    for status in latest.values():
+        run_counts[status] = run_counts.get(status, 0) + 1
     arms: dict[str, Arm] = {}
     metrics: dict[str, Metric] = {}
     seed_counts: set[int] = set()
@@ -203,4 +210,5 @@ def load_study(summary: dict | None, plan: Plan | None) -> Study:
                  primary=primary if isinstance(primary, str) else None, metrics=metrics,
                  comparisons=comparisons, means=means, seed_counts=seed_counts,
                  arm_count=len(arms) or None, claims=claims,
-                 plan_raw=plan.raw if plan is not None else None, plan=plan)
+                 plan_raw=plan.raw if plan is not None else None, plan=plan,
+                 run_counts=run_counts)
