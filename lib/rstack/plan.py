@@ -22,9 +22,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import RStackError
+from .runners import PROFILES  # noqa: F401  (the one list of profiles; plan.PROFILES re-exports it)
 
 PLAN_FILENAME = "experiment-plan.md"
-PROFILES = ("local", "ssh", "vastai", "modal")
 DIRECTIONS = ("minimize", "maximize")
 PAIRINGS = ("seed", "none")
 ARM_RETRY = ("refuse", "adjust")  # refuse: a retry that changes the arm's args is not made
