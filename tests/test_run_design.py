@@ -100,3 +100,23 @@ def test_checks_pass_and_fail_on_real_runs(project, cli):
     assert "3 check-failed, 3 ok" in result.output
     listing = cli("runs", "list", "--status", "check-failed")
     assert listing.exit_code == 0 and listing.output.count("check-failed") == 3
+
+
+def test_analysis_never_mixes_designs_within_an_arm(project, cli):
+    """A seed of the new design has not run yet: its older-design ok run is left out, not used."""
+    write(project, CORPUS / "divergence_real.py",
+          {"base": ["--lr", "0.1"], "hot": ["--lr", "0.1"]})
+    assert cli("run").exit_code == 0
+    # the plan changes hot's lr (a new design); only seeds 0 and 1 run with it
+    plan = project / "experiment-plan.md"
+    plan.write_text(plan.read_text().replace("hot:\n    - --lr\n    - '0.1'",
+                                             "hot:\n    - --lr\n    - '0.05'"))
+    assert "'0.05'" in plan.read_text()
+    assert cli("run", "--arm", "hot", "--seeds", "0,1").exit_code == 0
+    result = cli("analyze")
+    assert result.exit_code == 0, result.output
+    import json
+    summary = json.loads((project / "analysis" / "summary.json").read_text())
+    assert summary["arms"]["hot"]["seeds"] == [0, 1]
+    assert any("but the arm's latest design is --lr 0.05; left out so the arm does not mix "
+               "designs" in note for note in summary["notes"])

@@ -45,6 +45,16 @@ def _effective_batch(args: list[str]) -> int | None:
     return int(batch) * int(accum)
 
 
+def same_design(a: list[str] | tuple[str, ...], b: list[str] | tuple[str, ...]) -> bool:
+    """Equal args, or a design-preserving OOM retry of them (same effective batch)."""
+    changed = changed_flags(list(a), list(b))
+    if not changed:
+        return True
+    return (set(changed) <= {"--batch-size", "--grad-accum"}
+            and _effective_batch(list(a)) is not None
+            and _effective_batch(list(a)) == _effective_batch(list(b)))
+
+
 def decide(plan: RetryPlan, old_args: list[str], *, arm: str, arm_retry: str = "refuse",
            category: str = "", hint: str = "") -> RetryDecision:
     """Keep, refuse or widen (to the whole arm) the retry `plan` proposes for one failed run."""

@@ -86,7 +86,8 @@ def run_analysis(root: Path, plan_path: Path | None = None,
         notes.append(f"{LEDGER_REL} has {len(collected.ledger.damage)} damaged line(s), ignored "
                      "(rstack log check experiments)")
     plan_arms = list(plan.arms)
-    runs = [r for r in collected.runs if r.arm in plan_arms]
+    runs = _one_design_per_arm(collected, [r for r in collected.runs if r.arm in plan_arms],
+                               notes)
     for arm in collected.arms:
         if arm not in plan_arms:
             notes.append(f"arm {arm}: has ok runs but is not in the plan's execution.arms; "
@@ -255,6 +256,29 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     write_text(readme_path, render_readme(summary))
     written += [summary_path, readme_path]
     return AnalysisResult(summary=summary, out_dir=out, written=written)
+
+
+def _one_design_per_arm(collected, runs: list[UsedRun], notes: list[str]) -> list[UsedRun]:
+    """Only the runs of each arm's latest design (the args of its latest run.started, up to a
+    design-preserving OOM retry): an arm whose plan or `retry: adjust` changed its args never
+    mixes old-design seeds into its statistics."""
+    from ..retrypolicy import same_design
+
+    latest: dict[str, tuple[str, ...]] = {}
+    for rec in collected.ledger.records:
+        if rec.get("type") == "run.started" and isinstance(rec.get("arm"), str):
+            latest[rec["arm"]] = tuple(str(a) for a in rec.get("args") or ())
+    keep = []
+    for run in runs:
+        design = latest.get(run.arm, run.args)
+        if same_design(run.args, design):
+            keep.append(run)
+        else:
+            notes.append(f"{run.run_id}: arm {run.arm} seed {run.seed} ran with "
+                         f"{' '.join(run.args) or 'no args'}, but the arm's latest design is "
+                         f"{' '.join(design) or 'no args'}; left out so the arm does not mix "
+                         "designs (re-run that seed with rstack run)")
+    return keep
 
 
 def _compare_arms(plan, arms: list[str], baseline: str, metrics: list[str],
