@@ -36,6 +36,28 @@ def test_noisy_healthy_loss_near_zero_is_not_divergent(project, cli):
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in finished(project)] == ["ok", "ok", "ok"]
     assert "3 run(s): 3 ok" in result.output
+    import sys
+    started = records(project, "run.started")
+    assert {s["python"] for s in started} == {sys.executable}  # no execution.python: rstack's own
+    assert {s["python_version"] for s in started} == {".".join(map(str, sys.version_info[:3]))}
+    assert all(len(s["packages_sha256"]) == 64 for s in started)
+
+
+def test_execution_python_is_the_runs_interpreter(project, cli, tmp_path):
+    import os
+    import sys
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    os.symlink(sys.executable, venv / "bin" / "python")
+    write(project, CORPUS / "ok_noisy_loss_near_zero.py", {"ft": ["--lr", "0.01"]}, seeds=(0,))
+    plan = project / "experiment-plan.md"
+    plan.write_text(plan.read_text().replace("  profile: local\n",
+                                             f"  profile: local\n  python: {venv}\n"))
+    assert cli("plan", "check").exit_code == 0
+    result = cli("run")
+    assert result.exit_code == 0, result.output
+    (started,) = records(project, "run.started")
+    assert started["command"][0] == str(venv / "bin" / "python") == started["python"]
 
 
 def test_real_divergence_stays_diverged_without_opt_in(project, cli):

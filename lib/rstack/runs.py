@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import config, contract, guards, retrypolicy
+from . import config, contract, guards, pyenv, retrypolicy
 from .errors import RunError
 from .gitstate import project_git_state
 from .hashing import sha256_file
@@ -391,6 +391,8 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
     origins: dict[str, str] = {}  # retry run id -> the original run of its chain
     retries: list[dict] = []
     versions = ArmVersions(specs, policy.plan)
+    # The interpreter the runs use (the plan's execution.python), recorded with every local run.
+    interpreter = pyenv.describe(specs[0].command[0]) if specs and not runner.remote else {}
 
     def next_attempt(result: RunResult) -> RunSpec | None:
         spec = result.spec
@@ -458,7 +460,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                 return
             versions.started(spec)
             (root / spec.output_dir).mkdir(parents=True, exist_ok=True)
-            ledger.append({**started_record(spec, prov, runner.host_for(spec)),
+            ledger.append({**started_record(spec, prov, runner.host_for(spec)), **interpreter,
                            **versions.extra.get(spec.run_id, {})})
             with lock:
                 active[spec.run_id] = spec
