@@ -199,24 +199,14 @@ def evaluate_all(exprs: list[str], metrics: dict | None,
     return [evaluate(expr, metrics, history) for expr in exprs]
 
 
-def read_history(path) -> list[dict]:
-    """metrics.jsonl as a list of records; unreadable lines are skipped (the contract reports them)."""
-    import json
+def judge_checks(exprs: list[str], metrics: dict | None,
+                 history_path) -> tuple[list[dict], str | None]:
+    """Every check on one finished run: (results as JSON, the failures in one line or None)."""
     from pathlib import Path
 
-    out = []
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
+    from .contract import read_history
+
+    history = read_history(Path(history_path)) if Path(history_path).is_file() else []
+    results = evaluate_all(exprs, metrics, history)
+    failed = [r.describe() for r in results if not r.passed]
+    return [r.as_json() for r in results], ("; ".join(failed) if failed else None)
