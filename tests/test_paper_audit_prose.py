@@ -283,3 +283,10 @@ def test_run_counts_by_status_come_from_the_ledger(proj):
         "category": "diverged", "hint": None, "metrics": None, "artifacts": [],
         "duration_s": 1.0, "cost_usd": 0.0})
     assert _audit(proj) == []
+
+
+def test_each_comparative_in_a_sentence_is_judged(proj):
+    found = _audit(proj, "Linear warmup has a lower validation loss than the constant schedule "
+                         "and a better calibration error.")
+    assert [(f[0], f[3].split(",")[0]) for f in found] == [
+        ("warning", "'better' says treatment is better than baseline on train_ece")]

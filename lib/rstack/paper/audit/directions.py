@@ -79,7 +79,6 @@ def audit_directions(report: AuditReport, source: Source, prose: Prose, study: S
             if metric is None:
                 continue
             _judge(report, source, study, at, match.group().strip(), kind, subject, other, metric)
-            break
 
 
 def _judge(report: AuditReport, source: Source, study: Study, at: int, word: str, kind: str,
