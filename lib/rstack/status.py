@@ -18,7 +18,8 @@ from typing import Any
 from . import paths
 from .errors import RStackError
 from .guards import standing_preflight
-from .hashing import prefix_sha256, sha256_file
+from .freshness import analysis_freshness
+from .hashing import sha256_file
 from .ledger import Ledger
 
 # Pipeline stages in order; `next_step` walks them and recommends the first one not `ok`.
@@ -197,8 +198,8 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
     if not script.is_file():
         return Stage("preflight", "missing", f"{rel} not written yet")
     sha = sha256_file(script)
-    arms = (plan.raw.get("execution") or {}).get("arms") if plan is not None else None
-    arg_sets = [args for args in (arms or {}).values() if isinstance(args, list)]
+    # the typed plan: an arm may be written NAME: [args] or NAME: {args: [...], label: ...}
+    arg_sets = [list(args) for args in plan.arms.values()] if plan is not None else []
     last = standing_preflight([r for _, r in experiments], sha, arg_sets)
     data = {"script": str(rel), "script_sha256": sha}
     if last is None:
@@ -270,14 +271,6 @@ def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
     return Stage("runs", "ok", summary, data)
 
 
-def _ledger_prefix_sha(path: Path, lines: int) -> str | None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return prefix_sha256(raw, lines)
-
-
 def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage) -> Stage:
     summary_path = root / "analysis" / "summary.json"
     if not summary_path.is_file():
@@ -285,22 +278,15 @@ def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage
     try:
         summary = json.loads(summary_path.read_text())
         recorded = summary["ledger"]
-        recorded_sha, recorded_lines = recorded["sha256"], int(recorded["lines"])
+        recorded_sha, _ = recorded["sha256"], int(recorded["lines"])
     except (ValueError, KeyError, TypeError):
         return Stage("analysis", "invalid", "analysis/summary.json is unreadable or lacks ledger.sha256")
-    ledger_file = paths.ledger_path(root, "experiments")
-    current = sha256_file(ledger_file) if ledger_file.is_file() else None
     data = {"ledger_sha256": recorded_sha, "generated_at": summary.get("generated_at")}
-    if current == recorded_sha:
-        return Stage("analysis", "ok", "up to date with the experiments ledger", data)
-    # Other records (notes, preflights) may follow; only newer finished runs make it stale.
-    if _ledger_prefix_sha(ledger_file, recorded_lines) == recorded_sha:
-        newer = [r for line, r in experiments
-                 if line > recorded_lines and r.get("type") == "run.finished"]
-        if not newer:
-            return Stage("analysis", "ok", "up to date (no runs finished since)", data)
-        return Stage("analysis", "stale", f"{len(newer)} run(s) finished after the analysis", data)
-    return Stage("analysis", "stale", "the experiments ledger changed since the analysis", data)
+    fresh = analysis_freshness(root, summary)
+    if fresh.current:
+        return Stage("analysis", "ok", "up to date (no runs finished since)" if fresh.appended
+                     else "up to date with the experiments ledger", data)
+    return Stage("analysis", "stale", fresh.reason or "stale", data)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -338,13 +324,22 @@ def _paper_stage(root: Path) -> Stage:
     detail = f"paper.pdf built ({pages} pages" + (f", limit {limit})" if limit else ")")
     if record.get("within_limit") is False:
         return Stage("paper", "failed", detail + ": over the venue's page limit", data)
+    # The meta-review's gate: an error finding of the last `rstack review` that review.md does not
+    # address keeps the paper stage open (the paper is built, so the audit still runs).
+    from .review import REVIEW_FILE, unaddressed_errors
+
+    open_ids = unaddressed_errors(root)
+    if open_ids:
+        data["review_unaddressed"] = open_ids
+        return Stage("paper", "partial", f"{detail}; review: {len(open_ids)} error finding(s) not "
+                     f"addressed in {REVIEW_FILE} ({', '.join(open_ids[:3])})", data)
     return Stage("paper", "ok", detail, data)
 
 
 def _audit_stage(root: Path, paper: Stage) -> Stage:
     # The audit is re-run here rather than remembered: it takes a fraction of a second and a
     # remembered verdict could describe an older paper. Only a built, current paper is audited.
-    if paper.state != "ok":
+    if paper.state != "ok" and not paper.data.get("review_unaddressed"):
         return Stage("audit", "missing", "build the paper first")
     try:
         from .paper.audit import audit_paper
@@ -459,6 +454,9 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
                 command += f" -- {shlex.join(stage.data['args'])}"
         if name == "paper" and stage.state == "missing":
             command = "rstack paper new"
+        if name == "paper" and stage.data.get("review_unaddressed"):
+            command, why = "rstack review", ("say in review.md how each error finding was "
+                                             "addressed (fixed, or stated as a limitation)")
         if name == "bundle" and stage.state == "stale":
             # A bundle is never overwritten: the new one goes beside it.
             command = f"rstack bundle create --out {stage.data['next_dir']}"
