@@ -64,6 +64,7 @@ class RunSpec:
     attempt: int = 1
     retry_of: str | None = None
     name: str | None = None  # ad hoc runs
+    tags: dict | None = None  # who asked for the run, e.g. {"program": NAME, "trial": N}
 
     @classmethod
     def from_compiled(cls, run: CompiledRun, script: str) -> "RunSpec":
@@ -162,6 +163,8 @@ def started_record(spec: RunSpec, prov: Provenance, host: str) -> dict:
               "retry_of": spec.retry_of, "gpu": spec.gpu}
     if spec.name:
         record["name"] = spec.name
+    if spec.tags:
+        record["tags"] = spec.tags
     return record
 
 
