@@ -538,10 +538,11 @@ def record_preflight(root: Path, result: PreflightResult) -> dict:
 
 
 def is_project(root: Path) -> bool:
-    """Whether root is an RStack project (has .rstack/ or an experiment plan)."""
+    """Whether root is an RStack project (has .rstack/, an experiment plan or a program)."""
     from . import paths
 
-    return paths.state_dir(root).is_dir() or (Path(root) / "experiment-plan.md").is_file()
+    return paths.state_dir(root).is_dir() or any(
+        (Path(root) / name).is_file() for name in ("experiment-plan.md", "program.md"))
 
 
 def format_human(result: PreflightResult) -> str:

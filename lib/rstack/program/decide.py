@@ -30,9 +30,13 @@ class Stage:
     improvement_high: float | None
     p: float | None
     n: int
+    values: dict[int, float]  # seed -> the candidate's value (what #13's verifier re-checks)
+    champion_values: dict[int, float]
 
     def as_json(self) -> dict:
         return {"name": self.name, "seeds": self.seeds, "verdict": self.verdict,
+                "values": {str(k): v for k, v in self.values.items()},
+                "champion_values": {str(k): v for k, v in self.champion_values.items()},
                 "mean": self.mean, "champion_mean": self.champion_mean, "diff": self.diff,
                 "ci_low": self.ci_low, "ci_high": self.ci_high, "improvement": self.improvement,
                 "improvement_low": self.improvement_low,
@@ -63,12 +67,18 @@ def compare_stage(name: str, candidate: dict[int, float], champion: dict[int, fl
     baseline = [float(champion[s]) for s in seeds]
     c = compare(treatment, baseline, direction=direction, min_effect=min_effect, paired=True,
                 alpha=alpha)
-    return Stage(name=name, seeds=seeds,
-                 verdict=rule(c.improvement_low, c.improvement_high, min_effect),
+    low, high = c.improvement_low, c.improvement_high
+    if low is None and c.improvement is not None and len(set(
+            t - b for t, b in zip(treatment, baseline))) == 1:
+        # Every seed moved by exactly the same amount (code that consumes no seed noise, or a
+        # change that did not touch it): the interval is that one point.
+        low = high = c.improvement
+    return Stage(name=name, seeds=seeds, verdict=rule(low, high, min_effect),
                  mean=sum(treatment) / len(treatment), champion_mean=sum(baseline) / len(baseline),
                  diff=c.diff, ci_low=c.ci_low, ci_high=c.ci_high, improvement=c.improvement,
-                 improvement_low=c.improvement_low, improvement_high=c.improvement_high, p=c.p,
-                 n=len(seeds))
+                 improvement_low=low, improvement_high=high, p=c.p,
+                 n=len(seeds), values=dict(zip(seeds, treatment)),
+                 champion_values=dict(zip(seeds, baseline)))
 
 
 def combine(stages: list[Stage]) -> str:

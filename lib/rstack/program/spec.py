@@ -32,7 +32,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("name", "objective", "accept", "trial", "confirm", "scope")
 OPTIONAL_KEYS = {"accept.alpha", "trial.args", "trial.timeout_s", "trial.profile",
                  "scope.protected", "budget.max_trials", "budget.max_cost_usd", "budget.max_hours"}
-MIN_TRIAL_SEEDS = 2
 
 
 class ProgramError(RStackError):
@@ -101,7 +100,10 @@ class _ProgramChecker(_Checker):
                 self.problem(f"{name}.{key}", "missing", root, name)
         return value
 
-    def seeds(self, sec: dict, sec_name: str, key: str, *, min_items: int) -> list[int]:
+    def seeds(self, sec: dict, sec_name: str, key: str) -> list[int]:
+        # The comparisons module never calls fewer seeds a difference; one number, its own.
+        from ..analysis.compare import MIN_SEEDS as min_items
+
         value = sec.get(key)
         if key not in sec:
             return []
@@ -171,10 +173,10 @@ def parse_program(text: str, *, path: Path, where: str | None = None) -> Program
     for flag in ("--seed", "--output-dir"):
         if any(a == flag or a.startswith(flag + "=") for a in args):
             chk.problem("trial.args", f"{flag} is set by rstack for every run; remove it", tr, "args")
-    seeds = chk.seeds(tr, "trial", "seeds", min_items=MIN_TRIAL_SEEDS)
+    seeds = chk.seeds(tr, "trial", "seeds")
     timeout_s = chk.number(tr, "trial", "timeout_s", positive=True)
     profile = chk.choice(tr, "trial", "profile", PROFILES)
-    confirm = chk.seeds(co, "confirm", "seeds", min_items=MIN_TRIAL_SEEDS)
+    confirm = chk.seeds(co, "confirm", "seeds")
     overlap = sorted(set(seeds) & set(confirm))
     if overlap:
         chk.problem("confirm.seeds", f"must be fresh seeds, but {overlap} are also trial seeds "
