@@ -446,3 +446,16 @@ def test_status_log_plot_and_macros(based, cli):
     improvement = macros["rsProgramToyImprovement"]
     assert improvement.value > 0 and improvement.run_ids
     assert macros["rsProgramToyImprovementLow"].value <= improvement.value
+
+    # rstack analyze carries them into numbers.tex and summary.json, where the audit reads them
+    from analysis_fixtures import write_project
+
+    write_project(based)
+    assert cli("run", "--seeds", "0,1,2").exit_code == 0
+    analysed = cli("analyze", "--json")
+    assert analysed.exit_code == 0, analysed.output
+    summary = json.loads(analysed.stdout)["summary"]
+    names = {q["macro"]: q for q in summary["quantities"]}
+    assert names["rsProgramToyKept"]["text"] == "1"
+    assert names["rsProgramToyImprovement"]["run_ids"] == list(improvement.run_ids)
+    assert "\\newcommand{\\rsProgramToyTrials}{2}" in (based / "analysis" / "numbers.tex").read_text()

@@ -174,6 +174,9 @@ def run_analysis(root: Path, plan_path: Path | None = None,
                     ids, arm, m, "p_value", baseline))
             else:
                 omitted.append(f"{arm} vs {baseline} {m}: no p-value ({'; '.join(c.flags)})")
+    from ..program.report import quantities as program_quantities
+
+    quantities += program_quantities(root)  # the improvement loop's trials, kept, improvement
     numbers.check_unique(quantities)
 
     out = Path(out_dir) if out_dir else root / "analysis"
