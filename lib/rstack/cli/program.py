@@ -124,17 +124,22 @@ def _print_trial(result, as_json: bool) -> None:
         click.echo(f"  return to the champion: {data['reset_command']}")
 
 
+jobs_option = click.option("--jobs", type=click.IntRange(min=1),
+                           help="Runs at once (default local: cores; remote: all).")
+
+
 @program_group.command("baseline")
 @click.option("--ref", help="Git ref to run (default: program.md's baseline, else HEAD).")
+@jobs_option
 @json_option
 @project_option
-def baseline_command(ref, as_json, project) -> None:
+def baseline_command(ref, jobs, as_json, project) -> None:
     """Run the baseline on the trial seeds and make it champion #0; report the seed noise."""
     from ..procwatch import terminate_as_interrupt
     from ..program.trial import run_baseline
 
     with terminate_as_interrupt():
-        result = run_baseline(project, ref=ref)
+        result = run_baseline(project, ref=ref, jobs=jobs)
     _print_trial(result, as_json)
 
 
@@ -142,9 +147,10 @@ def baseline_command(ref, as_json, project) -> None:
 @click.option("-m", "--message", "hypothesis", help="The one-line hypothesis this change tests.")
 @click.option("--reset", is_flag=True,
               help="On DISCARD/INCONCLUSIVE/FAILED, return the tree to the champion.")
+@jobs_option
 @json_option
 @project_option
-def trial_command(hypothesis, reset, as_json, project) -> None:
+def trial_command(hypothesis, reset, jobs, as_json, project) -> None:
     """Run HEAD (committed) against the champion on the trial seeds, then the confirm seeds.
 
     KEEP when the improvement's lower bound exceeds min_effect on both; DISCARD when its upper
@@ -155,7 +161,7 @@ def trial_command(hypothesis, reset, as_json, project) -> None:
     from ..program.trial import run_trial
 
     with terminate_as_interrupt():
-        result = run_trial(project, hypothesis=hypothesis, reset=reset)
+        result = run_trial(project, hypothesis=hypothesis, reset=reset, jobs=jobs)
     _print_trial(result, as_json)
 
 

@@ -34,6 +34,18 @@ def _stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _prewarm_statistics() -> None:
+    """Import scipy.stats (a second or more, cold) in the background while the runs train, so
+    the decision after them does not wait for it: most of the loop's own overhead otherwise."""
+    import threading
+
+    def load() -> None:
+        from ..analysis import compare, stats  # noqa: F401  (scipy.stats inside their functions)
+        import scipy.stats  # noqa: F401
+
+    threading.Thread(target=load, name="rstack-prewarm", daemon=True).start()
+
+
 @dataclass
 class TrialResult:
     """What a trial decided and the numbers behind it (as_json is `program trial --json`)."""
@@ -258,12 +270,14 @@ def run_trial(root: Path, *, hypothesis: str | None = None, reset: bool = False,
         raise ProgramError(f"duplicate: this code (tree {tree[:12]} of {', '.join(program.editable)}) "
                            f"was already tried as {what}; nothing was run",
                            hint="change the code (a new hypothesis), commit, and run the trial again")
-    gittree.check_scope(gittree.changed_files(root, champion["commit"], head), program.editable)
+    changed = gittree.changed_files(root, champion["commit"], head)
+    gittree.check_scope(changed, program.editable)
     champion_trial = kb.trial(champion["trial"]) or {}
     check_protected(program, champion_trial)
     check_budget(program, kb, datetime.now(timezone.utc))
     check_preflight(root, program, head)
 
+    _prewarm_statistics()
     trial_id = kb.next_trial_id()
     champ_tree = champion["tree"]
     cost = 0.0
@@ -319,7 +333,7 @@ def run_trial(root: Path, *, hypothesis: str | None = None, reset: bool = False,
               "commit": head, "tree": tree, "verdict": verdict, "metric": program.metric,
               "direction": program.direction, "runs": cand_runs, "cost_usd": round(cost, 6),
               "hypothesis": hypothesis, "diffstat": gittree.diffstat(root, champion["commit"], head),
-              "files": gittree.changed_files(root, champion["commit"], head),
+              "files": changed,
               "champion_before": champion["champion"], "champion_after": champion["champion"],
               "min_effect": program.min_effect, "alpha": program.alpha, "args": program.args,
               "stages": [s.as_json() for s in stages], "champion_runs": champ_runs,
@@ -383,6 +397,7 @@ def run_baseline(root: Path, *, ref: str | None = None, runner_factory=None,
         gittree.check_clean(root, program.editable)
     script = _script_in(root, program, commit, tree)
     check_preflight(root, program, commit, script)
+    _prewarm_statistics()
     tags = {"program": program.name, "trial": 0, "tree": tree, "role": "baseline"}
     batch = run_seeds(root, program, seeds=program.seeds, script=script, tags=tags,
                       runner_factory=runner_factory, jobs=jobs, echo=echo)
