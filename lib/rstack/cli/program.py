@@ -11,18 +11,7 @@ import json
 import click
 
 from .options import json_option, project_option
-
-
-def _seed_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        seeds = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2")
-    if any(s < 0 for s in seeds):
-        raise click.BadParameter("seeds must be >= 0")
-    return seeds
+from .run import _seeds as _seed_list  # one parser of `--seeds 0,1,2`
 
 
 def _echo_json(data: dict) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import decide
 from .kb import KnowledgeBase
 from .spec import Program, load_program
 from .trial import code_values

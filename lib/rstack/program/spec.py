@@ -8,7 +8,6 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -82,23 +81,9 @@ class Program:
 class _ProgramChecker(_Checker):
     """plan.py's line-numbered checker with program.md's sections."""
 
-    def section(self, root: Any, name: str) -> dict:
-        if name not in root:
-            if name in REQUIRED:
-                self.problem(name, f"missing section (keys: {', '.join(SECTIONS[name])})")
-            return {}
-        value = root[name]
-        if not isinstance(value, dict):
-            self.problem(name, f"must be a mapping of {', '.join(SECTIONS[name])}", root, name)
-            return {}
-        for key in value:
-            if key not in SECTIONS[name]:
-                self.problem(f"{name}.{key}", f"unknown key; known keys: {', '.join(SECTIONS[name])}",
-                             value, key)
-        for key in SECTIONS[name]:
-            if key not in value and f"{name}.{key}" not in OPTIONAL_KEYS:
-                self.problem(f"{name}.{key}", "missing", root, name)
-        return value
+    sections = SECTIONS
+    optional_keys = OPTIONAL_KEYS
+    optional_sections = frozenset(SECTIONS) - frozenset(REQUIRED)
 
     def seeds(self, sec: dict, sec_name: str, key: str) -> list[int]:
         # The comparisons module never calls fewer seeds a difference; one number, its own.
