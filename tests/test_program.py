@@ -459,3 +459,13 @@ def test_status_log_plot_and_macros(based, cli):
     assert names["rsProgramToyKept"]["text"] == "1"
     assert names["rsProgramToyImprovement"]["run_ids"] == list(improvement.run_ids)
     assert "\\newcommand{\\rsProgramToyTrials}{2}" in (based / "analysis" / "numbers.tex").read_text()
+
+
+def test_code_that_moves_every_seed_alike_has_a_point_interval():
+    """A refactor that leaves every value as it was: no interval exists, the point decides."""
+    same = decide.compare_stage("trial", {0: 1.0, 1: 2.0, 2: 3.0}, {0: 1.0, 1: 2.0, 2: 3.0},
+                                direction="minimize", min_effect=0.01, alpha=0.05)
+    assert (same.verdict, same.ci_low, same.ci_high) == ("DISCARD", 0.0, 0.0)
+    shifted = decide.compare_stage("trial", {0: 0.5, 1: 1.5, 2: 2.5}, {0: 1.0, 1: 2.0, 2: 3.0},
+                                   direction="minimize", min_effect=0.01, alpha=0.05)
+    assert (shifted.verdict, shifted.diff, shifted.ci_low) == ("KEEP", -0.5, -0.5)

@@ -68,14 +68,16 @@ def compare_stage(name: str, candidate: dict[int, float], champion: dict[int, fl
     c = compare(treatment, baseline, direction=direction, min_effect=min_effect, paired=True,
                 alpha=alpha)
     low, high = c.improvement_low, c.improvement_high
+    ci_low, ci_high = c.ci_low, c.ci_high
     if low is None and c.improvement is not None and len(set(
             t - b for t, b in zip(treatment, baseline))) == 1:
         # Every seed moved by exactly the same amount (code that consumes no seed noise, or a
         # change that did not touch it): the interval is that one point.
         low = high = c.improvement
+        ci_low = ci_high = c.diff
     return Stage(name=name, seeds=seeds, verdict=rule(low, high, min_effect),
                  mean=sum(treatment) / len(treatment), champion_mean=sum(baseline) / len(baseline),
-                 diff=c.diff, ci_low=c.ci_low, ci_high=c.ci_high, improvement=c.improvement,
+                 diff=c.diff, ci_low=ci_low, ci_high=ci_high, improvement=c.improvement,
                  improvement_low=low, improvement_high=high, p=c.p,
                  n=len(seeds), values=dict(zip(seeds, treatment)),
                  champion_values=dict(zip(seeds, baseline)))

@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 
 from ..gitstate import git
+from ..paths import STATE_DIRNAME
 from .spec import PROGRAM_FILENAME, ProgramError
 
 CHAMPION_REF = "refs/rstack/champion"
@@ -93,8 +94,8 @@ def check_clean(root: Path, editable: list[str]) -> None:
     dirty = []
     for line in out.splitlines():
         code, path = line[:2], line[3:]
-        if code == "??" and not is_editable(path, editable):
-            continue
+        if code == "??" and (path.startswith(STATE_DIRNAME + "/") or not is_editable(path, editable)):
+            continue  # rstack's own state (champion checkouts) is never part of a candidate
         dirty.append(path)
     if dirty:
         shown = ", ".join(dirty[:5]) + (f" (+{len(dirty) - 5} more)" if len(dirty) > 5 else "")
