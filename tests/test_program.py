@@ -459,6 +459,10 @@ def test_status_log_plot_and_macros(based, cli):
     assert names["rsProgramToyKept"]["text"] == "1"
     assert names["rsProgramToyImprovement"]["run_ids"] == list(improvement.run_ids)
     assert "\\newcommand{\\rsProgramToyTrials}{2}" in (based / "analysis" / "numbers.tex").read_text()
+    bundled = cli("bundle", "create", "--out", "bundle-program")
+    assert bundled.exit_code == 0, bundled.output
+    assert (based / "bundle-program" / "ledgers" / "program.jsonl").is_file()
+    assert (based / "bundle-program" / "plan" / "program.md").is_file()
 
 
 def test_code_that_moves_every_seed_alike_has_a_point_interval():
