@@ -184,33 +184,51 @@ def _loss_series(history: list[dict]) -> dict[str, list[tuple[Any, float]]]:
     return series
 
 
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing running median: point i is the median of the `window` points ending at i, so a
+    single mini-batch spike (or dip) moves it by at most one rank."""
+    return [statistics.median(values[max(0, i - window + 1):i + 1]) for i in range(len(values))]
+
+
+def divergence_window(n: int) -> tuple[int, int]:
+    """(running-median window, points a rise must persist) for a series of n points."""
+    window = max(3, min(25, n // 10))
+    return window | 1, max(3, n // 20)
+
+
 def check_divergence(history: list[dict]) -> str | None:
     """A message when a loss in history diverged, else None.
 
-    Diverged = the final loss (median of the last few points, so one noisy point does not decide)
-    is GROWTH_FACTOR x the starting loss, or it is REGRESSION_FACTOR x the series' own minimum
-    after giving back at least REGRESSION_SHARE of the progress made. Only keys containing "loss"
-    are judged; series shorter than MIN_POINTS are not.
+    Judged on a smoothed loss (a trailing running median, see divergence_window), and the rise
+    must persist: the last `persist` smoothed points all stay GROWTH_FACTOR x the starting loss,
+    or all stay REGRESSION_FACTOR x the smoothed minimum after giving back at least
+    REGRESSION_SHARE of the progress made. Mini-batch noise on a loss near zero (one sample at
+    x141 of a noisy minimum) is therefore never a divergence. Only keys containing "loss" are
+    judged; series shorter than MIN_POINTS are not.
     """
     for key, points in _loss_series(history).items():
         if len(points) < MIN_POINTS:
             continue
         values = [v for _, v in points]
-        k = max(1, min(5, len(values) // 10))
-        start = statistics.median(values[:k])
-        final = statistics.median(values[-k:])
-        low = min(values)
-        low_step = points[values.index(low)][0]
+        window, persist = divergence_window(len(values))
+        smoothed = smooth(values, window)
+        start = statistics.median(values[:window])
+        tail = smoothed[-persist:]
+        final = smoothed[-1]
+        low = min(smoothed)
+        low_step = points[smoothed.index(low)][0]
         first_step, last_step = points[0][0], points[-1][0]
-        if start > 0 and final >= GROWTH_FACTOR * start:
+        if start > 0 and min(tail) >= GROWTH_FACTOR * start:
             return (f"{key} grew from {start:.4g} (step {first_step}) to {final:.4g} "
-                    f"(step {last_step}), x{final / start:.3g}")
-        if start <= 0 < final and final - start >= GROWTH_FACTOR * max(abs(start), 1e-8):
+                    f"(step {last_step}), x{final / start:.3g} (running median of {window} "
+                    f"points, held for the last {persist})")
+        if start <= 0 < min(tail) and min(tail) - start >= GROWTH_FACTOR * max(abs(start), 1e-8):
             return f"{key} grew from {start:.4g} (step {first_step}) to {final:.4g} (step {last_step})"
-        if (low > 0 and final >= REGRESSION_FACTOR * low
+        if (low > 0 and min(tail) >= REGRESSION_FACTOR * low
                 and final - low >= REGRESSION_SHARE * max(start - low, 0.0)):
             return (f"{key} fell to {low:.4g} (step {low_step}) and then rose to {final:.4g} "
-                    f"(step {last_step}), x{final / low:.3g} its minimum")
+                    f"(step {last_step}), x{final / low:.3g} its minimum (running median of "
+                    f"{window} points, held for the last {persist})")
     return None
 
 

@@ -125,6 +125,10 @@ INCIDENTS: dict[str, Incident] = _registry(
     Incident("divergence", "Training diverged",
              "{detail}; lower the learning rate (--lr), add warm-up or gradient clipping",
              retry="lower-lr"),
+    Incident("check-failed", "A sanity check failed",
+             "{detail}; the run finished, but a check in the plan's evaluation.checks failed, so "
+             "its results are not used: fix the script (or the check, if it is wrong), then "
+             "rstack run again"),
     Incident("nondeterministic", "Seed not honoured",
              "two runs with --seed {seed} gave different metrics ({detail}); seed every RNG from "
              "--seed (random, numpy, torch) and avoid time- or order-dependent randomness"),

@@ -71,7 +71,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "plan_sha256": "sha256?", "config_hash": "sha256", "git_commit": "str?",
          "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
          "cost_estimate_usd": "number", "attempt": "int", "retry_of": "str?"},
-        {"gpu": "str?", "name": "str", "tags": "object"},
+        {"gpu": "str?", "name": "str", "arm_version": "int", "grad_accum": "int",
+         "python": "str", "python_version": "str", "packages_sha256": "sha256?", "tags": "object"},
         doc="A run was launched: exactly what ran, where, from which code and plan."),
     RecordType(
         "run.finished", ("experiments",),
@@ -79,8 +80,15 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "status": "enum:" + ",".join(STATUSES),
          "exit_code": "int?", "category": "str?", "hint": "str?", "metrics": "object?",
          "artifacts": "array", "duration_s": "number", "cost_usd": "number"},
-        {"message": "str?", "peak_rss_mb": "number?", "remote_dir": "str?"},
+        {"message": "str?", "peak_rss_mb": "number?", "remote_dir": "str?", "checks": "array"},
         doc="A run ended; its status, diagnosis and what it produced (artifacts with sha256)."),
+    RecordType(
+        "arm.adjusted", ("experiments",),
+        {"arm": "str", "version": "int", "args_before": "array", "args": "array",
+         "change": "str", "run_id": "str"},
+        {"category": "str?", "run_ids": "array"},
+        doc="An arm with `retry: adjust` changed its args after run_id failed: every seed is "
+            "re-run as `version` (run_ids), so the arm never mixes designs."),
     RecordType(
         "run.retry", ("experiments",),
         {"run_id": "str", "retry_run_id": "str", "attempt": "int", "category": "str",

@@ -24,12 +24,12 @@ __all__ = ["ARTIFACT_MISMATCH", "EXCLUDE_DIRS", "LOG_FILE", "STATUSES", "STATUS_
 LOG_FILE = "stdout.log"
 # Every status a finished run can have (records.py's run.finished enum and `runs list --status`
 # derive from this tuple).
-STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost")
+STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost", "check-failed")
 # How a diagnosis category becomes a run status; everything else is `failed`.
 STATUS_BY_CATEGORY = {
     "timeout": "timeout", "cuda-oom": "oom", "memory": "oom", "divergence": "diverged",
     "metrics-nonfinite": "diverged", "interrupted": "killed", "killed-by-signal": "killed",
-    "host-lost": "lost", "preempted": "lost",
+    "host-lost": "lost", "preempted": "lost", "check-failed": "check-failed",
 }
 # Runner-level failure that no script output explains: the copy that came back does not match
 # what the remote side wrote (its row in rstack.incidents has no retry policy).
