@@ -10,7 +10,6 @@ champion where the records say it is.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -100,12 +99,22 @@ def _script_in(root: Path, program: Program, commit: str, tree: str) -> str:
 
     dest = state_dir(root) / TREES_DIR / tree[:16]
     if not (dest / program.script).is_file():
+        import io
+        import tarfile
+
+        from ..gitstate import git
+
+        archive = git(root, "archive", "--format=tar", commit, binary=True)
+        if archive is None:
+            raise ProgramError(f"git archive {commit[:12]} failed: the champion's commit cannot "
+                               "be checked out for a re-run", hint="git fsck; the commit must "
+                               "still exist (refs/rstack/trials/N keeps it reachable)")
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", commit],
-                                 capture_output=True)
-        if archive.returncode != 0:
-            raise ProgramError(f"git archive {commit[:12]} failed: {archive.stderr.decode().strip()}")
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            # The archive is our own repository's; the data filter (Python >= 3.10.12) also
+            # refuses links or paths out of dest.
+            options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(dest, **options)
     return str((dest / program.script).relative_to(root))
 
 
