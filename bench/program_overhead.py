@@ -15,6 +15,7 @@ run supervision, the paired comparison and the records. Medians of --repeat.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -87,6 +88,9 @@ def main() -> None:
             bares.append(bare)
             trials.append(sh(root, str(RSTACK), "program", "trial", "--jobs", "1", "-m",
                              f"variant {k}", env=env))
+        log = subprocess.run([str(RSTACK), "program", "log", "--json"], cwd=root, env=env,
+                             check=True, capture_output=True, text=True).stdout
+        inside = [t["overhead_s"] for t in json.loads(log)["trials"] if t["trial"] > 0]
     trial, bare, pre = (statistics.median(x) for x in (trials, bares, preflights))
     print(f"trial of 3 runs x {opts.seconds:g} s, --jobs 1, median of {opts.repeat}:")
     print(f"  bare runs (python train.py x 3):   {bare:6.2f} s")
@@ -94,6 +98,8 @@ def main() -> None:
     print(f"  overhead per trial:                {trial - bare:6.2f} s  (goal < 1 s)")
     print(f"  ratio trial / bare runs:           {trial / bare:6.3f}x")
     print(f"  preflight (apart, per candidate):  {pre:6.2f} s")
+    print(f"  of the overhead, inside the trial (guards, git, run machinery, decision, records): "
+          f"{statistics.median(inside):.2f} s; the rest is the CLI's start and exit")
 
 
 if __name__ == "__main__":

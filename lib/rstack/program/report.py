@@ -114,7 +114,7 @@ def log_rows(root: Path, program: Program | None = None) -> list[dict]:
     kb = KnowledgeBase.read(root, program.name)
     keys = ("trial", "verdict", "hypothesis", "commit", "tree", "mean", "diff", "ci_low",
             "ci_high", "n", "cost_usd", "impact", "champion_before", "champion_after", "runs",
-            "files", "diffstat", "reason", "member", "ts")
+            "files", "diffstat", "reason", "member", "duration_s", "overhead_s", "ts")
     return [{k: t.get(k) for k in keys} for t in kb.trials]
 
 
