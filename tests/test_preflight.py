@@ -311,7 +311,8 @@ def test_cli_other_interpreter(cli, tmp_path):
 def test_cli_records_in_a_project(cli, project):
     (project / ".rstack").mkdir()
     script, _ = corpus("ok_stdlib", project)
-    assert cli("preflight", script).exit_code == 0
+    first = cli("preflight", script)
+    assert first.exit_code == 0, first.output
     bad, _ = corpus("crash", project)
     assert cli("preflight", bad).exit_code == 1
     records = Ledger(project, "experiments").read(types=["preflight"]).records

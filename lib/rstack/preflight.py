@@ -434,6 +434,20 @@ def run_preflight(
             diag = _metrics_diagnosis(exc, runs[0], script, work_root)
             checks.append(Check(contract.METRICS_FILE, False, diag.message))
             return result(diag)
+        inside = runs[0].out_dir / contract.METRICS_FILE
+        # Only where this run could have written (its cwd, its folder, its private TMPDIR): /tmp
+        # and $HOME are shared with every other process, so they cannot decide a verdict.
+        newer = [p for p in contract.find_stray_metrics(
+                     sorted({run_dir, script.parent}), since=runs[0].started_wall,
+                     exclude=work_root, max_depth=3)
+                 + contract.find_stray_metrics([tmp_dir], since=runs[0].started_wall, max_depth=3)
+                 if p.stat().st_mtime >= inside.stat().st_mtime
+                 and (run_dir / "results") not in p.parents]  # real runs in flight write there
+        if newer:
+            detail = (f"the script wrote {newer[0]} after <output-dir>/metrics.json; the results "
+                      "would be read from the stale copy inside the output dir")
+            checks.append(Check(contract.METRICS_FILE, False, detail))
+            return result(make_diagnosis("metrics-elsewhere", detail, detail=detail))
         checks.append(Check(contract.METRICS_FILE, True,
                             f"{len(metrics)} metric(s): {', '.join(list(metrics)[:6])}"))
         absent = [m for m in required_metrics if m not in metrics]
