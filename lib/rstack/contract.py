@@ -184,6 +184,49 @@ def _loss_series(history: list[dict]) -> dict[str, list[tuple[Any, float]]]:
     return series
 
 
+def check_steps(history: list[dict]) -> str | None:
+    """A message when a metrics.jsonl record has no numeric `step` or the steps go backwards (a
+    per-epoch counter restarting): curves and `max(step)` checks need one increasing axis."""
+    previous = None
+    for number, record in enumerate(history, start=1):
+        step = record.get("step")
+        if not is_finite_number(step):
+            return (f"record {number} of metrics.jsonl has no numeric step (keys: "
+                    f"{', '.join(map(str, record)) or 'none'}); every line needs \"step\": the "
+                    "global optimizer step")
+        if previous is not None and step < previous:
+            return (f"step goes backwards at record {number} of metrics.jsonl ({previous:g} -> "
+                    f"{step:g}): a per-epoch counter? log the global step")
+        previous = step
+    return None
+
+
+CONSISTENCY_RTOL = 0.1
+
+
+def check_consistency(metrics: dict, history: list[dict], *, rtol: float = CONSISTENCY_RTOL,
+                      atol: float = 1e-9) -> str | None:
+    """A message when metrics.json disagrees with metrics.jsonl for the same key at the same step:
+    the step metrics.json names, else the last logged step (a swallowed exception that wrote
+    defaults or placeholders into metrics.json). Beyond rtol (10%), so a final full-batch
+    recomputation of a logged mini-batch value is not flagged."""
+    if not history:
+        return None
+    step = metrics.get("step") if is_finite_number(metrics.get("step")) else history[-1].get("step")
+    at_step = [rec for rec in history if rec.get("step") == step]
+    if not at_step:
+        return None
+    for key, value in metrics.items():
+        if key == "step" or not is_finite_number(value):
+            continue
+        logged = next((rec[key] for rec in reversed(at_step) if is_finite_number(rec.get(key))),
+                      None)
+        if logged is not None and not math.isclose(value, logged, rel_tol=rtol, abs_tol=atol):
+            return (f"metrics.json says {key}={value!r} but metrics.jsonl logged {key}={logged!r} "
+                    f"at the same step ({step:g})")
+    return None
+
+
 def smooth(values: list[float], window: int) -> list[float]:
     """Trailing running median: point i is the median of the `window` points ending at i, so a
     single mini-batch spike (or dip) moves it by at most one rank."""

@@ -8,6 +8,7 @@ never compute statistics themselves; the bar chart draws the intervals it is giv
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,10 +257,11 @@ def plot_bar(bars: list[ArmBar], colors: dict[str, str], metric: str, direction:
         for bar in bars:
             n = len(bar.values)
             note = f"n={n}" if n >= 2 else f"n={n}, no CI"
-            labels.append(f"{_label(arm_labels.get(bar.arm, bar.arm))}\n({note})")
+            # Long names wrap (at most two lines) rather than run into the next arm's label.
+            name = textwrap.shorten(_label(arm_labels.get(bar.arm, bar.arm)), 40, placeholder="...")
+            labels.append("\n".join(textwrap.wrap(name, 14)[:2]) + f"\n({note})")
         ax.set_xticks(xs)
-        # Long or many arm names would overlap: slant them instead.
-        slant = len(bars) > 4 or max((len(t.split("\n")[0]) for t in labels), default=0) > 12
+        slant = len(bars) > 5  # many arms: slanted labels need less width than wrapped ones
         ax.set_xticklabels(labels, rotation=25 if slant else 0, ha="right" if slant else "center")
         ax.set_ylabel(_axis_label(metric, direction, label))
         _value_axis(ax)

@@ -30,18 +30,20 @@ def preflight_command(script, extra_args, as_json, budget_s, stall_s, memory_mb,
 
     Checks: compile, imports, the smoke run (crash, hang, smoke flag ignored, memory), metrics.json,
     metrics.jsonl (NaN/Inf), divergence, and determinism (a second run with the same seed).
-    Arguments after `--` are passed to the script. Inside a project the verdict is appended to
-    .rstack/experiments.jsonl. Exit codes: 0 PASS, 1 FAIL, 2 usage or internal error.
+    Arguments after `--` are passed to the script. It rehearses the real run: in the project root,
+    with the plan's execution.python, as `python SCRIPT ARGS... --output-dir D --seed N`; with a
+    plan, the smoke metrics must include every metric the plan compares. Inside a project the
+    verdict is appended to .rstack/experiments.jsonl. Exit codes: 0 PASS, 1 FAIL, 2 usage or internal error.
     """
-    from ..preflight import format_human, is_project, record_preflight, run_preflight
+    from ..preflight import format_human, is_project, record_preflight, rehearsal, run_preflight
     from ..procwatch import terminate_as_interrupt
 
     try:
         with terminate_as_interrupt():  # killed preflight still kills the script's processes
             result = run_preflight(script, budget_s=budget_s, stall_s=stall_s,
                                    memory_mb=memory_mb, seed=seed,
-                                   determinism=not no_determinism, python=python,
-                                   extra_args=extra_args)
+                                   determinism=not no_determinism, extra_args=extra_args,
+                                   **rehearsal(project, script, python))
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # preflight could not judge the script: not a verdict

@@ -21,4 +21,4 @@ with open(os.path.join(args.output_dir, "metrics.jsonl"), "w") as h:
     for i, loss in enumerate(values):
         h.write(json.dumps({"step": 200 * i, "train_loss": loss}) + "\n")
 with open(os.path.join(args.output_dir, "metrics.json"), "w") as f:
-    json.dump({"train_loss": sorted(values[-5:])[2], "lr": args.lr}, f)
+    json.dump({"train_loss": values[-1], "lr": args.lr}, f)
