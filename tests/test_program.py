@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -473,3 +474,18 @@ def test_code_that_moves_every_seed_alike_has_a_point_interval():
     shifted = decide.compare_stage("trial", {0: 0.5, 1: 1.5, 2: 2.5}, {0: 1.0, 1: 2.0, 2: 3.0},
                                    direction="minimize", min_effect=0.01, alpha=0.05)
     assert (shifted.verdict, shifted.diff, shifted.ci_low) == ("KEEP", -0.5, -0.5)
+
+
+def test_a_gpu_trial_is_priced_into_the_budget(tmp_path):
+    """trial.gpu on a paid profile: one trial's estimate (trial + confirm runs x price x timeout)
+    must fit budget.max_cost_usd before anything starts: 6 x $3.95/h x 300 s = $1.975."""
+    from rstack.program.trial import check_budget
+
+    text = GOOD.replace("profile: local}", "profile: modal, gpu: H100}").replace(
+        "max_cost_usd: 10", "max_cost_usd: 1")
+    program = parse_program(text, path=Path("program.md"))
+    assert program.gpu == "H100"
+    with pytest.raises(ProgramError) as refused:
+        check_budget(program, KnowledgeBase("toy"), datetime.now(timezone.utc))
+    assert ("budget: cost cap: spent $0.00 + estimate $1.98 for one trial exceeds "
+            "budget.max_cost_usd $1.00") in refused.value.message

@@ -22,14 +22,14 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "name": (),
     "objective": ("metric", "direction"),
     "accept": ("min_effect", "alpha"),
-    "trial": ("script", "args", "seeds", "timeout_s", "profile"),
+    "trial": ("script", "args", "seeds", "timeout_s", "profile", "gpu"),
     "confirm": ("seeds",),
     "scope": ("editable", "protected"),
     "budget": ("max_trials", "max_cost_usd", "max_hours"),
     "baseline": (),
 }
 REQUIRED = ("name", "objective", "accept", "trial", "confirm", "scope")
-OPTIONAL_KEYS = {"accept.alpha", "trial.args", "trial.timeout_s", "trial.profile",
+OPTIONAL_KEYS = {"accept.alpha", "trial.args", "trial.timeout_s", "trial.profile", "trial.gpu",
                  "scope.protected", "budget.max_trials", "budget.max_cost_usd", "budget.max_hours"}
 
 
@@ -56,6 +56,7 @@ class Program:
     confirm_seeds: list[int]
     timeout_s: float
     profile: str
+    gpu: str | None
     editable: list[str]
     protected: dict[str, str]
     max_trials: int | None
@@ -70,7 +71,7 @@ class Program:
                 "objective": {"metric": self.metric, "direction": self.direction},
                 "accept": {"min_effect": self.min_effect, "alpha": self.alpha},
                 "trial": {"script": self.script, "args": self.args, "seeds": self.seeds,
-                          "timeout_s": self.timeout_s, "profile": self.profile},
+                          "timeout_s": self.timeout_s, "profile": self.profile, "gpu": self.gpu},
                 "confirm": {"seeds": self.confirm_seeds},
                 "scope": {"editable": self.editable, "protected": self.protected},
                 "budget": {"max_trials": self.max_trials, "max_cost_usd": self.max_cost_usd,
@@ -161,6 +162,7 @@ def parse_program(text: str, *, path: Path, where: str | None = None) -> Program
     seeds = chk.seeds(tr, "trial", "seeds")
     timeout_s = chk.number(tr, "trial", "timeout_s", positive=True)
     profile = chk.choice(tr, "trial", "profile", PROFILES)
+    gpu = chk.text(tr, "trial", "gpu") if tr.get("gpu") is not None else None
     confirm = chk.seeds(co, "confirm", "seeds")
     overlap = sorted(set(seeds) & set(confirm))
     if overlap:
@@ -209,7 +211,7 @@ def parse_program(text: str, *, path: Path, where: str | None = None) -> Program
                    alpha=float(alpha) if alpha is not None else 0.05, script=script, args=args,
                    seeds=seeds, confirm_seeds=confirm,
                    timeout_s=float(timeout_s) if timeout_s is not None else 300.0,
-                   profile=profile or "local", editable=editable, protected=protected,
+                   profile=profile or "local", gpu=gpu, editable=editable, protected=protected,
                    max_trials=max_trials, max_cost_usd=max_cost, max_hours=max_hours,
                    baseline=baseline, body=body, warnings=warnings)
 
@@ -253,6 +255,7 @@ trial:
   seeds: {seeds}       # every candidate and the champion run these (paired by seed)
   timeout_s: {timeout_s}
   profile: {profile}
+  # gpu: A10G          # for modal/vastai trials (priced in the budget estimate)
 confirm:
   seeds: {confirm}     # fresh seeds a candidate must also pass before it becomes champion
 scope:

@@ -127,7 +127,8 @@ def run_seeds(root: Path, program: Program, *, seeds: list[int], script: str, ta
 
     arm = f"{program.name}.t{tags['trial']}"
     specs = adhoc_specs(name=arm, command=[python_for(program.profile), script, *program.args],
-                        seeds=seeds, profile=program.profile, timeout_s=program.timeout_s)
+                        seeds=seeds, profile=program.profile, timeout_s=program.timeout_s,
+                        gpu=program.gpu)
     for spec in specs:
         spec.tags = dict(tags)
     if jobs is None:
@@ -137,7 +138,8 @@ def run_seeds(root: Path, program: Program, *, seeds: list[int], script: str, ta
         else:
             jobs = len(specs)
     jobs = max(1, min(jobs, len(specs)))
-    factory = runner_factory or (lambda: make_runner(program.profile, root, jobs=jobs))
+    factory = runner_factory or (lambda: make_runner(program.profile, root, jobs=jobs,
+                                                     gpu=program.gpu))
     # The program's own cap is checked before the trial (check_budget); execute() still holds
     # the project's cap over every run.
     policy = RunPolicy(plan=None, max_retries=int(config.get("max_retries")), cap_usd=None,
@@ -207,7 +209,7 @@ def check_budget(program: Program, kb: KnowledgeBase, now: datetime) -> None:
         from ..costs import estimate_run_usd
 
         runs = len(program.seeds) + len(program.confirm_seeds)
-        estimate = runs * estimate_run_usd(program.profile, None, program.timeout_s)
+        estimate = runs * estimate_run_usd(program.profile, program.gpu, program.timeout_s)
         if spent >= program.max_cost_usd or spent + estimate > program.max_cost_usd + 1e-9:
             raise ProgramError(f"budget: cost cap: spent ${spent:.2f} + estimate ${estimate:.2f} "
                                f"for one trial exceeds budget.max_cost_usd ${program.max_cost_usd:.2f}; "
