@@ -33,6 +33,22 @@ def _stderr(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+def _probe_interpreter(profile: str):
+    """Start asking the runs' interpreter for its version and packages (what every run.started
+    records; a subprocess of most of a second, cached per process) while the guards run. The
+    caller joins the thread before the runs, so rstack.runs finds the answer cached."""
+    import threading
+
+    from .. import pyenv
+    from ..plan import python_for
+
+    thread = threading.Thread(target=pyenv.describe, args=(python_for(profile),),
+                              name="rstack-pyenv", daemon=True)
+    if profile == "local":
+        thread.start()
+    return thread
+
+
 def _prewarm_statistics() -> None:
     """Import scipy.stats (a second or more, cold) in the background while the runs train, so
     the decision after them does not wait for it: most of the loop's own overhead otherwise."""
@@ -265,6 +281,7 @@ def run_trial(root: Path, *, hypothesis: str | None = None, reset: bool = False,
     started = time.monotonic()
     root = Path(root)
     program = load_program(root)
+    probe = _probe_interpreter(program.profile)
     kb = KnowledgeBase.read(root, program.name)
     champion = kb.champion
     if champion is None:
@@ -331,6 +348,8 @@ def run_trial(root: Path, *, hypothesis: str | None = None, reset: bool = False,
                                     {s: have[s] for s in seeds}, direction=program.direction,
                                     min_effect=program.min_effect, alpha=program.alpha)
 
+    if probe.is_alive():
+        probe.join()
     first = pair("trial", program.seeds)
     if first is not None:
         stages.append(first)
