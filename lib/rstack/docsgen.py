@@ -36,8 +36,11 @@ def command_tree(root: click.Command | None = None) -> list[tuple[str, click.Com
     """Every command reachable from `rstack`, as ("rstack a b", command, its context), in order."""
     if root is None:
         from .cli import main as root
-    top = click.Context(root, info_name="rstack", terminal_width=HELP_WIDTH,
-                        max_content_width=HELP_WIDTH)
+    # The root's context_settings (help_option_names: -h/--help) as `rstack` itself applies them:
+    # click caches each command's help option on first use, so a context without them would render
+    # "--help" or "-h, --help" depending on what ran earlier in the same process.
+    settings = {**root.context_settings, "terminal_width": HELP_WIDTH, "max_content_width": HELP_WIDTH}
+    top = click.Context(root, info_name="rstack", **settings)
     found: list[tuple[str, click.Command, click.Context]] = [("rstack", root, top)]
 
     def walk(group: click.Group, ctx: click.Context, prefix: str) -> None:
