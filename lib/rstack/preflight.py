@@ -621,6 +621,46 @@ def rehearsal(root: Path, script: str | os.PathLike, python: str | None = None) 
     return out
 
 
+def plan_arm_args(root: Path) -> dict[str, list[str]]:
+    """Each arm's full args (execution.args + the arm's) from the project's plan."""
+    from .plan import default_plan_path, load_plan
+
+    plan = load_plan(default_plan_path(root))
+    return {arm: plan.arm_args(arm) for arm in plan.arms}
+
+
+def check_arms_wired(script: str | os.PathLike, arm_args: dict[str, list[str]],
+                     **kwargs) -> PreflightResult:
+    """One smoke run per arm (no determinism run); FAIL `flag-not-wired` when two arms whose args
+    differ give identical metrics. Returns the first FAIL, or the last arm's PASS."""
+    results: dict[str, PreflightResult] = {}
+    for arm, args in arm_args.items():
+        result = run_preflight(script, extra_args=list(args), determinism=False, **kwargs)
+        if not result.passed:
+            result.message = f"arm {arm}: {result.message}"
+            return result
+        results[arm] = result
+    names = list(results)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if arm_args[first] == arm_args[second]:
+                continue
+            diffs, _ = compare_metrics(results[first].metrics, results[second].metrics)
+            if not diffs:
+                last = results[second]
+                detail = (f"arms {first} ({' '.join(arm_args[first])}) and {second} "
+                          f"({' '.join(arm_args[second])}) gave identical smoke metrics")
+                last.checks.append(Check("arms", False, detail))
+                diag = make_diagnosis("flag-not-wired", detail, detail=detail)
+                return PreflightResult("FAIL", diag.category, diag.message, diag.hint,
+                                       last.checks, None, last.duration_s, last.peak_rss_mb,
+                                       last.script, last.script_sha256, last.seed,
+                                       output_tail=last.output_tail, args=last.args)
+    last = results[names[-1]]
+    last.checks.append(Check("arms", True, f"{len(names)} arm(s) give different smoke metrics"))
+    return last
+
+
 def record_preflight(root: Path, result: PreflightResult) -> dict:
     """Append the verdict to <root>/.rstack/experiments.jsonl; returns the written record."""
     from .ledger import Ledger

@@ -157,8 +157,8 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
     if not script.is_file():
         return Stage("preflight", "missing", f"{rel} not written yet")
     sha = sha256_file(script)
-    arms = (plan.raw.get("execution") or {}).get("arms") if plan is not None else None
-    arg_sets = [args for args in (arms or {}).values() if isinstance(args, list)]
+    # Each arm's full args (execution.args + its own), as its runs and the preflight gate see them.
+    arg_sets = [plan.arm_args(arm) for arm in plan.arms] if plan is not None else []
     last = standing_preflight([r for _, r in experiments], sha, arg_sets)
     data = {"script": str(rel), "script_sha256": sha}
     if last is None:
