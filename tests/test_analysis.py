@@ -329,6 +329,30 @@ def test_minimize_metric_that_rises_is_worse_in_every_output(project, cli):
     assert "| treatment | grad_norm | not declared |" in readme
 
 
+def test_the_audit_refuses_better_for_a_minimize_metric_that_rose(project, cli):
+    """The same summary.json the analysis wrote: 'significantly better' next to the arm whose
+    train_ece rose is refused; 'significantly worse' is accepted."""
+    from rstack.paper.audit import AuditReport, Source, audit_claims
+    write_project(project)
+    declare_metrics(project, "    val_loss: {direction: minimize}\n"
+                             "    train_ece: {direction: minimize}\n")
+    for seed, ece in enumerate([0.005, 0.006, 0.0055]):
+        record_metrics_run(project, "baseline", seed, {"val_loss": 1.0 + seed / 10, "train_ece": ece})
+    for seed, ece in enumerate([0.11, 0.13, 0.12]):
+        record_metrics_run(project, "treatment", seed, {"val_loss": 1.0 + seed / 9, "train_ece": ece})
+    assert cli("analyze").exit_code == 0
+    summary = _summary(project)
+
+    def claims(sentence):
+        report = AuditReport(tex="paper.tex")
+        audit_claims(report, Source("\\begin{document}\n" + sentence + "\n"), summary)
+        return [f.message for f in report.findings if f.check == "claims"]
+
+    refused = claims("The treatment arm is significantly better on train\\_ece than the baseline.")
+    assert refused and "goes the other way" in refused[0] and "train_ece: worse" in refused[0]
+    assert claims("The treatment arm is significantly worse on train\\_ece than the baseline.") == []
+
+
 def test_figure_labels_only_from_a_declared_direction():
     from rstack.analysis.figures import _axis_label
     assert _axis_label("train_ece", "minimize") == "train ece\n(lower is better)"

@@ -311,7 +311,8 @@ def test_cli_other_interpreter(cli, tmp_path):
 def test_cli_records_in_a_project(cli, project):
     (project / ".rstack").mkdir()
     script, _ = corpus("ok_stdlib", project)
-    assert cli("preflight", script).exit_code == 0
+    first = cli("preflight", script)
+    assert first.exit_code == 0, first.output
     bad, _ = corpus("crash", project)
     assert cli("preflight", bad).exit_code == 1
     records = Ledger(project, "experiments").read(types=["preflight"]).records
@@ -513,3 +514,31 @@ def test_swallowed_exception_and_inconsistent_metrics_name_the_evidence(tmp_path
                            determinism=False)
     assert result.message == ("step goes backwards at record 6 of metrics.jsonl (4 -> 0): a "
                               "per-epoch counter? log the global step")
+
+
+def test_arms_with_different_args_but_identical_smoke_metrics_fail(cli, project):
+    import io
+    from runs_fixtures import plan_front
+    from ruamel.yaml import YAML
+    write_script(project, contract=True, body="""
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=float, default=0.0)  # parsed, never used
+    a = p.parse_args()
+    os.makedirs(a.output_dir, exist_ok=True)
+    json.dump({"val_loss": 1.0 - a.lr}, open(os.path.join(a.output_dir, "metrics.json"), "w"))
+    """)
+    buf = io.StringIO()
+    YAML().dump(plan_front({"ce": ["--label-smoothing", "0.0"],
+                            "ls": ["--label-smoothing", "0.1"]}), buf)
+    (project / "experiment-plan.md").write_text("---\n" + buf.getvalue() + "---\n")
+    result = cli("preflight", "train.py", "--arms")
+    assert result.exit_code == 1
+    assert ("FAIL flag-not-wired (Arms differ in args but not in results)\n  arms ce "
+            "(--label-smoothing 0.0) and ls (--label-smoothing 0.1) gave identical smoke "
+            "metrics") in result.output
+    buf = io.StringIO()
+    YAML().dump(plan_front({"slow": ["--lr", "0.01"], "fast": ["--lr", "0.1"]}), buf)
+    (project / "experiment-plan.md").write_text("---\n" + buf.getvalue() + "---\n")
+    result = cli("preflight", "train.py", "--arms")
+    assert result.exit_code == 0, result.output
+    assert "2 arm(s) give different smoke metrics" in result.output

@@ -241,8 +241,11 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
             shutil.copy2(root / plan_rel, work / "plan" / Path(plan_rel).name)
         else:
             notes.append(f"plan {plan_rel} not found; not bundled")
+        if (root / "program.md").is_file():  # the improvement loop's program, beside the plan
+            (work / "plan").mkdir(exist_ok=True)
+            shutil.copy2(root / "program.md", work / "plan" / "program.md")
         (work / "ledgers").mkdir()
-        for name in ("experiments", "lit-review"):
+        for name in ("experiments", "lit-review", "program"):  # program: the loop's macros
             src = paths.ledger_path(root, name)
             if src.is_file():
                 shutil.copy2(src, work / "ledgers" / src.name)

@@ -133,6 +133,12 @@ INCIDENTS: dict[str, Incident] = _registry(
              "the script printed a traceback ({detail}) and still exited 0: a try/except around "
              "the training loop hides the failure; re-raise it (or remove the except) so the run "
              "fails where it broke"),
+    Incident("metrics-elsewhere", "A newer metrics.json outside the output dir",
+             "{detail}; the copy in the output dir is stale (a placeholder or an earlier write): "
+             "write the final metrics only to os.path.join(args.output_dir, 'metrics.json')"),
+    Incident("flag-not-wired", "Arms differ in args but not in results",
+             "{detail}; the flag that differs is probably parsed but never used: assert that it "
+             "changes runtime behaviour (wire it into the model/optimizer), then preflight again"),
     Incident("history-steps", "metrics.jsonl steps missing or going backwards",
              "{detail}; write {{\"step\": global_step, ...}} on every metrics.jsonl line, never "
              "decreasing"),

@@ -276,7 +276,13 @@ def _template_hint() -> str:
 
 
 class _Checker:
-    """Collects problems as `where: dotted.key: text (line N)` while reading typed values."""
+    """Collects problems as `where: dotted.key: text (line N)` while reading typed values.
+
+    The schema (sections, optional keys) is the plan's; program.md's checker swaps in its own."""
+
+    sections: dict[str, tuple[str, ...]] = SECTIONS
+    optional_keys: set[str] = OPTIONAL_KEYS
+    optional_sections: frozenset[str] = frozenset()
 
     def __init__(self, where: str, first_line: int):
         self.where = where
@@ -307,19 +313,21 @@ class _Checker:
         return None
 
     def section(self, root: Any, name: str) -> dict:
+        keys = self.sections[name]
         if name not in root:
-            self.problem(name, f"missing section (keys: {', '.join(SECTIONS[name])})")
+            if name not in self.optional_sections:
+                self.problem(name, f"missing section (keys: {', '.join(keys)})")
             return {}
         value = root[name]
         if not isinstance(value, dict):
-            self.problem(name, f"must be a mapping of {', '.join(SECTIONS[name])}", root, name)
+            self.problem(name, f"must be a mapping of {', '.join(keys)}", root, name)
             return {}
         for key in value:
-            if key not in SECTIONS[name]:
-                self.problem(f"{name}.{key}", f"unknown key; known keys: {', '.join(SECTIONS[name])}",
+            if key not in keys:
+                self.problem(f"{name}.{key}", f"unknown key; known keys: {', '.join(keys)}",
                              value, key)
-        for key in SECTIONS[name]:
-            if key not in value and f"{name}.{key}" not in OPTIONAL_KEYS:
+        for key in keys:
+            if key not in value and f"{name}.{key}" not in self.optional_keys:
                 self.problem(f"{name}.{key}", "missing", root, name)
         return value
 

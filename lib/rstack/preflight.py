@@ -434,6 +434,20 @@ def run_preflight(
             diag = _metrics_diagnosis(exc, runs[0], script, work_root)
             checks.append(Check(contract.METRICS_FILE, False, diag.message))
             return result(diag)
+        inside = runs[0].out_dir / contract.METRICS_FILE
+        # Only where this run could have written (its cwd, its folder, its private TMPDIR): /tmp
+        # and $HOME are shared with every other process, so they cannot decide a verdict.
+        newer = [p for p in contract.find_stray_metrics(
+                     sorted({run_dir, script.parent}), since=runs[0].started_wall,
+                     exclude=work_root, max_depth=3)
+                 + contract.find_stray_metrics([tmp_dir], since=runs[0].started_wall, max_depth=3)
+                 if p.stat().st_mtime >= inside.stat().st_mtime
+                 and (run_dir / "results") not in p.parents]  # real runs in flight write there
+        if newer:
+            detail = (f"the script wrote {newer[0]} after <output-dir>/metrics.json; the results "
+                      "would be read from the stale copy inside the output dir")
+            checks.append(Check(contract.METRICS_FILE, False, detail))
+            return result(make_diagnosis("metrics-elsewhere", detail, detail=detail))
         checks.append(Check(contract.METRICS_FILE, True,
                             f"{len(metrics)} metric(s): {', '.join(list(metrics)[:6])}"))
         absent = [m for m in required_metrics if m not in metrics]
@@ -607,6 +621,46 @@ def rehearsal(root: Path, script: str | os.PathLike, python: str | None = None) 
     return out
 
 
+def plan_arm_args(root: Path) -> dict[str, list[str]]:
+    """Each arm's full args (execution.args + the arm's) from the project's plan."""
+    from .plan import default_plan_path, load_plan
+
+    plan = load_plan(default_plan_path(root))
+    return {arm: plan.arm_args(arm) for arm in plan.arms}
+
+
+def check_arms_wired(script: str | os.PathLike, arm_args: dict[str, list[str]],
+                     **kwargs) -> PreflightResult:
+    """One smoke run per arm (no determinism run); FAIL `flag-not-wired` when two arms whose args
+    differ give identical metrics. Returns the first FAIL, or the last arm's PASS."""
+    results: dict[str, PreflightResult] = {}
+    for arm, args in arm_args.items():
+        result = run_preflight(script, extra_args=list(args), determinism=False, **kwargs)
+        if not result.passed:
+            result.message = f"arm {arm}: {result.message}"
+            return result
+        results[arm] = result
+    names = list(results)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if arm_args[first] == arm_args[second]:
+                continue
+            diffs, _ = compare_metrics(results[first].metrics, results[second].metrics)
+            if not diffs:
+                last = results[second]
+                detail = (f"arms {first} ({' '.join(arm_args[first])}) and {second} "
+                          f"({' '.join(arm_args[second])}) gave identical smoke metrics")
+                last.checks.append(Check("arms", False, detail))
+                diag = make_diagnosis("flag-not-wired", detail, detail=detail)
+                return PreflightResult("FAIL", diag.category, diag.message, diag.hint,
+                                       last.checks, None, last.duration_s, last.peak_rss_mb,
+                                       last.script, last.script_sha256, last.seed,
+                                       output_tail=last.output_tail, args=last.args)
+    last = results[names[-1]]
+    last.checks.append(Check("arms", True, f"{len(names)} arm(s) give different smoke metrics"))
+    return last
+
+
 def record_preflight(root: Path, result: PreflightResult) -> dict:
     """Append the verdict to <root>/.rstack/experiments.jsonl; returns the written record."""
     from .ledger import Ledger
@@ -615,10 +669,11 @@ def record_preflight(root: Path, result: PreflightResult) -> dict:
 
 
 def is_project(root: Path) -> bool:
-    """Whether root is an RStack project (has .rstack/ or an experiment plan)."""
+    """Whether root is an RStack project (has .rstack/, an experiment plan or a program)."""
     from . import paths
 
-    return paths.state_dir(root).is_dir() or (Path(root) / "experiment-plan.md").is_file()
+    return paths.state_dir(root).is_dir() or any(
+        (Path(root) / name).is_file() for name in ("experiment-plan.md", "program.md"))
 
 
 def format_human(result: PreflightResult) -> str:

@@ -22,7 +22,7 @@ from .runners import PROFILES
 from .runners.base import STATUSES
 
 SCHEMA_VERSION = 1
-LEDGERS = ("experiments", "lit-review")
+LEDGERS = ("experiments", "lit-review", "program")
 ANY_LEDGER = "*"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -72,7 +72,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
          "cost_estimate_usd": "number", "attempt": "int", "retry_of": "str?"},
         {"gpu": "str?", "name": "str", "arm_version": "int", "grad_accum": "int",
-         "python": "str", "python_version": "str", "packages_sha256": "sha256?"},
+         "python": "str", "python_version": "str", "packages_sha256": "sha256?", "tags": "object"},
         doc="A run was launched: exactly what ran, where, from which code and plan."),
     RecordType(
         "run.finished", ("experiments",),
@@ -119,6 +119,28 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "elapsed_s": "number", "gpus": "int", "gpu_hours": "number"},
         {"exit_code": "str?", "reason": "str?"},
         doc="How one array task ended by the scheduler's account (GPU-hours spent: max_gpu_hours)."),
+    # The improvement loop (rstack program): its knowledge base, .rstack/program.jsonl.
+    RecordType(
+        "program.trial", ("program",),
+        {"program": "str", "trial": "int", "commit": "str", "tree": "str",
+         "verdict": "enum:BASELINE,KEEP,DISCARD,INCONCLUSIVE,FAILED", "metric": "str",
+         "direction": "enum:minimize,maximize", "runs": "array", "cost_usd": "number"},
+        {"hypothesis": "str?", "diffstat": "str?", "files": "array", "champion_before": "int?",
+         "champion_after": "int?", "min_effect": "number", "alpha": "number", "mean": "number?",
+         "diff": "number?", "ci_low": "number?", "ci_high": "number?", "n": "int",
+         "stages": "array", "champion_runs": "array", "impact": "number?", "reason": "str?",
+         "duration_s": "number", "overhead_s": "number", "program_sha256": "sha256",
+         "member": "str?", "args": "array", "noise_sd": "number?", "detectable": "number?"},
+        doc="One finished trial of a candidate (a commit, identified by the tree hash of its "
+            "editable files): its runs, the paired comparison with the champion, the verdict."),
+    RecordType(
+        "program.champion", ("program",),
+        {"program": "str", "champion": "int", "trial": "int", "commit": "str", "tree": "str",
+         "metric": "str", "runs": "array"},
+        {"mean": "number?", "ci_low": "number?", "ci_high": "number?", "impact": "number?",
+         "impact_low": "number?", "impact_high": "number?", "member": "str?", "reason": "str?"},
+        doc="The champion moved to a trial's candidate (champion 0 is the baseline); "
+            "impact is its verified improvement over the champion it replaced."),
     # Minimal forms; the literature concern extends them.
     RecordType("search", ("lit-review",),
                {"query": "str", "source": "enum:s2,arxiv,openalex,crossref,all"},
@@ -147,6 +169,7 @@ WRITTEN_BY: dict[str, str] = {
     "slurm.task": "rstack run",
     "search": "rstack lit search", "paper": "rstack lit search",
     "retraction": "rstack lit search",
+    "program.trial": "rstack program trial", "program.champion": "rstack program trial",
 }
 
 

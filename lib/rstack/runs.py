@@ -95,6 +95,8 @@ def started_record(spec: RunSpec, prov: Provenance, host: str) -> dict:
               "retry_of": spec.retry_of, "gpu": spec.gpu}
     if spec.name:
         record["name"] = spec.name
+    if spec.tags:
+        record["tags"] = spec.tags
     return record
 
 

@@ -198,8 +198,8 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
     if not script.is_file():
         return Stage("preflight", "missing", f"{rel} not written yet")
     sha = sha256_file(script)
-    # the typed plan: an arm may be written NAME: [args] or NAME: {args: [...], label: ...}
-    arg_sets = [list(args) for args in plan.arms.values()] if plan is not None else []
+    # Each arm's full args (execution.args + its own), as its runs and the preflight gate see them.
+    arg_sets = [plan.arm_args(arm) for arm in plan.arms] if plan is not None else []
     last = standing_preflight([r for _, r in experiments], sha, arg_sets)
     data = {"script": str(rel), "script_sha256": sha}
     if last is None:

@@ -155,6 +155,9 @@ def run_analysis(root: Path, plan_path: Path | None = None,
         plan, arms, baseline, metrics, by_arm, stats, stat_runs, decimals)
     quantities += compare_quantities
     omitted += compare_omitted
+    from ..program.report import quantities as program_quantities
+
+    quantities += program_quantities(root)  # the improvement loop's trials, kept, improvement
     numbers.check_unique(quantities)
 
     out = Path(out_dir) if out_dir else root / "analysis"

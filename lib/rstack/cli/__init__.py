@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "demo": "rstack.cli.demo:demo_command",
     "preflight": "rstack.cli.preflight:preflight_command",
     "review": "rstack.cli.review:review_command",
+    "program": "rstack.cli.program:program_group",
 }
 
 

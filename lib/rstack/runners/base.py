@@ -57,6 +57,7 @@ class RunSpec:
     attempt: int = 1
     retry_of: str | None = None
     name: str | None = None  # ad hoc runs
+    tags: dict | None = None  # who asked for the run, e.g. {"program": NAME, "trial": N}
 
     @classmethod
     def from_compiled(cls, run: "CompiledRun", script: str) -> "RunSpec":
