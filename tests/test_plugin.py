@@ -61,8 +61,10 @@ def test_marketplace_lists_this_one_plugin():
 
 def test_paths_the_plugin_relies_on_exist():
     # skills/ in the default place: every skill the plugin exposes, nothing that is not one.
-    assert {p.name for p in skills.skill_dirs(REPO_ROOT / "skills")} == {
-        "research", "lit-review", "novelty-check", "experiment", "analyze", "write-paper", "setup"}
+    names = {p.name for p in skills.skill_dirs(REPO_ROOT / "skills")}
+    assert {"research", "lit-review", "novelty-check", "experiment", "analyze", "write-paper",
+            "setup"} <= names
+    assert "_shared" not in names and all((REPO_ROOT / "skills" / n / "SKILL.md").is_file() for n in names)
     # bin/ goes on the Bash tool's PATH: the launcher is there and executable.
     assert os.access(REPO_ROOT / "bin" / "rstack", os.X_OK)
     hooks = load(HOOKS)

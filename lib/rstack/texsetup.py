@@ -148,7 +148,8 @@ def _compile(engine: str, exe: str, tex: str, bib: str, extra: dict[str, Path] |
 
 def check_engines(setting: str = "auto") -> list[EngineCheck]:
     """Each engine `setting` allows, in preference order: does it compile the probe document?"""
-    from .compute import LATEX_ENGINES, probe_latex_engines
+    from .compute import probe_latex_engines
+    from .tex import LATEX_ENGINES
 
     probed = probe_latex_engines()
     checks = []

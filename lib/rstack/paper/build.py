@@ -19,10 +19,11 @@ from pathlib import Path
 from .. import atomic, config, paths
 from ..errors import PaperError
 from ..hashing import sha256_file_or_none as sha256_file
+from ..tex import LATEX_ENGINES
 from ..texsetup import APT_PACKAGES
 from .venues import VENUES, load_venue
 
-ENGINES = ("tectonic", "latexmk", "pdflatex")
+ENGINES = LATEX_ENGINES
 BUILD_RECORD = "paper-build.json"
 LATEX_OUTDIR = "latex"
 ENGINE_TIMEOUT_S = 300
