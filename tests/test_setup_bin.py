@@ -44,13 +44,15 @@ def run(cmd, env, cwd=None, timeout=600, stdin=None) -> subprocess.CompletedProc
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """A copy of this checkout cloned as ~/.claude/skills/rstack and set up once."""
+    """A copy of this checkout cloned as ~/.claude/skills/rstack and set up once (--no-latex: as
+    root on a machine without TeX, setup would otherwise install it; tests/test_latex_setup.py
+    covers that step with stand-ins)."""
     base = tmp_path_factory.mktemp("setup")
     home = base / "home-a"
     checkout = home / ".claude" / "skills" / "rstack"
     shutil.copytree(REPO_ROOT, checkout, ignore=_IGNORE, symlinks=True)
     env = clean_env(home)
-    first = run([checkout / "setup", "--no-tectonic"], env, cwd=base)
+    first = run([checkout / "setup", "--no-latex"], env, cwd=base)
     assert first.returncode == 0, first.stdout + first.stderr
     return {"base": base, "home": home, "checkout": checkout, "env": env, "first": first}
 
@@ -105,6 +107,8 @@ def test_first_run_creates_venv_links_skills_and_writes_config(installed):
     assert config.read_text().startswith("# RStack configuration.")
     assert json.loads((home / ".rstack" / ".install-complete").read_text())["checkout"] == \
         str(checkout)
+    assert (f"setup: not checking LaTeX (--no-latex); papers need an engine: {checkout}/bin/rstack "
+            "dev setup-latex") in first.stdout
     assert first.stdout.rstrip().splitlines()[-1] == \
         f'setup: done. Next: {checkout}/bin/rstack demo   (then, in Claude Code: /research "your idea")'
 
@@ -117,7 +121,7 @@ def test_second_run_is_a_no_op(installed):
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in (config, marker)}
     links = sorted((p.name, os.readlink(p)) for p in (home / ".claude" / "skills").iterdir()
                    if p.is_symlink())
-    again = run([checkout / "setup", "--no-tectonic"], env)
+    again = run([checkout / "setup", "--no-latex"], env)
     assert again.returncode == 0, again.stderr
     assert "setup: using existing" in again.stdout
     assert "rstack already installed" in again.stdout
@@ -135,7 +139,7 @@ def test_setup_for_another_home_links_there_and_never_clobbers(installed):
     names = skill_names(installed["checkout"])
     (skills_dir / names[0]).mkdir(parents=True)  # the user's own folder of that name
     (skills_dir / names[0] / "notes.md").write_text("mine")
-    result = run([installed["checkout"] / "setup", "--no-tectonic"], clean_env(home))
+    result = run([installed["checkout"] / "setup", "--no-latex"], clean_env(home))
     assert result.returncode == 0, result.stderr
     assert (f"skipped   {names[0]}: {skills_dir / names[0]} is a directory that is not an RStack "
             "link; left as is") in result.stdout
@@ -149,7 +153,7 @@ def test_setup_for_another_home_links_there_and_never_clobbers(installed):
 @pytest.mark.slow
 def test_no_link_skips_linking(installed):
     home = installed["base"] / "home-c"
-    result = run([installed["checkout"] / "setup", "--no-link", "--no-tectonic"],
+    result = run([installed["checkout"] / "setup", "--no-link", "--no-latex"],
                  clean_env(home, CLAUDE_SKILLS_DIR=str(installed["base"] / "c-skills")))
     assert result.returncode == 0, result.stderr
     assert "setup: not linking skills (--no-link)" in result.stdout
