@@ -11,7 +11,8 @@ import time
 import pytest
 
 from rstack.ledger import Ledger
-from rstack.preflight import (compare_metrics, contained_env, default_memory_mb, is_secret_name,
+from rstack.secrets import is_secret_name
+from rstack.preflight import (compare_metrics, contained_env, default_memory_mb,
                               run_preflight)
 
 from preflight_fixtures import load_cases, stage

@@ -208,6 +208,8 @@ for _key in (
     Key("vastai_start_timeout_s", "float", 600.0,
         "How long a new Vast.ai instance may take to reach `running`.", minimum=1),
     Key("vastai_poll_s", "float", 5.0, "Seconds between Vast.ai status polls.", minimum=0.05),
+    Key("env_allow", "list", [], "Environment variables (names or patterns like WANDB_*) that "
+        "training scripts may see although the secret policy would remove them."),
 ):
     KEYS[_key.name] = _key
 

@@ -23,10 +23,15 @@ from typing import Any, Iterable, Iterator
 
 import jsonlines
 
-from . import paths
+from . import paths, secrets
 from .errors import LedgerError, RecordError
 from .records import (LEDGERS, RECORD_TYPES, SCHEMA_VERSION, WRITTEN_BY, find_non_finite,
                       validate)
+
+
+# Records that hold what a literature API returned, verbatim: citation checks compare them with
+# the .bib byte for byte, and no script output reaches them. Every other record is redacted.
+_VERBATIM_TYPES = frozenset({"paper", "search"})
 
 
 def utc_now() -> str:
@@ -198,8 +203,10 @@ class Ledger:
     # -- writing ---------------------------------------------------------------------------
 
     def prepare(self, record: Any) -> dict:
-        """Complete and validate a record without writing it (raises RecordError)."""
+        """Complete, redact and validate a record without writing it (raises RecordError)."""
         full = complete_record(record)
+        if full.get("type") not in _VERBATIM_TYPES:
+            full = secrets.redact_value(full)
         validate(self.name, full)
         return full
 

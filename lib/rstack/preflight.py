@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import psutil
 
-from . import contract
+from . import contract, secrets
 from .contract import ContractError
 from .errors import RStackError
 from .incidents import INCIDENTS, Diagnosis, diagnose, make_diagnosis, pip_package
@@ -37,12 +37,6 @@ DETERMINISM_RTOL = 1e-5
 DETERMINISM_ATOL = 1e-9
 TAIL_SHOWN = 20
 
-# Environment names that are never passed to a script under preflight.
-_SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
-_SECRET_PREFIXES = ("AWS_", "MODAL_", "HF_", "HUGGING_FACE_HUB_", "GOOGLE_APPLICATION_", "AZURE_",
-                    "VAST_", "WANDB_API", "OPENAI_", "ANTHROPIC_", "GH_", "GITHUB_")
-_SECRET_NAMES = frozenset({"HF_TOKEN", "S2_API_KEY", "SSH_AUTH_SOCK", "NETRC", "PGPASSWORD",
-                           "DATABASE_URL", "GIT_ASKPASS", "SSH_ASKPASS"})
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
@@ -116,16 +110,11 @@ def default_memory_mb() -> float:
     return float(min(4096, psutil.virtual_memory().total // (2 * 1024 * 1024)))
 
 
-def is_secret_name(name: str) -> bool:
-    upper = name.upper()
-    return (upper in _SECRET_NAMES or any(word in upper for word in _SECRET_WORDS)
-            or upper.startswith(_SECRET_PREFIXES))
-
-
 def contained_env(base: dict[str, str] | None = None, *, output_dir: Path, tmp_dir: Path,
                   threads: int | None = None) -> dict[str, str]:
-    """The environment a script runs in: secrets removed, no GPU, unbuffered, private TMPDIR."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not is_secret_name(k)}
+    """The environment a script runs in: secrets removed (the one policy, rstack.secrets, with the
+    `env_allow` setting), no GPU, unbuffered, private TMPDIR."""
+    env = secrets.script_env(base=base)
     env["CUDA_VISIBLE_DEVICES"] = ""
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -13,6 +13,7 @@ from typing import Callable
 
 import psutil
 
+from .. import secrets
 from ..procwatch import supervise
 from ..runs import LOG_FILE, RawOutcome, RunSpec, default_host
 
@@ -62,8 +63,8 @@ class LocalRunner:
     def launch(self, spec: RunSpec, *, on_line: Callable[[str], None] | None = None) -> RawOutcome:
         out = self.root / spec.output_dir
         out.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update({"RSTACK_OUTPUT_DIR": str(out), RUN_ID_VAR: spec.run_id, "PYTHONUNBUFFERED": "1"})
+        env = secrets.script_env({"RSTACK_OUTPUT_DIR": str(out), RUN_ID_VAR: spec.run_id,
+                                  "PYTHONUNBUFFERED": "1"})
         gpu = self.gpus.get() if self.has_gpus else None
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
