@@ -421,3 +421,27 @@ def test_official_dir_is_git_ignored():
 
     gitignore = (Path(checkout_root()) / ".gitignore").read_text()
     assert "templates/latex/*/official/" in gitignore
+
+
+@pytest.mark.parametrize("engine", ["pdflatex", "latexmk"])
+def test_build_cannot_read_files_outside_the_project(project, cli, tmp_path, engine):
+    """issue 18 item 13: \\openin/\\read of an absolute path or a dotfile, and \\write18."""
+    if not shutil.which(engine):
+        pytest.skip(f"{engine} is not installed")
+    secret = tmp_path / "outside-secret.txt"
+    secret.write_text("TOPSECRETLINE\n")
+    (project / ".modal.toml").write_text("TOPSECRETDOT\n")
+    (project / "paper.tex").write_text(
+        "\\documentclass{article}\n\\newread\\f\n\\begin{document}\n"
+        f"\\openin\\f={secret}\n"
+        "\\ifeof\\f \\typeout{RS-DENIED-ABS}\\else\\read\\f to\\x \\typeout{RS-READ:\\x}\\fi\n"
+        "\\openin\\f=.modal.toml\n"
+        "\\ifeof\\f \\typeout{RS-DENIED-DOT}\\else\\read\\f to\\y \\typeout{RS-READ:\\y}\\fi\n"
+        "\\immediate\\write18{echo RS-SHELL-RAN > shell-ran.txt}\n"
+        "hello\n\\end{document}\n")
+    result = cli("paper", "build", "--engine", engine)
+    assert result.exit_code == 0, result.output
+    log = next((project / ".rstack" / "latex").glob("*.log")).read_text(errors="replace")
+    assert "RS-DENIED-ABS" in log and "RS-DENIED-DOT" in log
+    assert "TOPSECRET" not in log and "RS-READ" not in log
+    assert not (project / "shell-ran.txt").exists()

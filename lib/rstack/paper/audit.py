@@ -912,8 +912,10 @@ def audit_build(report: AuditReport, root: Path, tex_path: Path) -> None:
         report.add("build", f"{pdf.name} is not the PDF the last build wrote", file=where,
                    hint="run `rstack paper build` again")
     if not record.get("ok"):
-        first = "; ".join(f"{e.get('file')}:{e.get('line')}: {e.get('message')}"
-                          for e in (record.get("errors") or [])[:3])
+        first = "; ".join(
+            ":".join(str(part) for part in (e.get("file"), e.get("line")) if part is not None)
+            + f": {e.get('message')}" for e in (record.get("errors") or [])[:3]
+            if isinstance(e, dict))
         report.add("build", "the last build failed" + (f" ({first})" if first else ""),
                    file=where, hint="fix the errors `rstack paper build` prints")
     for key in record.get("undefined_citations") or []:
@@ -930,6 +932,15 @@ def audit_build(report: AuditReport, root: Path, tex_path: Path) -> None:
     if record.get("ok") and counted is None:
         report.add("build", "the page count is unknown (no pdfinfo and no count in the log)",
                    file=where, severity="warning", hint="install poppler-utils")
+
+
+def audit_file_access(report: AuditReport, source: Source) -> None:
+    """\\openin, \\read, and \\input (etc.) of paths outside the project (issue 18 item 13)."""
+    from .file_access import find_file_access
+
+    for offset, message in find_file_access(source.text):
+        report.add("build", message, line=source.line_of(offset),
+                   hint="keep every file the paper uses inside the project and name it relatively")
 
 
 # -- citations -------------------------------------------------------------------------------
@@ -1007,6 +1018,7 @@ def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     audit_artifacts(report, root, source, summary)
     audit_claims(report, source, summary)
     audit_build(report, root, tex_path)
+    audit_file_access(report, source)
     _write_audit_record(root, tex_path, report)
     return report
 
