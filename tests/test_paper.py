@@ -445,3 +445,45 @@ def test_build_cannot_read_files_outside_the_project(project, cli, tmp_path, eng
     assert "RS-DENIED-ABS" in log and "RS-DENIED-DOT" in log
     assert "TOPSECRET" not in log and "RS-READ" not in log
     assert not (project / "shell-ran.txt").exists()
+
+
+def test_venue_fetch_refuses_a_zip_bomb(cli, templates_copy, http_files, monkeypatch):
+    """issue 18 item 21: a 2 MB zip expanded to 2.1 GB."""
+    from rstack.paper import venues
+
+    monkeypatch.setattr(venues, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    files, base = http_files
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb.sty", b"\0" * (4 * 1024 * 1024))
+    files["/bomb.zip"] = buffer.getvalue()
+    result = cli("venue", "fetch", "icml", "--url", f"{base}/bomb.zip")
+    assert result.exit_code == 1
+    assert "unpacks to more than 1 MiB; nothing was kept" in result.output
+    assert not (templates_copy / "latex" / "icml" / "official").exists()
+
+
+def test_venue_fetch_refuses_an_archive_of_too_many_files(cli, templates_copy, http_files,
+                                                          monkeypatch):
+    from rstack.paper import venues
+
+    monkeypatch.setattr(venues, "MAX_ARCHIVE_ENTRIES", 10)
+    files, base = http_files
+    files["/many.zip"] = _zip({f"f{i}.sty": b"x" for i in range(11)})
+    result = cli("venue", "fetch", "icml", "--url", f"{base}/many.zip")
+    assert result.exit_code == 1
+    assert "holds more than 10 files; nothing was kept" in result.output
+
+
+def test_venue_fetch_counts_what_a_member_really_unpacks_to(monkeypatch):
+    """A member whose header understates its size is stopped while reading."""
+    from rstack.errors import PaperError
+    from rstack.paper import venues
+
+    monkeypatch.setattr(venues, "MAX_UNPACKED_BYTES", 1000)
+    data = _zip({"a.sty": b"y" * 5000})
+    # Forge the sizes in both headers (local and central) to 10 bytes.
+    forged = data.replace((5000).to_bytes(4, "little"), (10).to_bytes(4, "little"))
+    with pytest.raises(PaperError) as info:
+        venues._zip_members(forged)
+    assert "nothing was kept" in info.value.message
