@@ -251,10 +251,12 @@ def test_tail_filters_by_type_and_limits(cli, project):
     assert cli("log", "tail", "experiments", "-n", "0").exit_code == 2
 
 
-def test_ledger_where_a_path_component_is_a_file(cli, tmp_path):
+def test_ledger_where_a_path_component_is_a_file(cli, tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    result = cli("log", "append", "experiments", NOTE, "--project", blocker / "proj")
+    # (--project refuses a missing directory itself; RSTACK_PROJECT reaches the ledger)
+    monkeypatch.setenv("RSTACK_PROJECT", str(blocker / "proj"))
+    result = cli("log", "append", "experiments", NOTE)
     assert result.exit_code == 1
     target = blocker / "proj" / ".rstack" / "experiments.jsonl"
     assert result.output == (f"Error: cannot write ledger {target}: {blocker} is a file, not a "

@@ -34,7 +34,13 @@ DEFAULT_PROTECTED = {"method": "--method", "model": "--model", "dataset": "--dat
 # Flags the runner adds itself (the artifact contract); an arm must not set them.
 CONTRACT_FLAGS = ("--output-dir", "--output_dir", "--seed", "--smoke-test", "--smoke_test")
 MIN_SEEDS = 3
-_ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def valid_arm_name(name: object) -> bool:
+    """Letters, digits, _ . - (at most 64, not starting with . _ -). fullmatch, not `$`: `$` also
+    matches before a trailing newline, which let "sgd\\n" through."""
+    return isinstance(name, str) and _ARM_NAME.fullmatch(name) is not None
 
 MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of YAML and prose
 _MAX_NUMBER = 2 ** 63  # integers beyond 64 bits reach no reader intact (float() overflows)
@@ -344,7 +350,7 @@ def _check_execution(chk: _Checker, ex: dict) -> Execution:
         else:
             for name, args in raw_arms.items():
                 where = f"execution.arms.{name}"
-                if not isinstance(name, str) or not _ARM_NAME.match(name):
+                if not valid_arm_name(name):
                     chk.problem(where, "arm names use letters, digits, '.', '_' and '-' only",
                                 raw_arms, name)
                     continue
