@@ -72,3 +72,16 @@ def test_metrics_json_that_is_a_link_is_never_read(tmp_path):
         validate_metrics_file(path)
     assert "symbolic link" in info.value.message and "SECRET" not in info.value.message
     assert info.value.category == "metrics-invalid"
+
+
+def test_an_existing_path_that_is_not_a_file_is_not_called_missing(project, cli):
+    """issue 18 item 23: "no such file" for an existing directory."""
+    (project / "paper.tex").mkdir()
+    (project / "train.py").mkdir()
+    build = cli("paper", "build")
+    assert build.exit_code == 1 and "is a directory, not a regular file" in build.output
+    assert "no such file" not in build.output
+    pre = cli("preflight", "train.py")
+    assert pre.exit_code == 2 and "is a directory" in pre.output and "no such" not in pre.output
+    verify = cli("lit", "verify")
+    assert "is a directory, not a regular file" in verify.output and "no such" not in verify.output

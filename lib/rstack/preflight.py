@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import psutil
 
-from . import contract, secrets
+from . import contract, safeio, secrets
 from .contract import ContractError
 from .errors import RStackError
 from .incidents import INCIDENTS, Diagnosis, diagnose, make_diagnosis, pip_package
@@ -280,7 +280,8 @@ def run_preflight(
     started = time.monotonic()
     script = Path(script).resolve()
     if not script.is_file():
-        raise PreflightError(f"{script}: no such file", hint="pass the path of the training script")
+        raise PreflightError(f"{script}: {safeio.why_not_a_file(script)}",
+                             hint="pass the path of the training script")
     try:
         source = script.read_bytes()
     except OSError as exc:

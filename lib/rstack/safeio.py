@@ -27,6 +27,17 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
+def why_not_a_file(path: Path) -> str:
+    """Why a path that `is_file()` refused cannot be read: "no such file", or what is there."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return f"is {file_kind(mode)}, not a regular file"
+
+
 def check_regular(path: Path) -> None:
     """Raise UnsafeInput when something other than a regular file is at path (a missing path is
     fine: the caller creates it)."""
@@ -104,5 +115,5 @@ def yaml_alias_line(text: str) -> int | None:
     return None
 
 
-__all__ = ["UnsafeInput", "check_regular", "decode_text", "file_kind", "read_regular",
+__all__ = ["UnsafeInput", "why_not_a_file", "check_regular", "decode_text", "file_kind", "read_regular",
            "yaml_alias_line"]

@@ -262,7 +262,11 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
     ledger = Ledger(root, "lit-review")
     report = VerifyReport(str(tex), None, str(ledger.path))
     if tex is None or not tex.is_file():
-        report.problems.append(Problem("missing-file", f"no such LaTeX file: {tex}",
+        from ..safeio import why_not_a_file
+
+        what = "no such LaTeX file" if tex is None or not tex.exists() else \
+            f"the LaTeX file {why_not_a_file(tex)}"
+        report.problems.append(Problem("missing-file", f"{what}: {tex}",
                                        file=str(tex), hint="pass the paper: rstack lit verify "
                                                            "paper.tex"))
         return report

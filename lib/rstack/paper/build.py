@@ -307,7 +307,10 @@ def build_paper(root: Path, *, engine: str | None = None, tex_name: str = "paper
     root = Path(root)
     tex_path = root / tex_name
     if not tex_path.is_file():
-        raise PaperError(f"{tex_path}: no such file", hint="write one with `rstack paper new --venue NAME`")
+        from ..safeio import why_not_a_file
+
+        raise PaperError(f"{tex_path}: {why_not_a_file(tex_path)}",
+                         hint="write one with `rstack paper new --venue NAME`")
     stem = tex_path.stem
     tex_text = tex_path.read_text(encoding="utf-8", errors="replace")
     venue = load_venue(paper_venue(tex_text))
