@@ -30,7 +30,6 @@ from .ledger import utc_now
 
 CHECKSUMS = "checksums.sha256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_LOG_NAME = "stdout.log"  # runs.LOG_FILE; only logs may be redacted in a bundle
 STAMP = "stamp.json"
 STAMP_VERSION = 1
 # Never copied from a project that is not in git: state, outputs bundled separately, caches.
@@ -455,10 +454,12 @@ def _check_stamp(bundle: Path, report: VerifyReport, problem) -> None:
     if ledger_sha is not None and not (isinstance(ledger_sha, str) and _HEX64.fullmatch(ledger_sha)):
         problem("stamp", STAMP, "stamp.json: ledger_sha256 must be a sha256 hex digest or null")
         ledger_sha = None
-    redacted = stamp.get("redacted") or []
+    from .runs import LOG_FILE
+
+    redacted = stamp.get("redacted") or []  # only logs may be redacted in a bundle
     if not isinstance(redacted, list) or not all(
-            isinstance(r, str) and PurePosixPath(r).name == _LOG_NAME for r in redacted):
-        problem("stamp", STAMP, f"stamp.json: redacted may list only {_LOG_NAME} files")
+            isinstance(r, str) and PurePosixPath(r).name == LOG_FILE for r in redacted):
+        problem("stamp", STAMP, f"stamp.json: redacted may list only {LOG_FILE} files")
         redacted = []
     ledger = bundle / "ledgers" / "experiments.jsonl"
     if ledger_sha and ledger.is_file():
