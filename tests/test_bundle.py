@@ -346,3 +346,22 @@ def test_untracked_paper_files_make_the_stamp_dirty(analysed, cli, tmp_path):
     _create(cli, out)
     stamp = json.loads((out / "stamp.json").read_text())
     assert stamp["dirty"] is True and {"paper.tex", "review.md"} <= set(stamp["untracked"])
+
+
+def test_verify_refuses_a_stamp_that_exempts_a_result_from_the_ledger_check(analysed, cli,
+                                                                            tmp_path):
+    from rstack.bundle import write_checksums
+
+    root, ids = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    rel = f"results/{ids['treatment'][0]}/metrics.json"
+    (out / rel).write_text('{"val_loss": 0.0001}')
+    stamp = json.loads((out / "stamp.json").read_text())
+    stamp["redacted"] = [rel]
+    (out / "stamp.json").write_text(json.dumps(stamp))
+    write_checksums(out)
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1
+    assert "stamp.json: redacted may list only stdout.log files" in result.output
+    assert f"ledger: {rel}: sha256" in result.output
