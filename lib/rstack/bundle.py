@@ -124,7 +124,7 @@ def _redact_logs(bundle: Path, notes: list[str]) -> list[str]:
 
     Only logs: a log is not evidence for a number, while metrics and checkpoints are pinned by the
     ledger's artifact hashes and must stay byte for byte."""
-    from .runs import LOG_FILE
+    from .runners.base import LOG_FILE
 
     redacted = []
     for log in sorted((bundle / "results").glob(f"*/{LOG_FILE}")):
@@ -454,7 +454,7 @@ def _check_stamp(bundle: Path, report: VerifyReport, problem) -> None:
     if ledger_sha is not None and not (isinstance(ledger_sha, str) and _HEX64.fullmatch(ledger_sha)):
         problem("stamp", STAMP, "stamp.json: ledger_sha256 must be a sha256 hex digest or null")
         ledger_sha = None
-    from .runs import LOG_FILE
+    from .runners.base import LOG_FILE
 
     redacted = stamp.get("redacted") or []  # only logs may be redacted in a bundle
     if not isinstance(redacted, list) or not all(

@@ -23,6 +23,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from . import atomic, paths, safeio
 from .errors import ConfigError
+from .runners import PROFILES
 
 MAX_CONFIG_BYTES = 256 * 1024  # a config is a few dozen lines; a bigger file is not one
 _MAX_INT = 2 ** 63
@@ -173,7 +174,7 @@ KEYS: dict[str, Key] = {}
 for _key in (
     Key("compute_preferred", "enum", "auto",
         "Where runs go: auto = modal when authenticated, else local.",
-        choices=("auto", "local", "ssh", "vastai", "modal")),
+        choices=("auto", *PROFILES)),
     Key("venue", "enum", "arxiv", "Default paper venue template.",
         choices=("arxiv", "neurips", "icml", "iclr", "acl")),
     Key("experiment_checkpoint", "int", 3,

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from .. import config, guards
 from ..ledger import Ledger
-from ..runs import RawOutcome, RunError, RunSpec
+from .base import RawOutcome, Runner, RunError, RunSpec
 from .ssh import SshRunner, SshTarget
 
 
@@ -37,10 +37,13 @@ class Instance:
         self.run_ids: list[str] = []
 
 
-class VastaiRunner:
+class VastaiRunner(Runner):
+    """One rented single-GPU instance per GPU type (default_jobs: 1)."""
+
     profile = "vastai"
     persistence = "remote run directory + sha256 manifest, verified on download"
     monitoring = True
+    can_reattach = True
 
     def __init__(self, root: Path, *, gpu: str | None = None, keep_instance: bool = False,
                  dry_run: bool = False, echo: Callable[[str], None] | None = None, **_ignored):
