@@ -47,7 +47,7 @@ def append_command(ledger_name: str, record: str | None, from_stdin: bool, proje
     ledger = Ledger(project, ledger_name)
     if from_stdin:
         # Bytes, split at \n only: U+2028 or NEL inside a JSON string is text, not a line break.
-        data = click.get_binary_stream("stdin").read()
+        data = sys.stdin.buffer.read()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
