@@ -136,3 +136,8 @@ def test_telemetry_uses_the_shared_redactor():
                          ("the password is hunter2", "hunter2"),
                          ("https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX", "XXXX")]:
         assert leaked not in telemetry.sanitize(text), text
+
+
+@pytest.mark.parametrize("text", ["python train.py -pretrained", "ssh -p8080 host", "-p 22"])
+def test_dash_p_flags_that_are_not_passwords_stay(text):
+    assert secrets.redact(text) == text

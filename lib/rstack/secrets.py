@@ -86,7 +86,10 @@ _WORD_THEN_TOKEN = re.compile(
 _BEARER = re.compile(r"(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9._~+/=-]{6,})")
 # `mysql -pSECRET` / `-p SECRET` after a client that takes a password that way.
 _DASH_P = re.compile(r"(\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p)(?!\s)(\S+)")
-_DASH_P_ANY = re.compile(r"(?<![\w-])(-p)([A-Za-z0-9!#$%^&*_+.~-]{6,})(?=\s|$)")
+# Elsewhere only a value mixing letters with digits or symbols (`-phunter22`), so flags such as
+# `-pretrained` or ports such as `-p8080` stay.
+_DASH_P_ANY = re.compile(r"(?<![\w-])(-p)(?=[^\s]*[A-Za-z])(?=[^\s]*[0-9!#$%^&*+~])"
+                         r"([A-Za-z0-9!#$%^&*_+.~-]{6,})(?=\s|$)")
 # Long opaque strings (letters and digits mixed, 32+): for telemetry only (hashes look like this).
 _OPAQUE = re.compile(r"\b(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{32,}={0,2}")
 _MIN_ENV_SECRET = 8  # shorter environment values are too likely to occur in ordinary text
@@ -107,7 +110,8 @@ def _env_secret_values(env: Mapping[str, str]) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
-def redact(text: str, *, env: Mapping[str, str] | None = None, opaque: bool = False) -> str:
+def redact(text: str, *, env: Mapping[str, str] | None = None, opaque: bool = False,
+           _env_values: list[str] | None = None) -> str:
     """`text` with every credential-shaped string replaced by [REDACTED].
 
     Also removes the literal values of this process's secret environment variables (a script that
@@ -116,7 +120,9 @@ def redact(text: str, *, env: Mapping[str, str] | None = None, opaque: bool = Fa
     """
     if not text:
         return text
-    for value in _env_secret_values(os.environ if env is None else env):
+    values = _env_values if _env_values is not None else _env_secret_values(
+        os.environ if env is None else env)
+    for value in values:
         if value in text:
             text = text.replace(value, REDACTED)
     for pattern in _TOKEN_SHAPES:
@@ -149,14 +155,16 @@ def _dash_p(match: re.Match) -> str:
     return match.group(1) + REDACTED
 
 
-def redact_value(value: Any) -> Any:
+def redact_value(value: Any, _env_values: list[str] | None = None) -> Any:
     """A JSON value with every string inside it redacted (keys kept)."""
+    if _env_values is None:  # the environment is scanned once per record, not once per string
+        _env_values = _env_secret_values(os.environ)
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, _env_values=_env_values)
     if isinstance(value, dict):
-        return {key: redact_value(item) for key, item in value.items()}
+        return {key: redact_value(item, _env_values) for key, item in value.items()}
     if isinstance(value, list):
-        return [redact_value(item) for item in value]
+        return [redact_value(item, _env_values) for item in value]
     return value
 
 
