@@ -21,6 +21,7 @@ class UsedRun:
     finished_ts: str
     finished_line: int
     output_dir: str  # project-relative (results/<run_id>)
+    args: tuple[str, ...] = ()  # the run's args (run.started), to keep one design per arm
 
 
 @dataclass
@@ -89,7 +90,8 @@ def collect_runs(root: Path) -> Collected:
         output_dir = start.get("output_dir") or f"results/{run_id}"
         latest[key] = UsedRun(run_id=run_id, arm=arm, seed=key[1], metrics=metrics,
                               finished_ts=str(rec.get("ts")), finished_line=line,
-                              output_dir=str(output_dir))
+                              output_dir=str(output_dir),
+                              args=tuple(str(a) for a in start.get("args") or ()))
     for key, failed in sorted(later_failure.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         notes.append(f"arm {key[0]} seed {key[1]}: a later attempt {failed} did not finish ok; "
                      f"using the earlier ok run {latest[key].run_id}")

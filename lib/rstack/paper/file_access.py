@@ -41,4 +41,12 @@ def find_file_access(text: str) -> Iterator[tuple[int, str]]:
                                       "the project (an absolute path, ~, .. or a dotfile)")
 
 
-__all__ = ["find_file_access"]
+def audit_file_access(report, source) -> None:
+    """The audit's hook: each finding under the `build` check, at its own file:line (the audit's
+    Source maps offsets back to the hand-written \\input files it read in)."""
+    for offset, message in find_file_access(source.text):
+        report.add("build", message, **source.at(offset),
+                   hint="keep every file the paper uses inside the project and name it relatively")
+
+
+__all__ = ["audit_file_access", "find_file_access"]
