@@ -27,7 +27,7 @@ DRAFT = "paper-draft.tex"
 # `rstack demo`'s exit code when it ran without LaTeX: every phase but the build (docs/exit-codes.md).
 EXIT_NO_LATEX = 3
 # Files the pipeline writes; the demo's own git repository ignores them.
-GITIGNORE = ".rstack/\nresults/\nanalysis/\nbundle/\n*.pdf\n*.sty\n"
+GITIGNORE = ".rstack/\nresults/\nanalysis/*\n!analysis/notes.md\nbundle/\n*.pdf\n*.sty\n"
 
 
 class DemoError(RStackError):
