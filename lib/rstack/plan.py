@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import posixpath
 import re
 import secrets
 import sys
@@ -325,7 +326,10 @@ def _arg_text(value: Any) -> str | None:
 def _check_execution(chk: _Checker, ex: dict) -> Execution:
     profile = chk.choice(ex, "execution", "profile", PROFILES)
     script = chk.text(ex, "execution", "script")
-    if script is not None and (os.path.isabs(script) or script.startswith("..")):
+    # Normalised, so `./../x.py` and `results/../../x` are seen for what they are; a symlink
+    # that leaves the project is refused where the script is hashed (runs.provenance).
+    if script is not None and (os.path.isabs(script)
+                               or posixpath.normpath(script.replace("\\", "/")).split("/")[0] == ".."):
         chk.problem("execution.script", f"must be a path inside the project, got {script!r}", ex,
                     "script")
     arms: dict[str, list[str]] = {}

@@ -30,6 +30,9 @@ TOKEN_VAR = "RSTACK_PROCWATCH_ID"
 REASONS = ("timeout", "stall", "memory", "interrupted", "cancelled")
 
 _MB = 1024 * 1024
+# What the reader keeps of one output line (the log file keeps every byte): a 100 MB line with no
+# newline must cost neither memory nor a rescan of what was already read.
+LINE_CAP = 8192
 
 
 @dataclass
@@ -71,12 +74,15 @@ class _Reader(threading.Thread):
         self.last_output = time.monotonic()
         self.total_bytes = 0
         self.callback_error: BaseException | None = None
-        self._partial = b""
+        self._partial = bytearray()  # the current line's kept bytes (at most LINE_CAP)
+        self._dropped = 0  # bytes of the current line beyond LINE_CAP, counted, not kept
         self._lock = threading.Lock()
 
     def _emit(self, raw: bytes) -> None:
         # A progress bar rewrites its line with \r: keep only what the terminal would show.
         text = raw.decode("utf-8", errors="replace").rstrip("\r").split("\r")[-1]
+        if self._dropped:
+            text += f" [{len(raw) + self._dropped:,} bytes, rest of the line not kept]"
         with self._lock:
             self.tail.append(text)
         if self.on_line is not None and self.callback_error is None:
@@ -84,6 +90,19 @@ class _Reader(threading.Thread):
                 self.on_line(text)
             except BaseException as exc:  # reported after cleanup; the pipe must keep draining
                 self.callback_error = exc
+
+    def _extend(self, piece: bytes) -> None:
+        """Add bytes of the current line; each byte is looked at once (linear in the output)."""
+        cut = piece.rfind(b"\r", 0, len(piece) - 1)  # a trailing \r may be half of \r\n
+        if cut >= 0:  # a bar that never ends its line still shows progress: restart the line
+            self._partial = bytearray()
+            self._dropped = 0
+            piece = piece[cut + 1:]
+        room = LINE_CAP - len(self._partial)
+        if len(piece) > room:
+            self._dropped += len(piece) - max(room, 0)
+            piece = piece[:max(room, 0)]
+        self._partial += piece
 
     def run(self) -> None:
         while True:
@@ -98,15 +117,21 @@ class _Reader(threading.Thread):
             if self.log_file is not None:
                 self.log_file.write(chunk)
                 self.log_file.flush()
-            data = self._partial + chunk
-            *lines, self._partial = data.split(b"\n")
-            for line in lines:
-                self._emit(line)
-            if b"\r" in self._partial:  # a bar that never ends its line still shows progress
-                self._partial = self._partial[self._partial.rfind(b"\r") + 1:]
-        if self._partial:
-            self._emit(self._partial)
-            self._partial = b""
+            start = 0
+            while True:
+                end = chunk.find(b"\n", start)
+                if end < 0:
+                    self._extend(chunk[start:])
+                    break
+                self._extend(chunk[start:end])
+                self._emit(bytes(self._partial))
+                self._partial = bytearray()
+                self._dropped = 0
+                start = end + 1
+        if self._partial or self._dropped:
+            self._emit(bytes(self._partial))
+            self._partial = bytearray()
+            self._dropped = 0
 
     def snapshot(self) -> list[str]:
         with self._lock:

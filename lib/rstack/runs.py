@@ -143,6 +143,10 @@ class Provenance:
 
 def provenance(root: Path, script: str, plan: Plan | None) -> Provenance:
     path = Path(root) / script
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise RunError(f"script {script!r} resolves outside the project root {root} "
+                       f"({path.resolve()}); runs execute and ledger only code inside the project",
+                       hint="copy the script into the project and point execution.script at it")
     if not path.is_file():
         raise RunError(f"script {script!r} does not exist under the project root {root}",
                        hint="check execution.script in the plan (paths are relative to the project)")

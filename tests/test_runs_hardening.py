@@ -1,0 +1,163 @@
+"""Issue #18 (runs): ids, the run lock, resume from disk, containment, hostile metrics, script
+versions, paths outside the project, the output reader. Real `rstack run`s and real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from rstack.ledger import Ledger
+
+from runs_fixtures import finished, records, write_project
+
+RSTACK = Path(sys.executable).parent / "rstack"
+
+
+def _write_script(project: Path, body: str, name: str = "train.py") -> None:
+    (project / name).write_text(textwrap.dedent(body))
+
+
+# -- item 8: the output reader is linear and caps what it keeps per line -----------------------
+
+def test_output_reader_caps_a_line_without_newline(tmp_path):
+    from rstack import procwatch
+
+    script = tmp_path / "flood.py"
+    script.write_text("import sys\nsys.stdout.write('x' * (20 * 1024 * 1024))\nsys.stdout.flush()\n"
+                      "print()\nprint('after')\n")
+    outcome = procwatch.supervise([sys.executable, str(script)], cwd=tmp_path, env=None,
+                                  log_path=tmp_path / "log.txt", timeout_s=120)
+    assert outcome.exit_code == 0
+    assert outcome.output_tail[-1] == "after"
+    longest = max(len(line) for line in outcome.output_tail)
+    assert longest <= procwatch.LINE_CAP + 64, longest
+    assert outcome.output_tail[0].endswith("[20,971,520 bytes, rest of the line not kept]") or \
+        "rest of the line not kept" in outcome.output_tail[0]
+    # The log keeps every byte.
+    assert (tmp_path / "log.txt").stat().st_size == 20 * 1024 * 1024 + len("\nafter\n")
+
+
+# -- item 4: metrics that would crash the judge are invalid metrics ----------------------------
+
+HOSTILE_METRICS = {
+    "400-digit": '{"val_loss": ' + "9" * 400 + "}",
+    "5001-digit": '{"val_loss": ' + "9" * 5001 + "}",
+    "deep": '{"val_loss": ' + "[" * 100_000 + "]" * 100_000 + "}",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_METRICS))
+def test_hostile_metrics_json_is_metrics_invalid(tmp_path, kind):
+    from rstack import contract
+
+    path = tmp_path / "metrics.json"
+    path.write_text(HOSTILE_METRICS[kind])
+    with pytest.raises(contract.ContractError) as info:
+        contract.validate_metrics_file(path)
+    assert info.value.category == "metrics-invalid"
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_METRICS))
+def test_hostile_metrics_jsonl_is_metrics_invalid(tmp_path, kind):
+    from rstack import contract
+
+    path = tmp_path / "metrics.jsonl"
+    line = HOSTILE_METRICS[kind].replace("val_loss", "train_loss")
+    path.write_text('{"step": 0, "train_loss": 1.0}\n' + line.replace("}", ', "step": 1}', 1)
+                    if kind != "deep" else '{"step": 0, "train_loss": 1.0}\n' + line + "\n")
+    with pytest.raises(contract.ContractError) as info:
+        history = contract.read_history(path)
+        contract.check_divergence(history)
+    assert info.value.category == "metrics-invalid"
+
+
+HOSTILE_SCRIPT = """
+import argparse, os
+p = argparse.ArgumentParser()
+p.add_argument("--output-dir"); p.add_argument("--seed", type=int); p.add_argument("--smoke-test", action="store_true")
+a = p.parse_args()
+os.makedirs(a.output_dir, exist_ok=True)
+open(os.path.join(a.output_dir, "metrics.json"), "w").write('{"val_loss": ' + "9" * 400 + '}')
+"""
+
+
+def test_run_with_a_400_digit_metric_is_failed_metrics_invalid(project, cli):
+    write_project(project, {"a": []}, seeds=(0,))
+    _write_script(project, HOSTILE_SCRIPT)
+    result = cli("run")
+    assert result.exit_code == 1, result.output
+    [done] = finished(project)
+    assert (done["status"], done["category"]) == ("failed", "metrics-invalid")
+
+
+def test_preflight_with_a_400_digit_metric_fails_metrics_invalid(project, cli):
+    _write_script(project, HOSTILE_SCRIPT)
+    result = cli("preflight", "train.py")
+    assert result.exit_code == 1, result.output
+    assert "metrics-invalid" in result.output
+
+
+# -- item 6: the plan's script must resolve inside the project ---------------------------------
+
+@pytest.mark.parametrize("script", ["./../outside.py", "results/../../../etc/passwd",
+                                    "a/../../outside.py"])
+def test_plan_script_outside_the_project_is_refused(project, script):
+    from rstack.plan import PlanError, load_plan
+
+    path = write_project(project, {"a": []}, seeds=(0,))
+    path.write_text(path.read_text().replace("script: train.py", f"script: {script}"))
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    assert "execution.script: must be a path inside the project" in info.value.message
+
+
+def test_script_symlinked_outside_the_project_is_refused(project, tmp_path):
+    from rstack.runs import RunError, provenance
+
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('hi')\n")
+    (project / "train.py").symlink_to(outside)
+    with pytest.raises(RunError) as info:
+        provenance(project, "train.py", None)
+    assert "resolves outside the project root" in info.value.message
+
+
+# -- item 1: run ids are unique by construction, checked before launch --------------------------
+
+def test_run_ids_of_arms_sharing_a_long_prefix_are_distinct(monkeypatch):
+    from rstack import plan as plan_module
+
+    monkeypatch.setattr(plan_module.secrets, "token_hex", lambda n: "00" * n)
+    prefix = "x" * 40
+    ids = {plan_module.new_run_id(f"{prefix}{i}", 0) for i in range(600)}
+    assert len(ids) == 600
+
+
+def test_a_colliding_run_id_is_redrawn_before_launch(project, cli, monkeypatch):
+    from rstack import plan as plan_module
+
+    write_project(project, {"a": []}, seeds=(0,))
+    monkeypatch.setattr(plan_module.secrets, "token_hex", lambda n: "00" * n)
+    frozen = plan_module.datetime(2026, 1, 1, tzinfo=plan_module.timezone.utc)
+
+    class Clock(plan_module.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return frozen
+
+    monkeypatch.setattr(plan_module, "datetime", Clock)
+    assert cli("run").exit_code == 0
+    first = records(project, "run.started")[0]["run_id"]
+    result = cli("run")
+    assert result.exit_code == 0, result.output
+    ids = [r["run_id"] for r in records(project, "run.started")]
+    assert len(set(ids)) == 2 and ids[0] == first
