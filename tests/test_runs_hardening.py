@@ -161,3 +161,99 @@ def test_a_colliding_run_id_is_redrawn_before_launch(project, cli, monkeypatch):
     assert result.exit_code == 0, result.output
     ids = [r["run_id"] for r in records(project, "run.started")]
     assert len(set(ids)) == 2 and ids[0] == first
+
+
+# -- item 5 + #11: runs of an older script or plan are superseded, not reused -----------------
+
+def test_resume_reruns_runs_of_an_older_script_and_status_lists_them_superseded(project, cli):
+    from rstack.analysis.collect import collect_runs
+    from rstack.status import project_status
+
+    write_project(project, {"a": []}, seeds=(0,))
+    assert cli("run").exit_code == 0
+    first = records(project, "run.started")[0]["run_id"]
+    with open(project / "train.py", "a") as handle:
+        handle.write("# a changed script\n")
+    stage = project_status(project).stages["runs"]
+    assert stage.data["superseded"] == 1 and stage.state == "missing"
+    assert "1 superseded (older script or plan)" in stage.detail
+    collected = collect_runs(project)
+    assert collected.runs == [] and any("superseded" in note for note in collected.notes)
+    listed = json.loads(cli("runs", "list", "--json").output)["runs"]
+    assert [(r["run_id"], r["superseded"]) for r in listed] == [(first, True)]
+    result = cli("run", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "1 run(s): 1 ok" in result.output, "the old script's ok run is not reused"
+    stage = project_status(project).stages["runs"]
+    assert stage.state == "ok" and stage.data["arms"]["a"]["ok"] == 1
+    assert [r.run_id for r in collect_runs(project).runs] != [first]
+
+
+def test_resume_skips_runs_of_the_current_script(project, cli):
+    write_project(project, {"a": []}, seeds=(0,))
+    assert cli("run").exit_code == 0
+    result = cli("run", "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(records(project, "run.started")) == 1
+
+
+# -- item 25: one read model, cached and invalidated by the ledger's size and hashes ----------
+
+def _started(run_id, arm="a", seed=0):
+    return {"type": "run.started", "run_id": run_id, "arm": arm, "seed": seed, "args": [],
+            "command": ["python", "train.py"], "output_dir": f"results/{run_id}",
+            "profile": "local", "host": "h", "plan_sha256": None, "config_hash": "0" * 64,
+            "git_commit": None, "git_dirty": None, "script": "train.py",
+            "script_sha256": "1" * 64, "timeout_s": 60, "cost_estimate_usd": 0.0, "attempt": 1,
+            "retry_of": None}
+
+
+def _finished(run_id, status="ok", cost=0.5, arm="a", seed=0):
+    return {"type": "run.finished", "run_id": run_id, "arm": arm, "seed": seed,
+            "status": status, "exit_code": 0, "category": None, "hint": None,
+            "metrics": {"val_loss": 1.0}, "artifacts": [], "duration_s": 1.0, "cost_usd": cost}
+
+
+def _fields(index):
+    return ([row.to_list() for row in index.runs()], index.line_count, index.size,
+            index.spent_usd(), index.damage_count)
+
+
+def test_run_index_is_incremental_and_rebuilt_after_a_rewrite(project):
+    from rstack import runview
+
+    ledger = Ledger(project, "experiments")
+    ledger.append(_started("r1"))
+    ledger.append(_finished("r1"))
+    first = runview.load(project)
+    assert runview.cache_path(project).is_file()
+    ledger.append(_started("r2", seed=1))
+    grown = runview.load(project)
+    assert _fields(grown) == _fields(runview.load(project, cache=False))
+    assert [row.status for row in grown.runs()] == ["ok", None]
+    assert [row.run_id for row in grown.in_flight()] == ["r2"] and grown.spent_usd() == 0.5
+    # A rewrite (what `log repair` does) with the same size is seen through the hashes.
+    path = ledger.path
+    path.write_bytes(path.read_bytes().replace(b'"r1"', b'"x1"'))
+    rebuilt = runview.load(project)
+    assert {row.run_id for row in rebuilt.runs()} == {"x1", "r2"}
+    assert _fields(rebuilt) == _fields(runview.load(project, cache=False))
+    assert first.line_count == 2
+
+
+def test_run_index_prefix_lookup_and_torn_tail(project, cli):
+    from rstack import runview
+
+    ledger = Ledger(project, "experiments")
+    for run_id in ("20260101-a-1", "20260101-a-2", "20260102-b-1"):
+        ledger.append(_started(run_id))
+    with open(ledger.path, "ab") as handle:
+        handle.write(b'{"v":1,"type":"run.fin')
+    index = runview.load(project)
+    assert [r.run_id for r in index.find("20260101")] == ["20260101-a-1", "20260101-a-2"]
+    assert [r.run_id for r in index.find("20260102")] == ["20260102-b-1"]
+    assert index.torn_tail and index.line_count == 3
+    result = cli("runs", "show", "20260101")
+    assert result.exit_code == 1
+    assert "'20260101' matches 2 runs: 20260101-a-1, 20260101-a-2" in result.output
+    assert cli("runs", "show", "20260102").exit_code == 0

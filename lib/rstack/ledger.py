@@ -300,6 +300,42 @@ class Ledger:
             return
         result.entries.append((lineno, record))
 
+    def stream(self, *, start: int = 0, first_line: int = 1,
+               types: Iterable[str] | None = None) -> Iterator[tuple[int, int, dict | LineProblem]]:
+        """(line number, byte offset, record or problem) from byte `start` on, one line at a time,
+        judged as `read` judges it; memory is bounded by one line. Stops before a last line that
+        has no newline yet (torn, or being written): the caller resumes there next time."""
+        wanted = set(types) if types else None
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _os_error(self.path, exc, "read ledger") from None
+        with handle:
+            handle.seek(start)
+            offset, lineno = start, first_line - 1
+            for text in handle:
+                if not text.endswith(b"\n"):
+                    return
+                lineno += 1
+                here, offset = offset, offset + len(text)
+                text = text[:-1]
+                if not text.strip():
+                    continue
+                one = ReadResult(self.path)
+                try:
+                    record = strict_loads(text)
+                except (ValueError, RecursionError) as exc:
+                    yield lineno, here, LineProblem(lineno, "invalid-json",
+                                                    _describe("invalid-json", exc), _preview(text))
+                    continue
+                self._classify(one, lineno, text, record, wanted)
+                for problem in one.problems:
+                    yield lineno, here, problem
+                for _, entry in one.entries:
+                    yield lineno, here, entry
+
     def records(self, *types: str) -> list[dict]:
         return self.read(types=types or None).records
 

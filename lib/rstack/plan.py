@@ -530,9 +530,13 @@ def load_plan(path: str | os.PathLike) -> Plan:
 
 
 def new_run_id(arm: str, seed: int | None, now: datetime | None = None) -> str:
-    """Sortable by start time: `YYYYmmdd-HHMMSS-<arm>-s<seed>-<4 hex>`."""
+    """Sortable by start time: `YYYYmmdd-HHMMSS-<arm>-s<seed>-<4 hex>`. An arm name that had to
+    be shortened or changed to fit gets 8 hex of its sha256 after it, so distinct arms never share
+    a prefix; rstack.runids makes the whole id unique before launch."""
     now = now or datetime.now(timezone.utc)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "-", arm)[:40] or "run"
+    if safe != arm:
+        safe += "-" + hashlib.sha256(arm.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     seed_part = f"-s{seed}" if seed is not None else ""
     return f"{now.strftime('%Y%m%d-%H%M%S')}-{safe}{seed_part}-{secrets.token_hex(2)}"
 

@@ -93,19 +93,20 @@ def compare_metrics(expected: dict, got: dict, rtol: float) -> list[Mismatch]:
 
 
 def _find_run(root: Path, run_id: str) -> tuple[dict, dict]:
-    result = Ledger(root, "experiments").read(types=["run.started", "run.finished"])
-    started = finished = None
-    for rec in result.records:
-        if rec.get("run_id") != run_id:
-            continue
-        if rec.get("type") == "run.started":
-            started = rec
-        else:
-            finished = rec
-    if started is None:
+    from . import runview
+
+    index = runview.load(root)
+    rows = index.find(run_id)
+    if not rows:
         raise ReproduceError(f"no run.started record for run {run_id!r} in "
                              ".rstack/experiments.jsonl",
-                             hint="list runs: rstack log tail experiments --type run.started")
+                             hint="list runs: rstack runs list")
+    if len(rows) > 1:
+        raise ReproduceError(f"{run_id!r} matches {len(rows)} runs: "
+                             f"{', '.join(r.run_id for r in rows[:5])}", hint="give more of the id")
+    row = rows[0]
+    _, started, finished = next(index.iter_records([row]))
+    run_id = row.run_id
     if finished is None:
         raise ReproduceError(f"run {run_id} has no run.finished record: it never finished, so "
                              "there are no metrics to compare", hint="pick a finished ok run")
@@ -166,6 +167,7 @@ def reproduce_run(root: Path, run_id: str, *, rtol: float | None = None, keep: b
 
         rtol = float(config.get("reproduce_rtol"))
     started, finished = _find_run(root, run_id)
+    run_id = started["run_id"]  # a unique prefix names the whole id
     notes: list[str] = []
     script = started.get("script")
     if isinstance(script, str) and started.get("script_sha256") and (root / script).is_file():

@@ -26,6 +26,7 @@ from .gitstate import project_git_state
 from .hashing import sha256_file
 from .incidents import INCIDENTS, diagnose
 from .ledger import Ledger
+from .runids import RunIds
 from .plan import DEFAULT_PROTECTED, CompiledRun, Plan, contract_flags, new_run_id, python_for
 
 RESULTS_DIR = "results"
@@ -262,7 +263,8 @@ def adhoc_specs(*, name: str, command: list[str], seeds: list[int], profile: str
     return specs
 
 
-def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None) -> RunSpec:
+def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None,
+               ids: "RunIds | None" = None) -> RunSpec:
     from .costs import estimate_run_usd
 
     run_id = new_run_id(spec.arm, spec.seed)
@@ -270,9 +272,10 @@ def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None) -> RunSp
     command = [python_for(spec.profile), spec.script, *new_args, *contract_flags(out, spec.seed)]
     estimate = (estimate_run_usd(spec.profile, new_gpu, spec.timeout_s) if spec.timeout_s
                 else spec.cost_estimate_usd)
-    return replace(spec, run_id=run_id, args=list(new_args), gpu=new_gpu, command=command,
-                   output_dir=out, attempt=spec.attempt + 1, retry_of=spec.run_id,
-                   cost_estimate_usd=estimate)
+    new = replace(spec, run_id=run_id, args=list(new_args), gpu=new_gpu, command=command,
+                  output_dir=out, attempt=spec.attempt + 1, retry_of=spec.run_id,
+                  cost_estimate_usd=estimate)
+    return ids.claim_spec(new) if ids is not None else new
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,6 +429,8 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
     for spec in specs:
         todo.put(spec)
     outstanding = {spec.run_id: spec.cost_estimate_usd for spec in specs}
+    ids = RunIds(root)
+    ids.taken.update(spec.run_id for spec in specs)
     oom_rungs: dict[str, int] = {}  # per original run
     origins: dict[str, str] = {}  # retry run id -> the original run of its chain
 
@@ -445,7 +450,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                                      args=spec.args, script_flags=script_flags, profile=spec.profile,
                                      gpu=spec.gpu, oom_rung=rung, protected=policy.protected,
                                      hint=result.hint or "")
-            new = retry_spec(spec, plan.args, plan.gpu)
+            new = retry_spec(spec, plan.args, plan.gpu, ids)
             with lock:
                 pending = sum(outstanding.values())
             guards.check_cost_cap(guards.spent_usd(root), pending + new.cost_estimate_usd, cap)
@@ -534,35 +539,18 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
 # Reading runs back
 
 
-@dataclass
-class RunView:
-    run_id: str
-    started: dict
-    finished: dict | None
-
-    @property
-    def status(self) -> str:
-        return self.finished["status"] if self.finished else "running"
-
-    def as_json(self) -> dict:
-        s, f = self.started, self.finished or {}
-        return {"run_id": self.run_id, "arm": s.get("arm"), "seed": s.get("seed"),
-                "status": self.status, "profile": s.get("profile"), "host": s.get("host"),
-                "attempt": s.get("attempt"), "retry_of": s.get("retry_of"),
-                "started": s.get("ts"), "finished": f.get("ts"), "duration_s": f.get("duration_s"),
-                "category": f.get("category"), "metrics": f.get("metrics"),
-                "cost_usd": f.get("cost_usd"), "output_dir": s.get("output_dir")}
-
-
-def list_runs(root: Path) -> list[RunView]:
-    views: dict[str, RunView] = {}
-    for record in Ledger(root, "experiments").read(types=["run.started", "run.finished"]).records:
-        run_id = record.get("run_id")
-        if record["type"] == "run.started":
-            views[run_id] = RunView(run_id, record, None)
-        elif run_id in views:
-            views[run_id].finished = record
-    return list(views.values())
+def run_json(row, started: dict, finished: dict | None, superseded: bool = False) -> dict:
+    """One run as `runs list --json` / `runs show --json` give it."""
+    f = finished or {}
+    return {"run_id": row.run_id, "arm": started.get("arm"), "seed": started.get("seed"),
+            "status": row.status or "running", "profile": started.get("profile"),
+            "host": started.get("host"), "attempt": started.get("attempt"),
+            "retry_of": started.get("retry_of"), "started": started.get("ts"),
+            "finished": f.get("ts"), "duration_s": f.get("duration_s"),
+            "category": f.get("category"), "metrics": f.get("metrics"),
+            "cost_usd": f.get("cost_usd"), "output_dir": started.get("output_dir"),
+            "script_sha256": started.get("script_sha256"),
+            "plan_sha256": started.get("plan_sha256"), "superseded": superseded}
 
 
 # `runs list` shows this many characters of metrics per line; `--json` has them all.
@@ -608,37 +596,60 @@ def list_lines(root: Path, *, arm: str | None = None, status: str | None = None,
                                                                       str | None]:
     """`rstack runs list`: the runs (as_json) filtered by arm and status, one text line per run,
     and the primary metric the lines show first (None when no plan is known)."""
-    views = [v.as_json() for v in list_runs(root)]
-    views = [v for v in views if (not arm or v["arm"] == arm)
-             and (not status or v["status"] == status)]
+    from . import runview
+
+    index = runview.load(root)
+    _, old = index.split_current(runview.default_plan_versions(root))
+    superseded = {row.run_id for row in old}
+    rows = [row for row in index.runs() if (not arm or row.arm == arm)
+            and (not status or (row.status or "running") == status)]
+    views = [run_json(row, started, done, row.run_id in superseded)
+             for row, started, done in index.iter_records(rows)]
     primary = listing_primary_metric(root, plan_path)
     lines = []
     for v in views:
         duration = f"{v['duration_s']:.1f}s" if v["duration_s"] is not None else "-"
-        lines.append(f"{v['run_id']}  {v['arm']:<12} s{v['seed']:<3} {v['status']:<8} "
+        shown = "superseded" if v["superseded"] else v["status"]
+        lines.append(f"{v['run_id']}  {v['arm']:<12} s{v['seed']:<3} {shown:<8} "
                      f"{duration:>8}  {metrics_summary(v['metrics'], primary)}".rstrip())
     return views, lines, primary
 
 
+def find_run(root: Path, run_id: str, error: type[RStackError] = RunError):
+    """(index, row) of the run with this id, or of the one run whose id starts with it."""
+    from . import runview
+
+    index = runview.load(root)
+    runs = index.find(run_id)
+    if not runs:
+        raise error(f"no run {run_id!r} in {index.ledger_path}",
+                    hint="rstack runs list shows the run ids")
+    if len(runs) > 1:
+        raise error(f"{run_id!r} matches {len(runs)} runs: "
+                    f"{', '.join(r.run_id for r in runs[:5])}", hint="give more of the id")
+    return index, runs[0]
+
+
 def show_run(root: Path, run_id: str) -> dict:
     """Every ledger record about one run (prefix match allowed when unique)."""
-    runs = [v for v in list_runs(root) if v.run_id == run_id] or \
-        [v for v in list_runs(root) if v.run_id.startswith(run_id)]
-    if not runs:
-        raise RunError(f"no run {run_id!r} in {Ledger(root, 'experiments').path}",
-                       hint="rstack runs list shows the run ids")
-    if len(runs) > 1:
-        raise RunError(f"{run_id!r} matches {len(runs)} runs: "
-                       f"{', '.join(v.run_id for v in runs[:5])}", hint="give more of the id")
-    view = runs[0]
-    related = [r for r in Ledger(root, "experiments").read().records
-               if r.get("run_id") == view.run_id or r.get("retry_run_id") == view.run_id]
-    return {"run": view.as_json(), "records": related}
+    from . import runview
+
+    index, row = find_run(root, run_id)
+    _, started, done = next(index.iter_records([row]))
+    _, old = index.split_current(runview.default_plan_versions(root))
+    related = [rec for _, _, rec in Ledger(root, "experiments").stream(start=row.started_offset,
+                                                                       first_line=row.started_line)
+               if isinstance(rec, dict) and (rec.get("run_id") == row.run_id
+                                             or rec.get("retry_run_id") == row.run_id)]
+    return {"run": run_json(row, started, done, row in old), "records": related}
 
 
 def in_flight(root: Path) -> list[dict]:
     """run.started records with no run.finished (what --resume re-attaches to)."""
-    return [v.started for v in list_runs(root) if v.finished is None]
+    from . import runview
+
+    index = runview.load(root)
+    return [started for _, started, _ in index.iter_records(index.in_flight())]
 
 
 def default_host() -> str:
@@ -688,13 +699,6 @@ class Prepared:
                 "runner": spec_json(self.specs) if callable(spec_json) else None}
 
 
-def _done_keys(root: Path) -> set[tuple]:
-    """(arm, seed, args) that already have an ok run (what --resume skips)."""
-    views = list_runs(root)
-    return {(v.started.get("arm"), v.started.get("seed"), tuple(v.started.get("args") or []))
-            for v in views if v.finished and v.finished.get("status") == "ok"}
-
-
 def prepare(request: RunRequest) -> Prepared:
     from .plan import compile_plan, cost_cap, default_plan_path, load_plan
     from .runners import make_runner
@@ -729,20 +733,25 @@ def prepare(request: RunRequest) -> Prepared:
     orphans: list[dict] = []
     reattach: list[dict] = []
     if request.resume:
-        remote = {r.get("run_id"): r for r in Ledger(root, "experiments").read(
-            types=["run.remote"]).records}
-        for started in in_flight(root):
-            (reattach if started["run_id"] in remote else orphans).append(started)
-        # Done, or still running remotely (re-attached below): neither is started again.
-        done = _done_keys(root) | {(s.get("arm"), s.get("seed"), tuple(s.get("args") or []))
-                                   for s in reattach}
+        from . import runview
+
+        index = runview.load(root)
+        for row, started, _ in index.iter_records(index.in_flight()):
+            (reattach if row.run_id in index.remote else orphans).append(started)
+        # Done with this script and plan, or still running remotely (re-attached below):
+        # neither is started again. A run of another script or plan version is superseded.
+        version = (provenance(root, specs[0].script, plan).script_sha256 if specs else None,
+                   plan.sha256 if plan else None)
+        done = index.done_keys() | {index.rows[s["run_id"]].done_key for s in reattach}
         keep = []
         for spec in specs:
-            if (spec.arm, spec.seed, tuple(spec.args)) in done:
+            if (spec.arm, spec.seed, tuple(spec.args), *version) in done:
                 skipped.append(f"{spec.arm} seed {spec.seed}")
             else:
                 keep.append(spec)
         specs = keep
+    ids = RunIds(root)
+    specs = [ids.claim_spec(spec) for spec in specs]
     jobs = request.jobs
     if jobs is None:
         if profile == "local":

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import paths, runview
 from .errors import RStackError
 from .guards import standing_preflight
 from .hashing import prefix_sha256, sha256_file
@@ -174,42 +174,39 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
                  f"{last.get('message', '')}".rstrip(": "), data)
 
 
-def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
+def _runs_stage(root: Path, plan, index) -> Stage:
+    """Runs of each arm's current script and plan version; older ones are listed as superseded."""
     from . import config
+    from .runview import current_versions_for
 
-    started: dict[str, dict] = {}
-    finished: dict[str, dict] = {}
-    for _, record in experiments:
-        if record.get("type") == "run.started":
-            started[record["run_id"]] = record
-        elif record.get("type") == "run.finished":
-            finished[record["run_id"]] = record
+    current, old = index.split_current(current_versions_for(root, plan))
     per_arm: dict[str, dict[str, int]] = {}
     ok_seeds: dict[str, set] = {}
     failed_seeds: dict[str, set] = {}
-    for run_id, record in finished.items():
-        arm = record.get("arm") or started.get(run_id, {}).get("arm") or "?"
+    for row in current:
+        arm = row.arm or "?"
         counts = per_arm.setdefault(arm, {"ok": 0, "failed": 0, "running": 0})
-        if record.get("status") == "ok":
+        if row.status is None:
+            counts["running"] += 1
+        elif row.status == "ok":
             counts["ok"] += 1
-            ok_seeds.setdefault(arm, set()).add(record.get("seed", started.get(run_id, {}).get("seed")))
+            ok_seeds.setdefault(arm, set()).add(row.seed)
         else:
             counts["failed"] += 1
-            failed_seeds.setdefault(arm, set()).add(
-                record.get("seed", started.get(run_id, {}).get("seed")))
-    for run_id, record in started.items():
-        if run_id not in finished:
-            per_arm.setdefault(record.get("arm") or "?", {"ok": 0, "failed": 0, "running": 0})["running"] += 1
-    spent = round(sum(float(r.get("cost_usd") or 0) for r in finished.values()), 4)
+            failed_seeds.setdefault(arm, set()).add(row.seed)
+    spent = round(index.spent_usd(), 4)
     cap = None
     if plan is not None:
         cap = (plan.raw.get("execution") or {}).get("max_cost_usd")
     if cap is None:
         cap = config.get("max_cost_usd")
-    data: dict[str, Any] = {"arms": per_arm, "spent_usd": spent, "cap_usd": cap}
+    data: dict[str, Any] = {"arms": per_arm, "spent_usd": spent, "cap_usd": cap,
+                            "superseded": len(old)}
     summary = "; ".join(f"{arm}: {c['ok']} ok, {c['failed']} failed"
                         + (f", {c['running']} running" if c["running"] else "")
                         for arm, c in sorted(per_arm.items())) or "no runs yet"
+    if old:
+        summary += f"; {len(old)} superseded (older script or plan)"
     summary += f"; spent ${spent:.2f} of ${float(cap):.2f} cap"
     if not per_arm:
         return Stage("runs", "missing", summary, data)
@@ -422,10 +419,12 @@ def project_status(root: Path) -> Status:
     stages["lit_review"] = _lit_stage(root, lit)
     stages["novelty"] = _novelty_stage(root, lit)
     plan, stages["plan"] = _load_plan(root)
-    experiments = Ledger(root, "experiments").read(
-        types=["preflight", "run.started", "run.finished"]).entries
+    index = runview.load(root)
+    experiments = [(0, r) for r in index.preflights] + [
+        (row.finished_line, {"type": "run.finished", "status": row.status, "arm": row.arm,
+                             "run_id": row.run_id}) for row in index.runs() if row.finished]
     stages["preflight"] = _preflight_stage(root, plan, experiments)
-    stages["runs"] = _runs_stage(root, plan, experiments)
+    stages["runs"] = _runs_stage(root, plan, index)
     stages["analysis"] = _analysis_stage(root, experiments, stages["runs"])
     stages["paper"] = _paper_stage(root)
     stages["audit"] = _audit_stage(root, stages["paper"])

@@ -74,10 +74,10 @@ def run_analysis(root: Path, plan_path: Path | None = None,
                  out_dir: Path | None = None) -> AnalysisResult:
     root = Path(root).resolve()
     plan = _load_plan(root, plan_path)
-    collected = collect_runs(root)
+    collected = collect_runs(root, plan)
     notes = list(collected.notes)
-    if collected.ledger.damage:
-        notes.append(f"{LEDGER_REL} has {len(collected.ledger.damage)} damaged line(s), ignored "
+    if collected.ledger.damage_count:
+        notes.append(f"{LEDGER_REL} has {collected.ledger.damage_count} damaged line(s), ignored "
                      "(rstack log check experiments)")
     plan_arms = list(plan.arms)
     runs = [r for r in collected.runs if r.arm in plan_arms]
