@@ -257,3 +257,39 @@ def test_run_index_prefix_lookup_and_torn_tail(project, cli):
     assert result.exit_code == 1
     assert "'20260101' matches 2 runs: 20260101-a-1, 20260101-a-2" in result.output
     assert cli("runs", "show", "20260102").exit_code == 0
+
+
+# -- item 2: one `rstack run` per project at a time ---------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from rstack.runlock import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_run_or_resume_refuses_while_a_run_holds_the_lock(project, cli):
+    write_project(project, {"a": []}, seeds=(0,))
+    Ledger(project, "experiments").append(_started("live-run"))  # the live run's run in flight
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(project)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for args in (["run"], ["run", "--resume"]):
+            result = cli(*args)
+            assert result.exit_code == 1, result.output
+            assert (f"another `rstack run` is running in this project (pid {holder.pid} on "
+                    f"{os.uname().nodename}") in result.output
+            assert "fix: wait for it to finish" in result.output
+        assert records(project, "run.finished") == [], "the live run's run was not closed"
+        assert len(records(project, "run.started")) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    # The holder died without cleaning up: the kernel released the lock.
+    result = cli("run", "--resume")
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in finished(project)] == ["killed", "ok"]

@@ -796,6 +796,15 @@ def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
 
 
 def start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionReport:
+    """Prepare and execute under the project run lock (rstack.runlock): what is in flight, what
+    is done, which ids are free and what was spent stay true until the runs are ledgered."""
+    from .runlock import run_lock
+
+    with run_lock(request.root, what="rstack run --resume" if request.resume else "rstack run"):
+        return _start(request, progress_stream=progress_stream, echo=echo)
+
+
+def _start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionReport:
     prepared = prepare(request)
     echo = echo or (lambda text: print(text, file=sys.stderr))
     root = Path(request.root)
