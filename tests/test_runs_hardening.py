@@ -293,3 +293,129 @@ def test_a_second_run_or_resume_refuses_while_a_run_holds_the_lock(project, cli)
     result = cli("run", "--resume")
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in finished(project)] == ["killed", "ok"]
+
+
+# -- item 3: a run that finished is judged from the disk, and runs die with their supervisor ----
+
+def test_resume_judges_a_finished_run_from_disk_when_its_record_was_not_written(project, cli,
+                                                                               monkeypatch):
+    from rstack.errors import LedgerError
+    from rstack.ledger import Ledger as RealLedger
+
+    write_project(project, {"a": []}, seeds=(0,))
+    real_append = RealLedger.append
+
+    def disk_full(self, record):
+        if record.get("type") == "run.finished":
+            raise LedgerError("cannot write ledger: the disk is full; nothing was written")
+        return real_append(self, record)
+
+    monkeypatch.setattr(RealLedger, "append", disk_full)
+    crashed = cli("run")
+    assert crashed.exit_code == 1 and "the disk is full" in crashed.output
+    monkeypatch.setattr(RealLedger, "append", real_append)
+    assert finished(project) == []
+    result = cli("run", "--resume")
+    assert result.exit_code == 0, result.output
+    [done] = finished(project)
+    assert done["status"] == "ok" and done["exit_code"] == 0 and done["metrics"]["val_loss"] > 0
+    assert len(records(project, "run.started")) == 1, "it was not run again"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+SPAWNING_SCRIPT = """
+import argparse, os, subprocess, sys, time
+p = argparse.ArgumentParser()
+p.add_argument("--output-dir"); p.add_argument("--seed", type=int); p.add_argument("--smoke-test", action="store_true")
+a = p.parse_args()
+helper = subprocess.Popen(["sleep", "600"], start_new_session=True)
+with open(os.environ["PIDS_FILE"], "w") as handle:
+    handle.write(f"{os.getpid()} {helper.pid}\\n")
+time.sleep(600)
+"""
+
+
+def test_sigkilled_rstack_run_leaves_no_training_process(project, tmp_path):
+    write_project(project, {"a": []}, seeds=(0,))
+    _write_script(project, SPAWNING_SCRIPT)
+    pids_file = tmp_path / "pids"
+    env = dict(os.environ, RSTACK_PROJECT=str(project), PIDS_FILE=str(pids_file))
+    proc = subprocess.Popen([str(RSTACK), "run"], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        text = _wait(lambda: pids_file.exists() and pids_file.read_text().strip())
+        assert text, "the script did not start"
+        script_pid, helper_pid = map(int, text.split())
+        proc.kill()
+        proc.wait()
+        assert _wait(lambda: not _alive(script_pid) and not _alive(helper_pid)), \
+            "a training process outlived the rstack run that supervised it"
+    finally:
+        for pid in (locals().get("script_pid"), locals().get("helper_pid")):
+            if pid and _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    started = records(project, "run.started")[0]
+    assert started["containment"] == "subreaper"
+
+
+# -- item 7: an escapee that wipes its environment is still contained ---------------------------
+
+ESCAPING_SCRIPT = """
+import argparse, json, os, sys, time
+p = argparse.ArgumentParser()
+p.add_argument("--output-dir"); p.add_argument("--seed", type=int); p.add_argument("--smoke-test", action="store_true")
+a = p.parse_args()
+os.makedirs(a.output_dir, exist_ok=True)
+metrics = os.path.abspath(os.path.join(a.output_dir, "metrics.json"))
+pid_file = os.environ["PIDS_FILE"]
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        code = ("import os, time; open(%r, 'w').write(str(os.getpid())); time.sleep(2); "
+                "open(%r, 'w').write(%r)" % (pid_file, metrics, '{"val_loss": 99.0}'))
+        os.execve(sys.executable, [sys.executable, "-c", code], {})
+    os._exit(0)
+for _ in range(200):
+    if os.path.exists(pid_file) and open(pid_file).read():
+        break
+    time.sleep(0.02)
+json.dump({"val_loss": 0.5}, open(metrics, "w"))
+"""
+
+
+def test_escapee_with_an_empty_environment_is_killed_before_artifacts_are_hashed(
+        project, cli, tmp_path, monkeypatch):
+    write_project(project, {"a": []}, seeds=(0,))
+    _write_script(project, ESCAPING_SCRIPT)
+    pids_file = tmp_path / "escapee"
+    monkeypatch.setenv("PIDS_FILE", str(pids_file))
+    result = cli("run")
+    assert result.exit_code == 0, result.output
+    escapee = int(pids_file.read_text())
+    try:
+        assert not _alive(escapee), "the escapee outlived the run"
+    finally:
+        if _alive(escapee):
+            os.kill(escapee, signal.SIGKILL)
+    [done] = finished(project)
+    time.sleep(2.5)
+    metrics = next(a for a in done["artifacts"] if a["path"].endswith("metrics.json"))
+    import hashlib
+    assert hashlib.sha256((project / metrics["path"]).read_bytes()).hexdigest() == metrics["sha256"]
+    assert done["metrics"] == {"val_loss": 0.5}

@@ -28,7 +28,7 @@ from . import contract
 from .contract import ContractError
 from .errors import RStackError
 from .incidents import INCIDENTS, Diagnosis, diagnose, make_diagnosis, pip_package
-from .procwatch import Outcome, supervise
+from .procwatch import CONTAINMENT, Outcome, supervise
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_STALL_S = 10.0
@@ -95,7 +95,7 @@ class PreflightResult:
         return {"verdict": self.verdict, "category": self.category, "message": self.message,
                 "hint": self.hint, "checks": [c.as_json() for c in self.checks],
                 "metrics": self.metrics, "duration_s": round(self.duration_s, 3),
-                "peak_rss_mb": round(self.peak_rss_mb, 1)}
+                "peak_rss_mb": round(self.peak_rss_mb, 1), "containment": CONTAINMENT}
 
     def record(self, root: Path) -> dict:
         """The `preflight` ledger record for this verdict."""
@@ -554,7 +554,8 @@ def format_human(result: PreflightResult) -> str:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in list((result.metrics or {}).items())[:6])
         lines.append(f"PASS {result.script.name} in {_fmt_s(result.duration_s)} "
-                     f"(peak {result.peak_rss_mb:.0f} MB){': ' + shown if shown else ''}")
+                     f"(peak {result.peak_rss_mb:.0f} MB, containment: {CONTAINMENT})"
+                     f"{': ' + shown if shown else ''}")
         return "\n".join(lines)
     title = INCIDENTS[result.category].title if result.category in INCIDENTS else ""
     lines.append(f"FAIL {result.category}" + (f" ({title})" if title else ""))

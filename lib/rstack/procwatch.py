@@ -8,10 +8,12 @@ never used (it breaks numpy/torch, which reserve far more address space than the
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal as signal_module
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -28,6 +30,12 @@ import psutil
 TOKEN_VAR = "RSTACK_PROCWATCH_ID"
 
 REASONS = ("timeout", "stall", "memory", "interrupted", "cancelled")
+
+# How a supervised tree is contained (ARCHITECTURE.md, "Containment"): on Linux every command runs
+# under rstack/_reaper.py, a child subreaper that dies with its supervisor and takes its tree
+# with it; elsewhere only the session, the descendant scan and the environment token remain.
+_REAPER = Path(__file__).with_name("_reaper.py")
+CONTAINMENT = "subreaper" if sys.platform.startswith("linux") else "session"
 
 _MB = 1024 * 1024
 # What the reader keeps of one output line (the log file keeps every byte): a 100 MB line with no
@@ -437,15 +445,28 @@ def supervise(
         log_file = open(log_path, "wb")
     started_wall = time.time()
     started = time.monotonic()
+    status_r = status_w = None
+    argv = list(cmd)
+    if CONTAINMENT == "subreaper":
+        status_r, status_w = os.pipe()
+        argv = [sys.executable, "-I", "-S", str(_REAPER), str(status_w), str(os.getpid()), "--",
+                *argv]
     try:
         proc = subprocess.Popen(
-            list(cmd), cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            pass_fds=(status_w,) if status_w is not None else (),
         )
     except BaseException:
         if log_file is not None:
             log_file.close()
+        for fd in (status_r, status_w):
+            if fd is not None:
+                os.close(fd)
         raise
+    finally:
+        if status_w is not None:
+            os.close(status_w)
     tree = _Tree(proc.pid, token, started_wall)
     reader = _Reader(proc.stdout.fileno(), log_file, on_line, tail_lines)
     reader.start()
@@ -510,6 +531,15 @@ def supervise(
             pass
         if log_file is not None:
             log_file.close()
+        reported = _read_status(status_r)
+    if reported:
+        # The shim's answer is the command's own: how it exited, and what it left running.
+        code = reported.get("code")
+        if isinstance(code, int) and proc.returncode is not None and not reason:
+            proc.returncode = code
+        leftover = max(leftover, int(reported.get("leftover") or 0))
+    elif status_r is not None and not reason and proc.returncode == 127:
+        pass  # the shim could not start the command; its stderr says why
     if reader.callback_error is not None:
         raise reader.callback_error
     peak_rss = max(peak_rss, waiter.max_rss_mb)
@@ -529,6 +559,27 @@ def supervise(
         output_bytes=reader.total_bytes,
         extra=extra,
     )
+
+
+def _read_status(fd: int | None) -> dict:
+    if fd is None:
+        return {}
+    try:
+        chunks = []
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0)
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        data = json.loads(b"".join(chunks) or b"{}")
+    except (OSError, ValueError):
+        data = {}
+    finally:
+        os.close(fd)
+    return data if isinstance(data, dict) else {}
 
 
 @contextmanager

@@ -69,7 +69,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "plan_sha256": "sha256?", "config_hash": "sha256", "git_commit": "str?",
          "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
          "cost_estimate_usd": "number", "attempt": "int", "retry_of": "str?"},
-        {"gpu": "str?", "name": "str"},
+        {"gpu": "str?", "name": "str", "containment": "str?"},
         doc="A run was launched: exactly what ran, where, from which code and plan."),
     RecordType(
         "run.finished", ("experiments",),

@@ -43,3 +43,12 @@ class RunIds:
         new_out = old_out.replace(spec.run_id, new_id)
         command = [new_out if part == old_out else part for part in spec.command]
         return replace(spec, run_id=new_id, output_dir=new_out, command=command)
+
+
+_SAFE = __import__("re").compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+
+def is_safe(run_id: object) -> bool:
+    """A run id that may name a file or directory: letters, digits, `_.-`, no leading dot, no
+    path separator. Ids read from a ledger (a bundle from a stranger) are checked before use."""
+    return isinstance(run_id, str) and _SAFE.fullmatch(run_id) is not None and ".." not in run_id

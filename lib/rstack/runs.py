@@ -167,6 +167,10 @@ def started_record(spec: RunSpec, prov: Provenance, host: str) -> dict:
               "retry_of": spec.retry_of, "gpu": spec.gpu}
     if spec.name:
         record["name"] = spec.name
+    if spec.profile == "local":  # how the run's process tree is contained (procwatch)
+        from .procwatch import CONTAINMENT
+
+        record["containment"] = CONTAINMENT
     return record
 
 
@@ -483,8 +487,10 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                     raw.reason = "interrupted"
             if stopping.is_set() and raw.reason is None and raw.exit_code != 0:
                 raw.reason = "interrupted"
+            save_exit(root, spec.run_id, raw)
             result = judge(root, spec, raw)
             ledger.append(finished_record(result))
+            drop_exit(root, spec.run_id)
             with lock:
                 active.pop(spec.run_id, None)
                 outstanding.pop(spec.run_id, None)
@@ -771,6 +777,61 @@ def prepare(request: RunRequest) -> Prepared:
                     orphans=orphans, reattach=reattach)
 
 
+# --------------------------------------------------------------------------------------------
+# What the disk says about a run (item 3: a finished run is never recorded as killed)
+
+
+def exit_path(root: Path, run_id: str) -> Path:
+    from . import paths
+
+    return paths.state_dir(Path(root)) / "exits" / f"{run_id}.json"
+
+
+def save_exit(root: Path, run_id: str, raw: RawOutcome) -> None:
+    """Write how the run's process ended before it is judged and ledgered, so a crash or a full
+    disk between the two leaves the truth on disk for --resume."""
+    from .atomic import write_text
+
+    data = {"exit_code": raw.exit_code, "signal": raw.signal, "reason": raw.reason,
+            "duration_s": raw.duration_s, "output_tail": raw.output_tail[-50:],
+            "cost_usd": raw.cost_usd, "peak_rss_mb": raw.peak_rss_mb, "message": raw.message,
+            "remote_dir": raw.remote_dir}
+    try:
+        write_text(exit_path(root, run_id), json.dumps(data), fsync=True)
+    except OSError:
+        pass  # the disk is full: the run is judged and ledgered as usual, or closed by --resume
+
+
+def load_exit(root: Path, run_id: str) -> RawOutcome | None:
+    from .runids import is_safe
+
+    if not is_safe(run_id):
+        return None
+    try:
+        data = json.loads(exit_path(root, run_id).read_text(encoding="utf-8"))
+        return RawOutcome(**{k: data[k] for k in ("exit_code", "signal", "reason", "duration_s",
+                                                  "output_tail", "cost_usd", "peak_rss_mb",
+                                                  "message", "remote_dir")})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def drop_exit(root: Path, run_id: str) -> None:
+    try:
+        exit_path(root, run_id).unlink()
+    except OSError:
+        pass
+
+
+def spec_from_started(started: dict) -> RunSpec:
+    return RunSpec(run_id=started["run_id"], arm=started["arm"], seed=started["seed"],
+                   args=started["args"], command=started["command"],
+                   output_dir=started["output_dir"], profile=started["profile"],
+                   gpu=started.get("gpu"), timeout_s=started.get("timeout_s"),
+                   cost_estimate_usd=started["cost_estimate_usd"], script=started["script"],
+                   attempt=started["attempt"], retry_of=started.get("retry_of"))
+
+
 def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
     """Runs the ledger shows in flight that nothing can re-attach to: close their records.
 
@@ -780,6 +841,12 @@ def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
     ledger = Ledger(root, "experiments")
     closed = []
     for started in orphans:
+        raw = load_exit(root, started["run_id"])
+        if raw is not None:  # it ended before rstack could ledger it: judge it as it ended
+            ledger.append(finished_record(judge(root, spec_from_started(started), raw)))
+            drop_exit(root, started["run_id"])
+            closed.append(started["run_id"])
+            continue
         local = started.get("profile") == "local"
         category = "interrupted" if local else "host-lost"
         message = ("rstack stopped while this run was in flight; found by --resume" if local else
@@ -814,8 +881,21 @@ def _start(request: RunRequest, *, progress_stream=None, echo=None) -> Execution
         if not callable(reattach):
             prepared.orphans.extend(prepared.reattach)
             prepared.reattach = []
-        for run_id in close_orphans(root, prepared.orphans):
+        closed = close_orphans(root, prepared.orphans)
+        for run_id in closed:
             echo(f"resume: {run_id} was in flight when rstack stopped; its record is closed")
+        if closed:  # one that ended ok before rstack stopped is done: do not run it again
+            from . import runview
+
+            index = runview.load(root)
+            done, versions = index.done_keys(), {index.rows[run_id].version for run_id in closed}
+            keep = []
+            for spec in prepared.specs:
+                if any((spec.arm, spec.seed, tuple(spec.args), *v) in done for v in versions):
+                    prepared.skipped.append(f"{spec.arm} seed {spec.seed}")
+                else:
+                    keep.append(spec)
+            prepared.specs = keep
         for started in prepared.reattach:
             results.extend(reattach_runs(root, prepared.runner, [started]))
     primary = prepared.policy.plan.primary_metric if prepared.policy.plan else None
@@ -835,12 +915,7 @@ def reattach_runs(root: Path, runner: Runner, started_records: list[dict]) -> li
     remote = {r.get("run_id"): r for r in ledger.read(types=["run.remote"]).records}
     out = []
     for started in started_records:
-        spec = RunSpec(run_id=started["run_id"], arm=started["arm"], seed=started["seed"],
-                       args=started["args"], command=started["command"],
-                       output_dir=started["output_dir"], profile=started["profile"],
-                       gpu=started.get("gpu"), timeout_s=started.get("timeout_s"),
-                       cost_estimate_usd=started["cost_estimate_usd"], script=started["script"],
-                       attempt=started["attempt"], retry_of=started.get("retry_of"))
+        spec = spec_from_started(started)
         raw = runner.reattach(spec, remote[spec.run_id])
         result = judge(root, spec, raw)
         ledger.append(finished_record(result))
