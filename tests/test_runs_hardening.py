@@ -419,3 +419,38 @@ def test_escapee_with_an_empty_environment_is_killed_before_artifacts_are_hashed
     import hashlib
     assert hashlib.sha256((project / metrics["path"]).read_bytes()).hexdigest() == metrics["sha256"]
     assert done["metrics"] == {"val_loss": 0.5}
+
+
+# -- item 14: reproduce runs only the recorded interpreter + script form ------------------------
+
+def test_reproduce_refuses_a_foreign_command_unless_yes(project, cli, tmp_path):
+    from analysis_fixtures import record_run, write_project as write_analysis_project
+
+    write_analysis_project(project)
+    run_id = record_run(project, "baseline", 0, ["--lr", "0.05", "--steps", "5"])
+    path = Ledger(project, "experiments").path
+    marker = tmp_path / "pwned"
+    text = path.read_text()
+    started = json.loads(text.splitlines()[0])
+    started["command"] = ["sh", "-c", f"touch {marker}"]
+    path.write_text(json.dumps(started) + "\n" + "\n".join(text.splitlines()[1:]) + "\n")
+    result = cli("reproduce", run_id)
+    assert result.exit_code == 1
+    assert (f"run {run_id}: its recorded command is not the form `rstack run` writes") in result.output
+    assert f"sh -c 'touch {marker}'" in result.output
+    assert f"fix: read the command; if you trust it: rstack reproduce {run_id} --yes" in result.output
+    assert not marker.exists()
+    cli("reproduce", run_id, "--yes")
+    assert marker.exists()
+
+
+def test_reproduce_refuses_a_run_id_that_is_a_path(project, cli):
+    from analysis_fixtures import record_run, write_project as write_analysis_project
+
+    write_analysis_project(project)
+    run_id = record_run(project, "baseline", 0, ["--lr", "0.05", "--steps", "5"])
+    path = Ledger(project, "experiments").path
+    path.write_text(path.read_text().replace(run_id, "../../evil"))
+    result = cli("reproduce", "../../evil")
+    assert result.exit_code == 1
+    assert "run id '../../evil' is not a plain name" in result.output

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -118,6 +120,42 @@ def _find_run(root: Path, run_id: str) -> tuple[dict, dict]:
     return started, finished
 
 
+_INTERPRETER = re.compile(r"python[0-9.]*")
+
+
+def check_command(root: Path, started: dict, *, yes: bool) -> None:
+    """Run only the form `rstack run` writes (python SCRIPT ARGS --output-dir DIR --seed N, the
+    script inside the project) unless the user read the command and passed --yes: a bundle's
+    ledger comes from a stranger, and its `command` would otherwise run as written."""
+    from .contract import contract_args
+    from .runids import is_safe
+
+    run_id = started.get("run_id")
+    if not is_safe(run_id):
+        raise ReproduceError(f"run id {run_id!r} is not a plain name (letters, digits, _.-); "
+                             "it is not used in a path", hint="check the ledger: rstack log check experiments")
+    command, script = started.get("command"), started.get("script")
+    seed, args = started.get("seed"), started.get("args")
+    usable = (isinstance(command, list) and len(command) >= 2
+              and all(isinstance(c, str) for c in command) and isinstance(script, str)
+              and isinstance(args, list))
+    expected_tail = (list(args) + contract_args(started.get("output_dir"), seed, False)
+                     if usable and isinstance(seed, int) and isinstance(started.get("output_dir"), str)
+                     else None)
+    recorded_form = (usable and expected_tail is not None
+                     and _INTERPRETER.fullmatch(Path(command[0]).name) is not None
+                     and command[1] == script and command[2:] == expected_tail
+                     and (Path(root) / script).resolve().is_relative_to(Path(root).resolve()))
+    if recorded_form or yes:
+        return
+    shown = shlex.join(command) if usable else repr(command)
+    raise ReproduceError(
+        f"run {run_id}: its recorded command is not the form `rstack run` writes (python SCRIPT "
+        f"ARGS --output-dir DIR --seed N, the script inside the project), so it was not run: "
+        f"{shown[:500]}",
+        hint=f"read the command; if you trust it: rstack reproduce {run_id} --yes")
+
+
 def _command_for(started: dict, out_dir: Path, notes: list[str]) -> list[str]:
     command = started.get("command")
     if not isinstance(command, list) or not command or not all(isinstance(c, str)
@@ -160,7 +198,7 @@ def _run(cmd: list[str], root: Path, env: dict, out_dir: Path, timeout_s: float 
 
 
 def reproduce_run(root: Path, run_id: str, *, rtol: float | None = None, keep: bool = False,
-                  record: bool = True) -> ReproduceReport:
+                  record: bool = True, yes: bool = False) -> ReproduceReport:
     root = Path(root).resolve()
     if rtol is None:
         from . import config
@@ -168,6 +206,7 @@ def reproduce_run(root: Path, run_id: str, *, rtol: float | None = None, keep: b
         rtol = float(config.get("reproduce_rtol"))
     started, finished = _find_run(root, run_id)
     run_id = started["run_id"]  # a unique prefix names the whole id
+    check_command(root, started, yes=yes)
     notes: list[str] = []
     script = started.get("script")
     if isinstance(script, str) and started.get("script_sha256") and (root / script).is_file():
