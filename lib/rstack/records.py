@@ -94,7 +94,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
         "vastai.instance", ("experiments",),
         {"instance_id": "str", "state": "enum:created,running,destroyed,kept,failed"},
         {"offer_id": "str?", "gpu": "str?", "dph_total": "number?", "ssh": "str?",
-         "message": "str?"},
+         "message": "str?", "lifetime_s": "number?", "billed_usd": "number?",
+         "runs_usd": "number?"},
         doc="A Vast.ai instance rstack rented (recorded before it is polled) and what became of it."),
     # Minimal forms; the literature concern extends them.
     RecordType("search", ("lit-review",), {"query": "str", "source": "enum:s2,arxiv,all"},

@@ -382,6 +382,17 @@ class ExecutionReport:
         return [r for r in self.results if r.spec.run_id not in retried]
 
 
+def total_estimate_usd(specs: list[RunSpec]) -> float:
+    """Worst case of what the specs bill: every run's estimate plus the machines' own lifetime
+    (rented instances bill while booting and tearing down)."""
+    from .costs import instance_overhead_usd
+
+    if not specs:
+        return 0.0
+    runs = sum(s.cost_estimate_usd for s in specs)
+    return round(runs + instance_overhead_usd(specs[0].profile, [s.gpu for s in specs]), 6)
+
+
 def pre_launch_guards(root: Path, specs: list[RunSpec], runner: Runner, policy: RunPolicy,
                       prov: Provenance) -> None:
     """Every guard that can refuse before anything starts or is spent."""
@@ -393,7 +404,7 @@ def pre_launch_guards(root: Path, specs: list[RunSpec], runner: Runner, policy: 
                            script_sha256=prov.script_sha256, records=experiments,
                            arg_sets=[spec.args for spec in specs])
     cap = policy.cap_usd if policy.cap_usd is not None else float(config.get("max_cost_usd"))
-    guards.check_cost_cap(guards.spent_usd(root), sum(s.cost_estimate_usd for s in specs), cap)
+    guards.check_cost_cap(guards.spent_usd(root), total_estimate_usd(specs), cap)
     if profile != "local":
         local_roots = (str(Path(root).resolve()), str(Path.home()), sys.prefix, os.getcwd())
         for spec in specs:
@@ -471,7 +482,28 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
         echo(f"retry {spec.run_id} -> {new.run_id} ({result.category}): {plan.change}")
         return new
 
+    def crosses_cap(spec: RunSpec) -> bool:
+        """Would this run, at its worst case, take the money billed so far over the cap? (The
+        machines bill while runs wait, so the up-front estimate is checked again per run.)"""
+        accrued = runner.accrued_usd() if hasattr(runner, "accrued_usd") else 0.0
+        with lock:
+            later = sum(v for k, v in outstanding.items() if k != spec.run_id and k not in active)
+        spent = guards.spent_usd(root) + accrued
+        try:
+            guards.check_cost_cap(spent, spec.cost_estimate_usd, cap)
+        except guards.GuardError as exc:
+            with lock:
+                refusals.append(f"{spec.run_id}: not started: {exc.message}")
+            echo(f"not starting {spec.run_id}: {exc.message} (billed so far, instances "
+                 f"included; {later:.2f} more was planned)")
+            return True
+        return False
+
     def run_one(spec: RunSpec) -> None:
+        if spec.profile == "vastai" and crosses_cap(spec):
+            with lock:
+                outstanding.pop(spec.run_id, None)
+            return
         while spec is not None and not stopping.is_set():
             (root / spec.output_dir).mkdir(parents=True, exist_ok=True)
             host_for = getattr(runner, "host_for", None)
@@ -700,7 +732,7 @@ class Prepared:
                 "runs": [{"run_id": s.run_id, "arm": s.arm, "seed": s.seed, "command": s.command,
                           "output_dir": s.output_dir, "timeout_s": s.timeout_s, "gpu": s.gpu,
                           "cost_estimate_usd": s.cost_estimate_usd} for s in self.specs],
-                "total_estimate_usd": round(sum(s.cost_estimate_usd for s in self.specs), 6),
+                "total_estimate_usd": total_estimate_usd(self.specs),
                 "skipped": self.skipped,
                 "runner": spec_json(self.specs) if callable(spec_json) else None}
 

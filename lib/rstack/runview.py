@@ -138,9 +138,10 @@ class RunIndex:
             self.preflights.append(item)
         elif rtype == "vastai.instance":
             inst = self.instances.setdefault(str(item.get("instance_id")), {})
-            billed = item.get("billed_usd")
-            if isinstance(billed, (int, float)) and not isinstance(billed, bool):
-                inst["billed_usd"] = float(billed)
+            for name in ("billed_usd", "runs_usd"):
+                value = item.get(name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    inst[name] = float(value)
             inst["state"] = item.get("state")
 
     def _extend(self) -> bool:
@@ -173,7 +174,8 @@ class RunIndex:
         """Money spent: every finished run's cost, plus what rented instances billed beyond the
         runs on them (boot, bootstrap, sync, teardown)."""
         total = sum(row.cost_usd for row in self.rows.values()) + self.orphan_finished_cost
-        total += sum(inst.get("billed_usd", 0.0) for inst in self.instances.values())
+        total += sum(max(0.0, inst.get("billed_usd", 0.0) - inst.get("runs_usd", 0.0))
+                     for inst in self.instances.values())
         return round(total, 6)
 
     def done_keys(self) -> set[tuple]:
