@@ -454,3 +454,36 @@ def test_reproduce_refuses_a_run_id_that_is_a_path(project, cli):
     result = cli("reproduce", "../../evil")
     assert result.exit_code == 1
     assert "run id '../../evil' is not a plain name" in result.output
+
+
+# -- item 25: a large config is refused at once; repair is streamed and cleans up after itself --
+
+def test_a_3mb_config_is_refused_with_a_clear_message(cli):
+    from rstack import paths
+
+    path = paths.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("venue: arxiv\n" + "".join(f"# padding line {i:07d} {'x' * 40}\n"
+                                               for i in range(60_000)))
+    assert path.stat().st_size > 3_000_000
+    result = cli("config", "get", "venue")
+    assert result.exit_code == 1
+    assert f"{path}: {path.stat().st_size:,} bytes; a config file holds at most 262,144" \
+        in result.output
+    assert "fix: move" in result.output
+
+
+def test_repair_removes_a_killed_repairs_temp_file_and_keeps_the_lock(project):
+    ledger = Ledger(project, "experiments")
+    ledger.append(_started("r1"))
+    with open(ledger.path, "ab") as handle:
+        handle.write(b"not json\n")
+    ledger.append(_started("r2", seed=1))
+    leftover = ledger.path.with_name(f".{ledger.path.name}.repair-killed1")
+    leftover.write_bytes(b"half a copy")
+    result = ledger.repair()
+    assert not leftover.exists()
+    assert ledger.lock_path.exists()
+    assert [p.line for p in result.quarantined] == [2] and result.kept == 2
+    assert [r["run_id"] for r in ledger.read().records] == ["r1", "r2"]
+    assert list(ledger.path.parent.glob(f".{ledger.path.name}.repair-*")) == []

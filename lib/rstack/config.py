@@ -245,6 +245,17 @@ class ConfigFile:
         if not path.exists():
             return cls(path, CommentedMap(), exists=False)
         try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        if size > MAX_CONFIG_BYTES:
+            # A few dozen keys fit in a few KiB; parsing megabytes of YAML on every command
+            # (the preamble reads config several times) costs seconds each time.
+            raise ConfigError(f"{path}: {size:,} bytes; a config file holds at most "
+                              f"{MAX_CONFIG_BYTES:,} (it has a few dozen `key: value` lines)",
+                              hint=f"move {path} aside and re-run ./setup to write fresh defaults, "
+                                   "then set what you need with rstack config set")
+        try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read ({exc.strerror})",
@@ -333,6 +344,27 @@ class Resolved:
         }
 
 
+# The config file is read once per process while it is unchanged (same size, mtime and inode).
+MAX_CONFIG_BYTES = 256 * 1024
+_READ_CACHE: dict[Path, tuple[tuple, ConfigFile]] = {}
+
+
+def _current_file() -> ConfigFile:
+    """The user's config file for reading, parsed once while it stays the same file."""
+    path = paths.config_path()
+    try:
+        st = path.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        return ConfigFile.load(path)
+    cached = _READ_CACHE.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    cfg = ConfigFile.load(path)
+    _READ_CACHE[path] = (stamp, cfg)
+    return cfg
+
+
 def resolve(name: str, cfg: ConfigFile | None = None) -> Resolved:
     key = known_key(name)
     env = os.environ.get(key.env_var)
@@ -342,7 +374,7 @@ def resolve(name: str, cfg: ConfigFile | None = None) -> Resolved:
         except ValueError as exc:
             raise ConfigError(f"environment {key.env_var}={env!r}: {exc}",
                               hint=f"unset {key.env_var} or give it {key.describe_allowed()}") from None
-    cfg = cfg if cfg is not None else ConfigFile.load()
+    cfg = cfg if cfg is not None else _current_file()
     if cfg.has(name):
         return Resolved(key, cfg.typed(key), "file")
     return Resolved(key, key.default, "default")
@@ -354,7 +386,7 @@ def get(name: str, cfg: ConfigFile | None = None) -> Any:
 
 
 def resolve_all(cfg: ConfigFile | None = None) -> list[Resolved]:
-    cfg = cfg if cfg is not None else ConfigFile.load()
+    cfg = cfg if cfg is not None else _current_file()
     return [resolve(name, cfg) for name in sorted(KEYS)]
 
 

@@ -345,48 +345,101 @@ class Ledger:
     # -- repair ----------------------------------------------------------------------------
 
     def repair(self) -> RepairResult:
-        """Move damaged lines to `.rstack/quarantine.jsonl`, then keep every good line as is."""
+        """Move damaged lines to `.rstack/quarantine.jsonl`, then keep every good line as is.
+
+        Streamed (memory bounded by one line, whatever the ledger's size); the temp file of a
+        repair that was killed is removed by the next repair, which holds the same lock."""
         quarantine = paths.quarantine_path(self.root)
         with self._locked():
-            result = self.read()
-            damage = result.damage
+            self._remove_repair_leftovers()
+            damage = [item for _, _, item in self.stream()
+                      if isinstance(item, LineProblem) and item.is_damage]
+            torn = self._torn_tail()
+            if torn is not None:
+                damage.append(torn)
             if not damage:
-                return RepairResult(self.path, [], quarantine, len(result.entries))
-            bad_lines = {p.line for p in damage}
-            raw = self.path.read_bytes()
-            lines = raw.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            # 1. The quarantine gets the bad lines first (durably), so a crash loses nothing.
+                return RepairResult(self.path, [], quarantine, self._count_good())
+            bad_lines = {p.line: p for p in damage}
             stamp = utc_now()
-            entries = []
-            for problem in damage:
-                text = lines[problem.line - 1].decode("utf-8", errors="replace")
-                entries.append(json.dumps({
-                    "v": SCHEMA_VERSION, "type": "quarantined", "ts": stamp, "ledger": self.name,
-                    "line": problem.line, "kind": problem.kind, "reason": problem.message,
-                    "text": text,
-                }, ensure_ascii=False) + "\n")
+            tmp = None
+            kept = 0
             try:
+                # 1. The quarantine gets the bad lines first (durably), so a crash loses nothing.
                 fd = os.open(quarantine, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    os.write(fd, "".join(entries).encode("utf-8"))
+                    for lineno, line in self._lines():
+                        problem = bad_lines.get(lineno)
+                        if problem is None:
+                            continue
+                        os.write(fd, (json.dumps({
+                            "v": SCHEMA_VERSION, "type": "quarantined", "ts": stamp,
+                            "ledger": self.name, "line": problem.line, "kind": problem.kind,
+                            "reason": problem.message,
+                            "text": line.decode("utf-8", errors="replace"),
+                        }, ensure_ascii=False) + "\n").encode("utf-8"))
                     os.fsync(fd)
                 finally:
                     os.close(fd)
                 # 2. A new file with the good lines, byte for byte, swapped in atomically.
-                kept = [line for index, line in enumerate(lines, start=1)
-                        if index not in bad_lines and line.strip()]
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}{_REPAIR_TMP}",
+                                           dir=self.path.parent)
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(b"".join(line + b"\n" for line in kept))
+                    for lineno, line in self._lines():
+                        if lineno in bad_lines or not line.strip():
+                            continue
+                        handle.write(line + b"\n")
+                        kept += 1
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, self.path)
+                tmp = None
             except OSError as exc:
                 raise _os_error(self.path, exc, "repair ledger") from None
-            return RepairResult(self.path, damage, quarantine, len(kept))
+            finally:
+                if tmp is not None and os.path.exists(tmp):
+                    os.unlink(tmp)
+            return RepairResult(self.path, damage, quarantine, kept)
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, line without its newline), the last line even when it has none."""
+        with open(self.path, "rb") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                yield lineno, line[:-1] if line.endswith(b"\n") else line
+
+    def _torn_tail(self) -> LineProblem | None:
+        """The last line when it has no newline (a writer killed mid-write), as damage."""
+        try:
+            with open(self.path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    return None
+                handle.seek(size - 1)
+                if handle.read(1) == b"\n":
+                    return None
+        except FileNotFoundError:
+            return None
+        last = None
+        for last in self._lines():
+            pass
+        lineno, text = last
+        if not text.strip():
+            return None
+        return LineProblem(lineno, "torn", _describe("torn", ValueError()), _preview(text))
+
+    def _count_good(self) -> int:
+        return sum(1 for _, _, item in self.stream() if not isinstance(item, LineProblem))
+
+    def _remove_repair_leftovers(self) -> None:
+        for leftover in self.path.parent.glob(f".{self.path.name}{_REPAIR_TMP}*"):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+
+
+# The temp file a repair writes beside the ledger (never the `.lock` sidecar's name).
+_REPAIR_TMP = ".repair-"
 
 
 def _describe(kind: str, cause: BaseException) -> str:
