@@ -780,7 +780,7 @@ def prepare(request: RunRequest) -> Prepared:
         # neither is started again. A run of another script or plan version is superseded.
         version = (provenance(root, specs[0].script, plan).script_sha256 if specs else None,
                    plan.sha256 if plan else None)
-        done = index.done_keys() | {index.rows[s["run_id"]].done_key for s in reattach}
+        done = index.done_keys() | {index.inflight[s["run_id"]].done_key for s in reattach}
         keep = []
         for spec in specs:
             if (spec.arm, spec.seed, tuple(spec.args), *version) in done:

@@ -20,7 +20,7 @@ from typing import Iterator
 from . import paths
 from .ledger import Ledger, LineProblem
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CACHE_FILE = "runview.json"
 _PROBE = 65536  # bytes hashed at the head and before the cached size
 # Record types the index keeps (run rows; preflights and remote/instance records are few).
@@ -78,15 +78,51 @@ class RunRow:
         return (self.arm, self.seed, tuple(self.args), *self.version)
 
 
+def _row(lineno: int, offset: int, item: dict) -> RunRow:
+    seed = item.get("seed")
+    return RunRow(
+        run_id=item["run_id"], arm=item.get("arm"),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        args=[str(a) for a in item.get("args") or []], script=item.get("script"),
+        script_sha256=item.get("script_sha256"), plan_sha256=item.get("plan_sha256"),
+        profile=item.get("profile"), started_line=lineno, started_offset=offset,
+        started_ts=item.get("ts"), output_dir=item.get("output_dir"),
+        retry_of=item.get("retry_of"))
+
+
+def _close(row: RunRow, lineno: int, offset: int, item: dict, cost: float) -> None:
+    row.status = str(item.get("status"))
+    row.category = item.get("category")
+    row.cost_usd = cost
+    row.finished_line, row.finished_offset, row.finished_ts = lineno, offset, item.get("ts")
+
+
+def _cost(item: dict) -> float:
+    cost = item.get("cost_usd")
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
+
+
+def _group_key(arm, version) -> str:
+    return json.dumps([arm, *version])
+
+
 @dataclass
 class RunIndex:
+    """A summary small enough to cache and load in milliseconds at 100k runs (counts per arm and
+    version, done keys, spend, the runs in flight), plus every run's row on demand (`runs()`,
+    one streamed pass, for the readers that list or pick runs)."""
+
     root: Path
     ledger_path: Path
-    rows: dict[str, RunRow] = field(default_factory=dict)  # by run id, in started order
+    inflight: dict[str, RunRow] = field(default_factory=dict)
+    # "[arm, script sha, plan sha]" -> {"ok": n, "failed": n, "ok_seeds": [...], "failed_seeds": [...]}
+    groups: dict[str, dict] = field(default_factory=dict)
+    done: set[tuple] = field(default_factory=set)
+    run_cost: float = 0.0
+    run_count: int = 0
     preflights: list[dict] = field(default_factory=list)
     remote: dict[str, dict] = field(default_factory=dict)  # run id -> its run.remote record
     instances: dict[str, dict] = field(default_factory=dict)  # vastai instance id -> billing
-    orphan_finished_cost: float = 0.0  # cost of run.finished records with no run.started
     line_count: int = 0
     size: int = 0  # bytes indexed (up to the last complete line)
     problems: list[dict] = field(default_factory=list)  # the first few, as LineProblem.as_json
@@ -94,6 +130,7 @@ class RunIndex:
     latest_ts: str | None = None
     last_finished_line: int = 0
     torn_tail: bool = False  # bytes after the last complete line (a torn or half-written record)
+    _rows: dict[str, RunRow] | None = None
 
     # -- building ------------------------------------------------------------------------------
 
@@ -110,28 +147,25 @@ class RunIndex:
         rtype = item.get("type")
         run_id = item.get("run_id")
         if rtype == "run.started" and isinstance(run_id, str):
-            seed = item.get("seed")
-            self.rows[run_id] = RunRow(
-                run_id=run_id, arm=item.get("arm"),
-                seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-                args=[str(a) for a in item.get("args") or []], script=item.get("script"),
-                script_sha256=item.get("script_sha256"), plan_sha256=item.get("plan_sha256"),
-                profile=item.get("profile"), started_line=lineno, started_offset=offset,
-                started_ts=ts, output_dir=item.get("output_dir"), retry_of=item.get("retry_of"))
+            self.inflight[run_id] = _row(lineno, offset, item)
+            self.run_count += 1
         elif rtype == "run.finished" and isinstance(run_id, str):
-            cost = item.get("cost_usd")
-            cost = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0.0
+            cost = _cost(item)
+            self.run_cost += cost
             self.last_finished_line = lineno
-            row = self.rows.get(run_id)
-            if row is None:
-                self.orphan_finished_cost += cost
+            row = self.inflight.pop(run_id, None)
+            if row is None:  # no run.started, or a second close: spend only
                 return
-            if row.finished:  # a second close of the same run: the first one stands
-                return
-            row.status = str(item.get("status"))
-            row.category = item.get("category")
-            row.cost_usd = cost
-            row.finished_line, row.finished_offset, row.finished_ts = lineno, offset, ts
+            _close(row, lineno, offset, item, cost)
+            group = self.groups.setdefault(_group_key(row.arm, row.version),
+                                           {"ok": 0, "failed": 0, "ok_seeds": [],
+                                            "failed_seeds": []})
+            kind = "ok" if row.status == "ok" else "failed"
+            group[kind] += 1
+            if row.seed not in group[f"{kind}_seeds"]:
+                group[f"{kind}_seeds"].append(row.seed)
+            if row.status == "ok":
+                self.done.add(row.done_key)
         elif rtype == "run.remote" and isinstance(run_id, str):
             self.remote[run_id] = item
         elif rtype == "preflight":
@@ -160,26 +194,58 @@ class RunIndex:
         if complete > self.size:
             self.line_count += _count_newlines(self.ledger_path, self.size, complete)
             self.size = complete
+        if self.size != before:
+            self._rows = None
         return self.size != before
 
     # -- the questions readers ask -------------------------------------------------------------
+
+    @property
+    def rows(self) -> dict[str, RunRow]:
+        """Every run by id, in started order (one streamed pass over the ledger, then kept)."""
+        if self._rows is None:
+            rows: dict[str, RunRow] = {}
+            for lineno, offset, item in Ledger(self.root, "experiments").stream(
+                    types=("run.started", "run.finished")):
+                if isinstance(item, LineProblem) or not isinstance(item.get("run_id"), str):
+                    continue
+                if lineno > self.line_count:
+                    break
+                run_id = item["run_id"]
+                if item.get("type") == "run.started":
+                    rows[run_id] = _row(lineno, offset, item)
+                elif run_id in rows and not rows[run_id].finished:
+                    _close(rows[run_id], lineno, offset, item, _cost(item))
+            self._rows = rows
+        return self._rows
 
     def runs(self) -> list[RunRow]:
         return list(self.rows.values())
 
     def in_flight(self) -> list[RunRow]:
-        return [row for row in self.rows.values() if not row.finished]
+        return list(self.inflight.values())
 
     def spent_usd(self) -> float:
         """Money spent: every finished run's cost, plus what rented instances billed beyond the
         runs on them (boot, bootstrap, sync, teardown)."""
-        total = sum(row.cost_usd for row in self.rows.values()) + self.orphan_finished_cost
+        total = self.run_cost
         total += sum(max(0.0, inst.get("billed_usd", 0.0) - inst.get("runs_usd", 0.0))
                      for inst in self.instances.values())
         return round(total, 6)
 
     def done_keys(self) -> set[tuple]:
-        return {row.done_key for row in self.rows.values() if row.status == "ok"}
+        return set(self.done)
+
+    def _current(self, current: dict[str, tuple] | None, versions: dict[str, tuple]):
+        """Is (arm, version) a current version? None on either side cannot tell versions
+        apart: a plan's script that is not there now, or a run ledgered without a plan."""
+        merged = dict(versions)
+        merged.update(current or {})
+
+        def is_current(arm, version) -> bool:
+            want = merged.get(arm, version)
+            return all(w is None or got is None or w == got for w, got in zip(want, version))
+        return is_current
 
     def current_versions(self, current: dict[str, tuple] | None = None) -> dict[str, tuple]:
         """The version each arm counts runs of: `current[arm]` where given (the plan's script and
@@ -194,15 +260,44 @@ class RunIndex:
     def split_current(self, current: dict[str, tuple] | None = None
                       ) -> tuple[list[RunRow], list[RunRow]]:
         """(runs of each arm's current version, superseded runs of an older script or plan)."""
-        versions = self.current_versions(current)
+        is_current = self._current(current, self.current_versions(current))
         now, old = [], []
         for row in self.rows.values():
-            want = versions.get(row.arm, row.version)
-            # None on either side cannot tell versions apart: a plan's script that is not there
-            # now, or a run ledgered without a plan (ad hoc).
-            same = all(w is None or got is None or w == got for w, got in zip(want, row.version))
-            (now if same else old).append(row)
+            (now if is_current(row.arm, row.version) else old).append(row)
         return now, old
+
+    def arm_counts(self, current: dict[str, tuple]) -> tuple[dict[str, dict], int]:
+        """For status, from the summary alone: ({arm: {ok, failed, running, ok_seeds,
+        failed_seeds}} over current versions, how many finished runs are superseded). Arms
+        missing from `current` count their latest version (the one last finished or running)."""
+        latest: dict[str, tuple] = {}
+        for key in self.groups:  # insertion order: the version that finished last wins
+            arm, *version = json.loads(key)
+            latest[arm] = tuple(version)
+        for row in self.inflight.values():
+            latest[row.arm] = row.version
+        is_current = self._current(current, latest)
+        arms: dict[str, dict] = {}
+        superseded = 0
+        for key, group in self.groups.items():
+            arm, *version = json.loads(key)
+            if not is_current(arm, tuple(version)):
+                superseded += group["ok"] + group["failed"]
+                continue
+            entry = arms.setdefault(arm or "?", {"ok": 0, "failed": 0, "running": 0,
+                                                  "ok_seeds": set(), "failed_seeds": set()})
+            entry["ok"] += group["ok"]
+            entry["failed"] += group["failed"]
+            entry["ok_seeds"].update(group["ok_seeds"])
+            entry["failed_seeds"].update(group["failed_seeds"])
+        for row in self.inflight.values():
+            if is_current(row.arm, row.version):
+                arms.setdefault(row.arm or "?", {"ok": 0, "failed": 0, "running": 0,
+                                                 "ok_seeds": set(), "failed_seeds": set()})[
+                    "running"] += 1
+            else:
+                superseded += 1
+        return arms, superseded
 
     def find(self, run_id: str) -> list[RunRow]:
         """The run with this id, else every run whose id starts with it."""
@@ -216,16 +311,6 @@ class RunIndex:
                 break
             out.append(self.rows[candidate])
         return out
-
-    def record_at(self, offset: int | None) -> dict | None:
-        """The full ledger record that starts at byte offset (a run's started/finished record)."""
-        if offset is None:
-            return None
-        from .ledger import strict_loads
-
-        with open(self.ledger_path, "rb") as handle:
-            handle.seek(offset)
-            return strict_loads(handle.readline())
 
     def iter_records(self, rows: list[RunRow]) -> Iterator[tuple[RunRow, dict, dict | None]]:
         """(row, run.started, run.finished or None) for rows, read with one open file."""
@@ -243,22 +328,25 @@ class RunIndex:
 
     # -- the cache -----------------------------------------------------------------------------
 
+    _CACHED = ("groups", "run_cost", "run_count", "preflights", "remote", "instances",
+               "line_count", "size", "problems", "damage_count", "latest_ts",
+               "last_finished_line")
+
     def to_json(self) -> dict:
-        return {"version": CACHE_VERSION, "size": self.size, "line_count": self.line_count,
-                "key": _key(self.ledger_path, self.size),
-                "rows": [row.to_list() for row in self.rows.values()],
-                "preflights": self.preflights, "remote": self.remote, "instances": self.instances,
-                "orphan_finished_cost": self.orphan_finished_cost, "problems": self.problems,
-                "damage_count": self.damage_count, "latest_ts": self.latest_ts,
-                "last_finished_line": self.last_finished_line}
+        data = {name: getattr(self, name) for name in self._CACHED}
+        data.update(version=CACHE_VERSION, key=_key(self.ledger_path, self.size),
+                    inflight=[row.to_list() for row in self.inflight.values()],
+                    done=[list(key) for key in self.done])
+        return data
 
     @classmethod
     def from_json(cls, root: Path, ledger_path: Path, data: dict) -> "RunIndex":
         index = cls(root=root, ledger_path=ledger_path)
-        index.rows = {values[0]: RunRow.from_list(values) for values in data["rows"]}
-        for name in ("preflights", "remote", "instances", "orphan_finished_cost", "problems",
-                     "damage_count", "latest_ts", "last_finished_line", "size", "line_count"):
+        for name in cls._CACHED:
             setattr(index, name, data[name])
+        index.inflight = {values[0]: RunRow.from_list(values) for values in data["inflight"]}
+        index.done = {(arm, seed, tuple(args), *version)
+                      for arm, seed, args, *version in data["done"]}
         return index
 
 

@@ -179,21 +179,10 @@ def _runs_stage(root: Path, plan, index) -> Stage:
     from . import config
     from .runview import current_versions_for
 
-    current, old = index.split_current(current_versions_for(root, plan))
-    per_arm: dict[str, dict[str, int]] = {}
-    ok_seeds: dict[str, set] = {}
-    failed_seeds: dict[str, set] = {}
-    for row in current:
-        arm = row.arm or "?"
-        counts = per_arm.setdefault(arm, {"ok": 0, "failed": 0, "running": 0})
-        if row.status is None:
-            counts["running"] += 1
-        elif row.status == "ok":
-            counts["ok"] += 1
-            ok_seeds.setdefault(arm, set()).add(row.seed)
-        else:
-            counts["failed"] += 1
-            failed_seeds.setdefault(arm, set()).add(row.seed)
+    arms, superseded = index.arm_counts(current_versions_for(root, plan))
+    per_arm = {arm: {k: c[k] for k in ("ok", "failed", "running")} for arm, c in arms.items()}
+    ok_seeds = {arm: c["ok_seeds"] for arm, c in arms.items()}
+    failed_seeds = {arm: c["failed_seeds"] for arm, c in arms.items()}
     spent = round(index.spent_usd(), 4)
     cap = None
     if plan is not None:
@@ -201,12 +190,12 @@ def _runs_stage(root: Path, plan, index) -> Stage:
     if cap is None:
         cap = config.get("max_cost_usd")
     data: dict[str, Any] = {"arms": per_arm, "spent_usd": spent, "cap_usd": cap,
-                            "superseded": len(old)}
+                            "superseded": superseded}
     summary = "; ".join(f"{arm}: {c['ok']} ok, {c['failed']} failed"
                         + (f", {c['running']} running" if c["running"] else "")
                         for arm, c in sorted(per_arm.items())) or "no runs yet"
-    if old:
-        summary += f"; {len(old)} superseded (older script or plan)"
+    if superseded:
+        summary += f"; {superseded} superseded (older script or plan)"
     summary += f"; spent ${spent:.2f} of ${float(cap):.2f} cap"
     if not per_arm:
         return Stage("runs", "missing", summary, data)
@@ -235,7 +224,7 @@ def _ledger_prefix_sha(path: Path, lines: int) -> str | None:
     return prefix_sha256(raw, lines)
 
 
-def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage) -> Stage:
+def _analysis_stage(root: Path, index, runs: Stage) -> Stage:
     summary_path = root / "analysis" / "summary.json"
     if not summary_path.is_file():
         return Stage("analysis", "missing", "analysis/summary.json not written yet")
@@ -252,8 +241,8 @@ def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage
         return Stage("analysis", "ok", "up to date with the experiments ledger", data)
     # Other records (notes, preflights) may follow; only newer finished runs make it stale.
     if _ledger_prefix_sha(ledger_file, recorded_lines) == recorded_sha:
-        newer = [r for line, r in experiments
-                 if line > recorded_lines and r.get("type") == "run.finished"]
+        newer = ([row for row in index.runs() if (row.finished_line or 0) > recorded_lines]
+                 if index.last_finished_line > recorded_lines else [])
         if not newer:
             return Stage("analysis", "ok", "up to date (no runs finished since)", data)
         return Stage("analysis", "stale", f"{len(newer)} run(s) finished after the analysis", data)
@@ -420,12 +409,10 @@ def project_status(root: Path) -> Status:
     stages["novelty"] = _novelty_stage(root, lit)
     plan, stages["plan"] = _load_plan(root)
     index = runview.load(root)
-    experiments = [(0, r) for r in index.preflights] + [
-        (row.finished_line, {"type": "run.finished", "status": row.status, "arm": row.arm,
-                             "run_id": row.run_id}) for row in index.runs() if row.finished]
+    experiments = [(0, r) for r in index.preflights]
     stages["preflight"] = _preflight_stage(root, plan, experiments)
     stages["runs"] = _runs_stage(root, plan, index)
-    stages["analysis"] = _analysis_stage(root, experiments, stages["runs"])
+    stages["analysis"] = _analysis_stage(root, index, stages["runs"])
     stages["paper"] = _paper_stage(root)
     stages["audit"] = _audit_stage(root, stages["paper"])
     stages["bundle"] = _bundle_stage(root)
