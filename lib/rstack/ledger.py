@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -306,6 +307,9 @@ class Ledger:
         judged as `read` judges it; memory is bounded by one line. Stops before a last line that
         has no newline yet (torn, or being written): the caller resumes there next time."""
         wanted = set(types) if types else None
+        # A line that names none of the wanted types is skipped unparsed (spacing tolerated).
+        needles = re.compile(rb'"type"\s*:\s*"(?:' + b"|".join(
+            re.escape(t.encode()) for t in sorted(wanted)) + rb')"') if wanted else None
         try:
             handle = open(self.path, "rb")
         except FileNotFoundError:
@@ -321,7 +325,7 @@ class Ledger:
                 lineno += 1
                 here, offset = offset, offset + len(text)
                 text = text[:-1]
-                if not text.strip():
+                if not text.strip() or (needles is not None and not needles.search(text)):
                     continue
                 one = ReadResult(self.path)
                 try:

@@ -22,6 +22,7 @@ from .ledger import Ledger, LineProblem
 
 CACHE_VERSION = 2
 CACHE_FILE = "runview.json"
+ROWS_CACHE_FILE = "runview-rows.json"
 _PROBE = 65536  # bytes hashed at the head and before the cached size
 # Record types the index keeps (run rows; preflights and remote/instance records are few).
 _TYPES = ("run.started", "run.finished", "run.remote", "preflight", "vastai.instance")
@@ -202,11 +203,12 @@ class RunIndex:
 
     @property
     def rows(self) -> dict[str, RunRow]:
-        """Every run by id, in started order (one streamed pass over the ledger, then kept)."""
+        """Every run by id, in started order: from the rows cache (its own file, so status never
+        loads it) brought up to date by streaming what was appended, then kept."""
         if self._rows is None:
-            rows: dict[str, RunRow] = {}
+            rows, start, first = _cached_rows(self.root, self.ledger_path, self.size)
             for lineno, offset, item in Ledger(self.root, "experiments").stream(
-                    types=("run.started", "run.finished")):
+                    start=start, first_line=first, types=("run.started", "run.finished")):
                 if isinstance(item, LineProblem) or not isinstance(item.get("run_id"), str):
                     continue
                 if lineno > self.line_count:
@@ -217,6 +219,8 @@ class RunIndex:
                 elif run_id in rows and not rows[run_id].finished:
                     _close(rows[run_id], lineno, offset, item, _cost(item))
             self._rows = rows
+            if start < self.size:
+                _save_rows(self.root, self.ledger_path, self.size, self.line_count, rows)
         return self._rows
 
     def runs(self) -> list[RunRow]:
@@ -396,6 +400,34 @@ def _key(path: Path, size: int) -> list[str]:
 
 def cache_path(root: Path) -> Path:
     return paths.cache_dir(root) / CACHE_FILE
+
+
+def rows_cache_path(root: Path) -> Path:
+    return paths.cache_dir(root) / ROWS_CACHE_FILE
+
+
+def _cached_rows(root: Path, ledger_path: Path, size_now: int) -> tuple[dict, int, int]:
+    """(rows, byte offset and line number to stream on from) from the rows cache, or from 0."""
+    try:
+        data = json.loads(rows_cache_path(root).read_text(encoding="utf-8"))
+        if data.get("version") != CACHE_VERSION or data["size"] > size_now \
+                or _key(ledger_path, data["size"]) != data["key"]:
+            raise ValueError("stale")
+        rows = {values[0]: RunRow.from_list(values) for values in data["rows"]}
+        return rows, data["size"], data["line_count"] + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, 0, 1
+
+
+def _save_rows(root: Path, ledger_path: Path, size: int, line_count: int, rows: dict) -> None:
+    from .atomic import write_text
+
+    data = {"version": CACHE_VERSION, "size": size, "line_count": line_count,
+            "key": _key(ledger_path, size), "rows": [row.to_list() for row in rows.values()]}
+    try:
+        write_text(rows_cache_path(root), json.dumps(data, separators=(",", ":")))
+    except OSError:
+        pass
 
 
 def _cached(root: Path, ledger_path: Path, size_now: int) -> RunIndex | None:
