@@ -301,11 +301,13 @@ class Ledger:
             return
         result.entries.append((lineno, record))
 
-    def stream(self, *, start: int = 0, first_line: int = 1,
-               types: Iterable[str] | None = None) -> Iterator[tuple[int, int, dict | LineProblem]]:
+    def stream(self, *, start: int = 0, first_line: int = 1, types: Iterable[str] | None = None,
+               containing: bytes | None = None
+               ) -> Iterator[tuple[int, int, dict | LineProblem]]:
         """(line number, byte offset, record or problem) from byte `start` on, one line at a time,
         judged as `read` judges it; memory is bounded by one line. Stops before a last line that
-        has no newline yet (torn, or being written): the caller resumes there next time."""
+        has no newline yet (torn, or being written): the caller resumes there next time. `types`
+        and `containing` (bytes the line must hold) skip other lines unparsed."""
         wanted = set(types) if types else None
         # A line that names none of the wanted types is skipped unparsed (spacing tolerated).
         needles = re.compile(rb'"type"\s*:\s*"(?:' + b"|".join(
@@ -325,7 +327,8 @@ class Ledger:
                 lineno += 1
                 here, offset = offset, offset + len(text)
                 text = text[:-1]
-                if not text.strip() or (needles is not None and not needles.search(text)):
+                if not text.strip() or (needles is not None and not needles.search(text)) \
+                        or (containing is not None and containing not in text):
                     continue
                 one = ReadResult(self.path)
                 try:

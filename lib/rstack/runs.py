@@ -675,8 +675,9 @@ def show_run(root: Path, run_id: str) -> dict:
     index, row = find_run(root, run_id)
     _, started, done = next(index.iter_records([row]))
     _, old = index.split_current(runview.default_plan_versions(root))
-    related = [rec for _, _, rec in Ledger(root, "experiments").stream(start=row.started_offset,
-                                                                       first_line=row.started_line)
+    related = [rec for _, _, rec in Ledger(root, "experiments").stream(
+                   start=row.started_offset, first_line=row.started_line,
+                   containing=json.dumps(row.run_id).encode())
                if isinstance(rec, dict) and (rec.get("run_id") == row.run_id
                                              or rec.get("retry_run_id") == row.run_id)]
     return {"run": run_json(row, started, done, row in old), "records": related}
