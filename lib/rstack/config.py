@@ -21,6 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from . import atomic, paths
 from .errors import ConfigError
+from .runners import PROFILES
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -151,7 +152,7 @@ KEYS: dict[str, Key] = {}
 for _key in (
     Key("compute_preferred", "enum", "auto",
         "Where runs go: auto = modal when authenticated, else local.",
-        choices=("auto", "local", "ssh", "vastai", "modal")),
+        choices=("auto", *PROFILES)),
     Key("venue", "enum", "arxiv", "Default paper venue template.",
         choices=("arxiv", "neurips", "icml", "iclr", "acl")),
     Key("experiment_checkpoint", "int", 3,

@@ -57,3 +57,7 @@ class ReproduceError(RStackError):
 
 class PaperError(RStackError):
     """`rstack paper`/`rstack venue` cannot write, build or audit the paper (or fetch a style)."""
+
+
+class RunError(RStackError):
+    """A run could not be set up or launched (nothing about its result: that is its status)."""

@@ -23,9 +23,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import RStackError
+from .runners import PROFILES  # noqa: F401  (the one list of profiles; plan.PROFILES re-exports it)
 
 PLAN_FILENAME = "experiment-plan.md"
-PROFILES = ("local", "ssh", "vastai", "modal")
 DIRECTIONS = ("minimize", "maximize")
 ACCEPT_KINDS = ("absolute", "relative")
 VENUES = ("arxiv", "neurips", "icml", "iclr", "acl")

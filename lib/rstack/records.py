@@ -18,6 +18,8 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from .errors import RecordError
+from .runners import PROFILES
+from .runners.base import STATUSES
 
 SCHEMA_VERSION = 1
 LEDGERS = ("experiments", "lit-review")
@@ -65,7 +67,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
     RecordType(
         "run.started", ("experiments",),
         {"run_id": "str", "arm": "str", "seed": "int", "args": "array", "command": "array",
-         "output_dir": "str", "profile": "enum:local,ssh,vastai,modal", "host": "str",
+         "output_dir": "str", "profile": "enum:" + ",".join(PROFILES), "host": "str",
          "plan_sha256": "sha256?", "config_hash": "sha256", "git_commit": "str?",
          "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
          "cost_estimate_usd": "number", "attempt": "int", "retry_of": "str?"},
@@ -74,7 +76,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
     RecordType(
         "run.finished", ("experiments",),
         {"run_id": "str", "arm": "str", "seed": "int",
-         "status": "enum:ok,failed,timeout,oom,diverged,killed,lost",
+         "status": "enum:" + ",".join(STATUSES),
          "exit_code": "int?", "category": "str?", "hint": "str?", "metrics": "object?",
          "artifacts": "array", "duration_s": "number", "cost_usd": "number"},
         {"message": "str?", "peak_rss_mb": "number?", "remote_dir": "str?"},

@@ -11,84 +11,26 @@ import hashlib
 import json
 import os
 import queue
-import socket
 import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable
 
 from . import config, contract, guards
-from .errors import RStackError
+from .errors import RunError
 from .gitstate import project_git_state
 from .hashing import sha256_file
 from .incidents import INCIDENTS, diagnose
 from .ledger import Ledger
 from .runids import RunIds
 from .plan import DEFAULT_PROTECTED, CompiledRun, Plan, contract_flags, new_run_id, python_for
+from .runners.base import (ARTIFACT_MISMATCH, LOG_FILE, STATUS_BY_CATEGORY, STATUSES,  # noqa: F401
+                           RawOutcome, Runner, RunSpec, default_host)
 
 RESULTS_DIR = "results"
-LOG_FILE = "stdout.log"
-STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost")
-# How a diagnosis category becomes a run status; everything else is `failed`.
-STATUS_BY_CATEGORY = {
-    "timeout": "timeout", "cuda-oom": "oom", "memory": "oom", "divergence": "diverged",
-    "metrics-nonfinite": "diverged", "interrupted": "killed", "killed-by-signal": "killed",
-    "host-lost": "lost", "preempted": "lost",
-}
-# Runner-level failure that no script output explains: the copy that came back does not match
-# what the remote side wrote (its row in rstack.incidents has no retry policy).
-ARTIFACT_MISMATCH = "artifact-mismatch"
-
-
-class RunError(RStackError):
-    """A run could not be set up or launched (nothing about its result: that is its status)."""
-
-
-@dataclass
-class RunSpec:
-    """One run as it will be executed and ledgered."""
-
-    run_id: str
-    arm: str
-    seed: int
-    args: list[str]
-    command: list[str]
-    output_dir: str  # project-relative: results/<run_id>
-    profile: str
-    gpu: str | None
-    timeout_s: float | None
-    cost_estimate_usd: float
-    script: str
-    attempt: int = 1
-    retry_of: str | None = None
-    name: str | None = None  # ad hoc runs
-
-    @classmethod
-    def from_compiled(cls, run: CompiledRun, script: str) -> "RunSpec":
-        return cls(run_id=run.run_id, arm=run.arm, seed=run.seed, args=list(run.args),
-                   command=list(run.command), output_dir=run.output_dir, profile=run.profile,
-                   gpu=run.gpu, timeout_s=run.timeout_s, cost_estimate_usd=run.cost_estimate_usd,
-                   script=script)
-
-
-@dataclass
-class RawOutcome:
-    """What a runner observed, before judgement: how the process ended and what it printed."""
-
-    exit_code: int | None
-    signal: int | None
-    reason: str | None  # procwatch reasons, or "host-lost" | "preempted" | ARTIFACT_MISMATCH
-    duration_s: float
-    output_tail: list[str]
-    cost_usd: float = 0.0
-    peak_rss_mb: float | None = None
-    message: str | None = None  # runner's own words (verification failures, remote death)
-    remote_dir: str | None = None
-
-
 @dataclass
 class RunResult:
     spec: RunSpec
@@ -103,16 +45,6 @@ class RunResult:
     cost_usd: float
     peak_rss_mb: float | None = None
     remote_dir: str | None = None
-
-
-class Runner(Protocol):
-    profile: str
-    host: str
-
-    def prepare(self, specs: list[RunSpec]) -> None: ...
-    def launch(self, spec: RunSpec, *, on_line: Callable[[str], None] | None) -> RawOutcome: ...
-    def cancel(self) -> None: ...
-    def close(self, results: list[RunResult]) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -405,12 +337,12 @@ def pre_launch_guards(root: Path, specs: list[RunSpec], runner: Runner, policy: 
                            arg_sets=[spec.args for spec in specs])
     cap = policy.cap_usd if policy.cap_usd is not None else float(config.get("max_cost_usd"))
     guards.check_cost_cap(guards.spent_usd(root), total_estimate_usd(specs), cap)
-    if profile != "local":
+    if runner.remote:
         local_roots = (str(Path(root).resolve()), str(Path.home()), sys.prefix, os.getcwd())
         for spec in specs:
             guards.check_remote_submit(command=spec.command, timeout_s=spec.timeout_s,
-                                       persistence=getattr(runner, "persistence", None),
-                                       monitoring=getattr(runner, "monitoring", False),
+                                       persistence=runner.persistence,
+                                       monitoring=runner.monitoring,
                                        local_roots=local_roots)
 
 
@@ -485,7 +417,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
     def crosses_cap(spec: RunSpec) -> bool:
         """Would this run, at its worst case, take the money billed so far over the cap? (The
         machines bill while runs wait, so the up-front estimate is checked again per run.)"""
-        accrued = runner.accrued_usd() if hasattr(runner, "accrued_usd") else 0.0
+        accrued = runner.accrued_usd()
         with lock:
             later = sum(v for k, v in outstanding.items() if k != spec.run_id and k not in active)
         spent = guards.spent_usd(root) + accrued
@@ -500,14 +432,13 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
         return False
 
     def run_one(spec: RunSpec) -> None:
-        if spec.profile == "vastai" and crosses_cap(spec):
+        if spec.cost_estimate_usd > 0 and crosses_cap(spec):
             with lock:
                 outstanding.pop(spec.run_id, None)
             return
         while spec is not None and not stopping.is_set():
             (root / spec.output_dir).mkdir(parents=True, exist_ok=True)
-            host_for = getattr(runner, "host_for", None)
-            ledger.append(started_record(spec, prov, host_for(spec) if host_for else runner.host))
+            ledger.append(started_record(spec, prov, runner.host_for(spec)))
             with lock:
                 active[spec.run_id] = spec
             try:
@@ -691,10 +622,6 @@ def in_flight(root: Path) -> list[dict]:
     return [started for _, started, _ in index.iter_records(index.in_flight())]
 
 
-def default_host() -> str:
-    return socket.gethostname()
-
-
 # --------------------------------------------------------------------------------------------
 # The whole `rstack run` (plan or ad hoc), as the CLI calls it
 
@@ -728,19 +655,18 @@ class Prepared:
     reattach: list[dict]
 
     def dry_run_json(self) -> dict:
-        spec_json = getattr(self.runner, "dry_run_spec", None)
         return {"profile": self.profile,
                 "runs": [{"run_id": s.run_id, "arm": s.arm, "seed": s.seed, "command": s.command,
                           "output_dir": s.output_dir, "timeout_s": s.timeout_s, "gpu": s.gpu,
                           "cost_estimate_usd": s.cost_estimate_usd} for s in self.specs],
                 "total_estimate_usd": total_estimate_usd(self.specs),
                 "skipped": self.skipped,
-                "runner": spec_json(self.specs) if callable(spec_json) else None}
+                "runner": self.runner.dry_run_spec(self.specs) if self.runner else None}
 
 
 def prepare(request: RunRequest) -> Prepared:
     from .plan import compile_plan, cost_cap, default_plan_path, load_plan
-    from .runners import make_runner
+    from .runners import make_runner, runner_class
 
     root = Path(request.root)
     plan = None
@@ -793,15 +719,7 @@ def prepare(request: RunRequest) -> Prepared:
     specs = [ids.claim_spec(spec) for spec in specs]
     jobs = request.jobs
     if jobs is None:
-        if profile == "local":
-            from .runners.local import default_jobs
-            jobs = default_jobs()
-        elif profile == "ssh":  # one run at a time per host: a remote box is usually one GPU
-            jobs = max(1, len(config.get("ssh_hosts")))
-        elif profile == "vastai":  # one rented single-GPU instance per GPU type
-            jobs = 1
-        else:  # modal: every call gets its own container
-            jobs = max(1, len(specs))
+        jobs = runner_class(profile).default_jobs(specs)
     request.jobs = jobs
     runner = make_runner(profile, root, jobs=jobs, memory_mb=request.memory_mb,
                          gpu=specs[0].gpu if specs else request.gpu,
@@ -910,8 +828,7 @@ def _start(request: RunRequest, *, progress_stream=None, echo=None) -> Execution
     root = Path(request.root)
     results: list[RunResult] = []
     if request.resume:
-        reattach = getattr(prepared.runner, "reattach", None)
-        if not callable(reattach):
+        if not prepared.runner.can_reattach:
             prepared.orphans.extend(prepared.reattach)
             prepared.reattach = []
         closed = close_orphans(root, prepared.orphans)

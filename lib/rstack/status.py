@@ -359,6 +359,27 @@ _NEXT: dict[str, tuple[str, str | None, str]] = {
     "bundle": ("/write-paper", "rstack bundle create", "package the result for re-running"),
 }
 
+# stage -> the artifact whose state the stage reports (README's pipeline table is generated from
+# STAGES, _NEXT and this by `rstack dev gen-docs`).
+ARTIFACTS: dict[str, str] = {
+    "setup": "$RSTACK_HOME/.install-complete",
+    "idea": "idea.md",
+    "lit_review": "lit-review.md, .rstack/lit-review.jsonl",
+    "novelty": "novelty-assessment.md",
+    "plan": "experiment-plan.md",
+    "preflight": "a `preflight` record in .rstack/experiments.jsonl",
+    "runs": "results/<run_id>/, `run.*` records",
+    "analysis": "analysis/ (summary.json, numbers.tex, figures, table)",
+    "paper": "paper.tex, paper.pdf, .rstack/paper-build.json",
+    "audit": ".rstack/paper-audit.json",
+    "bundle": "bundle/ (stamp.json, checksums.sha256)",
+}
+
+
+def pipeline() -> list[tuple[str, str, str | None, str]]:
+    """(stage, skill, command, artifact) for every stage, in pipeline order."""
+    return [(name, _NEXT[name][0], _NEXT[name][1], ARTIFACTS[name]) for name in STAGES]
+
 
 def next_step(stages: dict[str, Stage]) -> NextStep:
     skipped = []

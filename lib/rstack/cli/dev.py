@@ -40,6 +40,22 @@ def gen_skills_command(check: bool) -> None:
     click.echo(f"{len(changes)} skill(s) updated, {len(skills.skill_dirs()) - len(changes)} already fresh")
 
 
+@dev_group.command("gen-docs")
+@click.option("--check", is_flag=True,
+              help="Change nothing; exit 1 when docs/cli.md or README's pipeline table is stale.")
+def gen_docs_command(check: bool) -> None:
+    """Regenerate docs/cli.md (every command's --help) and README's pipeline table."""
+    from .. import docsgen
+
+    changes = docsgen.generate(check=check)
+    for change in changes:
+        click.echo(f"{'stale' if check else 'updated'} {change.path} ({change.what})",
+                   err=check)
+    if check and changes:
+        raise click.ClickException("generated docs are stale; fix: run rstack dev gen-docs")
+    click.echo("docs ok: generated docs fresh" if not changes else f"{len(changes)} file(s) updated")
+
+
 @dev_group.command("link-skills")
 @click.option("--skills-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to link (default: $CLAUDE_SKILLS_DIR, else ~/.claude/skills).")

@@ -19,4 +19,4 @@ project_option = click.option(
 )
 
 json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print one JSON object (stable shape, documented in the README).")
+                           help="Print one JSON object (stable shape, documented in docs/).")

@@ -8,8 +8,11 @@ import click
 
 from .options import json_option, project_option
 
-PROFILES = ("local", "ssh", "vastai", "modal")
-STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost", "running")
+from ..runners import PROFILES
+from ..runners.base import STATUSES as RUN_STATUSES
+
+# A run with no run.finished yet lists as `running` (the read model's status, not a ledgered one).
+STATUSES = (*RUN_STATUSES, "running")
 
 
 def _seeds(ctx, param, value):

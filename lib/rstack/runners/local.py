@@ -14,7 +14,7 @@ from typing import Callable
 import psutil
 
 from ..procwatch import supervise
-from ..runs import LOG_FILE, RawOutcome, RunSpec, default_host
+from .base import LOG_FILE, RawOutcome, Runner, RunSpec
 
 RUN_ID_VAR = "RSTACK_RUN_ID"
 
@@ -39,15 +39,19 @@ def default_memory_mb(jobs: int) -> float:
     return 0.9 * psutil.virtual_memory().total / (1024 * 1024) / max(1, jobs)
 
 
-class LocalRunner:
+class LocalRunner(Runner):
     profile = "local"
     persistence = "local results/ directory"
     monitoring = True
+    remote = False
+
+    @classmethod
+    def default_jobs(cls, specs: list[RunSpec]) -> int:
+        return default_jobs()
 
     def __init__(self, root: Path, *, jobs: int = 1, memory_mb: float | None = None,
                  gpus: list[str] | None = None, **_ignored):
         self.root = Path(root)
-        self.host = default_host()
         self.memory_mb = memory_mb if memory_mb is not None else default_memory_mb(jobs)
         self.gpus: "queue.Queue[str]" = queue.Queue()
         for gpu in (detect_gpus() if gpus is None else gpus):
@@ -55,9 +59,6 @@ class LocalRunner:
         self.has_gpus = not self.gpus.empty()
         self._active: set[str] = set()
         self._lock = threading.Lock()
-
-    def prepare(self, specs: list[RunSpec]) -> None:
-        pass
 
     def launch(self, spec: RunSpec, *, on_line: Callable[[str], None] | None = None) -> RawOutcome:
         out = self.root / spec.output_dir
@@ -97,6 +98,3 @@ class LocalRunner:
                     proc.kill()
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-
-    def close(self, results) -> None:
-        pass

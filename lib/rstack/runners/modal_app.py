@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..hashing import sha256_file
-from ..runs import ARTIFACT_MISMATCH, LOG_FILE, RawOutcome, RunError, RunSpec
-from .ssh import EXCLUDE_DIRS, verify_manifest
+from .base import (ARTIFACT_MISMATCH, EXCLUDE_DIRS, LOG_FILE, RawOutcome, Runner, RunError, RunSpec,
+                   verify_manifest)
 
 APP_NAME = "rstack-runs"
 VOLUME_NAME = "rstack-results"
@@ -145,10 +145,15 @@ def outcome_from_result(root: Path, spec: RunSpec, result: dict, *, usd_per_hour
     return RawOutcome(reason=result.get("reason"), **base)
 
 
-class ModalRunner:
+class ModalRunner(Runner):
     profile = "modal"
     persistence = f"Modal Volume {VOLUME_NAME} at {RESULTS_MOUNT} + sha256 manifest"
     monitoring = True
+
+    @classmethod
+    def default_jobs(cls, specs: list[RunSpec]) -> int:
+        """Every call gets its own container."""
+        return max(1, len(specs))
 
     def __init__(self, root: Path, *, gpu: str | None = None, dry_run: bool = False,
                  echo: Callable[[str], None] | None = None, **_ignored):
@@ -162,7 +167,7 @@ class ModalRunner:
         self._mapped: set[str] = set()
         self._map_thread: threading.Thread | None = None
         self._pending: list[RunSpec] = []
-        self._app = self._fn = self._volume = self._ctx = None
+        self._app = self._fn = self._volume = self._ctx = self._output = None
         self._started_at = time.time()
 
     @property
@@ -251,7 +256,7 @@ class ModalRunner:
         ctx, self._ctx = self._ctx, None
         if ctx is not None:  # stopping the ephemeral app stops its containers
             ctx.__exit__(None, None, None)
-        output, self._output = getattr(self, "_output", None), None
+        output, self._output = self._output, None
         if output is not None:
             output.__exit__(None, None, None)
 

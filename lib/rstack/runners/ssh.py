@@ -27,13 +27,11 @@ from typing import Callable
 
 from .. import config
 from ..ledger import Ledger
-from ..runs import ARTIFACT_MISMATCH, LOG_FILE, RawOutcome, RunError, RunSpec
+from .base import (ARTIFACT_MISMATCH, EXCLUDE_DIRS, LOG_FILE, RawOutcome, Runner, RunError,  # noqa: F401
+                   RunSpec, verify_manifest)
 
 AGENT = Path(__file__).with_name("ssh_agent.py")
 STATE = ".rstack-run"
-# Never shipped: state, outputs, environments and caches (they are large, local or both).
-EXCLUDE_DIRS = {".git", ".rstack", "results", ".venv", "venv", "env", "__pycache__",
-                "node_modules", ".pytest_cache", ".mypy_cache", ".ipynb_checkpoints", "analysis"}
 MAX_SHIPPED_FILE = 50 * 1024 * 1024
 SSH_UNREACHABLE = 255
 
@@ -95,10 +93,11 @@ def env_key(root: Path, python: str) -> str:
     return digest.hexdigest()[:16]
 
 
-class SshRunner:
+class SshRunner(Runner):
     profile = "ssh"
     persistence = "remote run directory + sha256 manifest, verified on download"
     monitoring = True
+    can_reattach = True
 
     def __init__(self, root: Path, targets: list[SshTarget], *, remote_base: str | None = None,
                  python: str | None = None, ssh_config: str | None = None, poll_s: float | None = None,
@@ -133,6 +132,15 @@ class SshRunner:
     def from_config(cls, root: Path, **options) -> "SshRunner":
         hosts = config.get("ssh_hosts")
         return cls(root, [SshTarget.parse(h) for h in hosts], **options)
+
+    @classmethod
+    def create(cls, root: Path, **options) -> "SshRunner":
+        return cls.from_config(root, **options)
+
+    @classmethod
+    def default_jobs(cls, specs: list[RunSpec]) -> int:
+        """One run at a time per host: a remote box is usually one GPU."""
+        return max(1, len(config.get("ssh_hosts")))
 
     @property
     def host(self) -> str:
@@ -407,32 +415,6 @@ class SshRunner:
         for target, run_dir in active:
             self.ssh(target, f"kill -TERM $(cat {q(run_dir)}/{STATE}/pid 2>/dev/null) 2>/dev/null; true",
                      timeout=30)
-
-    def close(self, results) -> None:
-        pass
-
-
-def verify_manifest(root: Path, output_dir: str, manifest: list[dict]) -> list[str]:
-    """Every manifest entry present locally with the same bytes and sha256, and nothing extra."""
-    problems = []
-    listed = set()
-    for entry in manifest:
-        rel = entry.get("path", "")
-        listed.add(rel)
-        local = Path(root) / rel
-        if not rel.startswith(output_dir.rstrip("/") + "/") or not local.is_file():
-            problems.append(f"{rel}: missing locally")
-            continue
-        data = local.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry.get("sha256") or len(data) != entry.get("bytes"):
-            problems.append(f"{rel}: sha256 {digest[:12]} != remote {str(entry.get('sha256'))[:12]}")
-    base = Path(root) / output_dir
-    for path in (p for p in base.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel not in listed:
-            problems.append(f"{rel}: not in the remote manifest")
-    return problems
 
 
 def _tail(path: Path, lines: int = 200) -> list[str]:

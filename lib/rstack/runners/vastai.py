@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from .. import config, guards
 from ..ledger import Ledger
-from ..runs import RawOutcome, RunError, RunSpec
+from .base import RawOutcome, Runner, RunError, RunSpec
 from .ssh import SshRunner, SshTarget
 
 
@@ -48,10 +48,13 @@ class Instance:
         return self.dph * self.lifetime_s() / 3600.0
 
 
-class VastaiRunner:
+class VastaiRunner(Runner):
+    """One rented single-GPU instance per GPU type (default_jobs: 1)."""
+
     profile = "vastai"
     persistence = "remote run directory + sha256 manifest, verified on download"
     monitoring = True
+    can_reattach = True
 
     def __init__(self, root: Path, *, gpu: str | None = None, keep_instance: bool = False,
                  dry_run: bool = False, echo: Callable[[str], None] | None = None, **_ignored):
