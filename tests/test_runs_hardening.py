@@ -487,3 +487,28 @@ def test_repair_removes_a_killed_repairs_temp_file_and_keeps_the_lock(project):
     assert [p.line for p in result.quarantined] == [2] and result.kept == 2
     assert [r["run_id"] for r in ledger.read().records] == ["r1", "r2"]
     assert list(ledger.path.parent.glob(f".{ledger.path.name}.repair-*")) == []
+
+
+# -- item 7: a SIGKILLed preflight's work directory is removed by the next preflight -----------
+
+def test_next_preflight_removes_a_killed_preflights_work_dir(project, cli):
+    import tempfile
+
+    from rstack.preflight import WORK_PREFIX
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = Path(tempfile.gettempdir()) / f"{WORK_PREFIX}{dead.pid}-killed"
+    (stale / "tmp").mkdir(parents=True)
+    live = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getppid()}-"))
+    try:
+        write_project(project, {"a": []}, seeds=(0,))
+        result = cli("preflight", "train.py")
+        assert result.exit_code == 0, result.output
+        assert "containment: subreaper" in result.output
+        assert not stale.exists()
+        assert live.exists(), "a live preflight's directory is left alone"
+    finally:
+        import shutil
+        shutil.rmtree(live, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)

@@ -321,7 +321,8 @@ def run_preflight(
                                location=diag.location, output_tail=tail[-TAIL_SHOWN:],
                                smoke_s=smoke_s, args=list(extra_args))
 
-    work_root = Path(tempfile.mkdtemp(prefix="rstack-preflight-"))
+    remove_stale_work_dirs()
+    work_root = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     second: threading.Thread | None = None
     cancel_second = threading.Event()
     try:
@@ -542,6 +543,27 @@ def is_project(root: Path) -> bool:
     from . import paths
 
     return paths.state_dir(root).is_dir() or (Path(root) / "experiment-plan.md").is_file()
+
+
+# Work directories are named for the preflight's pid, so a SIGKILLed preflight's directory (no
+# finally ran) is known to be dead once that pid is, and the next preflight removes it.
+WORK_PREFIX = "rstack-preflight-"
+
+
+def remove_stale_work_dirs() -> list[Path]:
+    """Remove the work directories of preflights whose process is gone; returns them."""
+    import psutil
+
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*-*"):
+        pid = path.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or path.is_symlink():
+            continue
+        if int(pid) == os.getpid() or psutil.pid_exists(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
 
 
 def format_human(result: PreflightResult) -> str:
