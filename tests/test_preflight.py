@@ -234,7 +234,7 @@ def test_extra_args_reach_the_script(tmp_path):
 # -- the command -------------------------------------------------------------------------------
 
 JSON_KEYS = ["verdict", "category", "message", "hint", "checks", "metrics", "duration_s",
-             "peak_rss_mb"]
+             "peak_rss_mb", "containment"]
 
 
 def test_cli_pass_json_shape(cli, tmp_path):

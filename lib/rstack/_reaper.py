@@ -130,8 +130,11 @@ def main():
         os.close(status_fd)
     except OSError:
         pass
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
+    if code < 0:  # end the way the command did, so the supervisor sees the same signal
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL and SIGSTOP have no handler to reset
         os.kill(os.getpid(), -code)
         time.sleep(1)
         os._exit(128 - code)
