@@ -512,3 +512,38 @@ def test_next_preflight_removes_a_killed_preflights_work_dir(project, cli):
         import shutil
         shutil.rmtree(live, ignore_errors=True)
         shutil.rmtree(stale, ignore_errors=True)
+
+
+# -- item 9: a paid run is not started when what is billed so far would cross the cap ---------
+
+def test_a_paid_run_is_not_started_when_accrued_billing_would_cross_the_cap(project):
+    from rstack.plan import compile_plan, load_plan
+    from rstack.runners.local import LocalRunner
+    from rstack.runs import RunPolicy, execute, specs_from_matrix
+
+    path = write_project(project, {"a": []}, seeds=(0, 1))
+    plan = load_plan(path)
+    specs = specs_from_matrix(compile_plan(plan, root=project, spent_usd=0.0).runs, plan.script)
+    for spec in specs:
+        spec.cost_estimate_usd = 1.0  # fits the cap of 10 up front
+
+    class Billing(LocalRunner):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            self.launched = 0
+
+        def launch(self, spec, *, on_line=None):
+            self.launched += 1
+            return super().launch(spec, on_line=on_line)
+
+        def accrued_usd(self):  # the machine has billed $9.50 beyond its runs by now
+            return 9.5 if self.launched else 0.0
+
+    runner = Billing(project, jobs=1, gpus=[])
+    report = execute(project, specs, runner, policy=RunPolicy(plan=plan, max_retries=0,
+                                                              cap_usd=10.0), jobs=1)
+    assert runner.launched == 1
+    assert [r.status for r in report.results] == ["ok"]
+    assert len(report.refusals) == 1 and "not started: cost cap: spent $9.50 + estimate $1.00" \
+        in report.refusals[0]
+    assert len(records(project, "run.started")) == 1
