@@ -150,6 +150,8 @@ class RunIndex:
         if rtype == "run.started" and isinstance(run_id, str):
             self.inflight[run_id] = _row(lineno, offset, item)
             self.run_count += 1
+            if self._rows is not None:  # a cold build fills the rows in the same pass
+                self._rows[run_id] = self.inflight[run_id]
         elif rtype == "run.finished" and isinstance(run_id, str):
             cost = _cost(item)
             self.run_cost += cost
@@ -195,8 +197,6 @@ class RunIndex:
         if complete > self.size:
             self.line_count += _count_newlines(self.ledger_path, self.size, complete)
             self.size = complete
-        if self.size != before:
-            self._rows = None
         return self.size != before
 
     # -- the questions readers ask -------------------------------------------------------------
@@ -452,9 +452,11 @@ def load(root: Path | str, *, cache: bool = True) -> RunIndex:
         return RunIndex(root=root, ledger_path=ledger_path)
     index = _cached(root, ledger_path, size_now) if cache else None
     fresh = index is None
-    if index is None:
-        index = RunIndex(root=root, ledger_path=ledger_path)
+    if index is None:  # a cold build: the rows come with it in the same pass
+        index = RunIndex(root=root, ledger_path=ledger_path, _rows={})
     changed = index._extend()
+    if fresh and cache and index.size:
+        _save_rows(root, ledger_path, index.size, index.line_count, index._rows)
     try:
         index.torn_tail = ledger_path.stat().st_size > index.size
     except FileNotFoundError:
