@@ -1,7 +1,8 @@
-"""Literature speed: nearest over a large ledger, verify of a long bibliography, a cached search.
+"""Literature speed: nearest over a large ledger, verify of a long bibliography, a cached search,
+the coverage verdict that `rstack status` computes.
 
 Goals: nearest over 5,000 papers < 2 s; verify of 500 citations < 2 s; a repeated (cached) search
-< 0.5 s with zero network calls. Run: .venv/bin/python bench/lit.py [--papers N] [--cites N]
+< 0.5 s with zero network calls; coverage over 1,000 papers < 0.5 s (status runs it each time). Run: .venv/bin/python bench/lit.py [--papers N] [--cites N]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from rstack.ledger import Ledger
 from rstack.literature.bib import build_bib, write_bib
+from rstack.literature.coverage import assess
 from rstack.literature.nearest import nearest_papers
 from rstack.literature.search import search_literature, seed_search_cache
 from rstack.literature.verify import verify_citations
@@ -71,6 +73,12 @@ def main() -> int:
         report, good = timed(f"verify {len(keys)} citations", 2.0,
                              lambda: verify_citations(root, "paper.tex", "paper.bib"))
         ok &= good and report.ok
+        papers = Ledger(root, "lit-review").records("paper")[:1000]
+        review = "".join(f"[@{r['key']}]\n" for r in papers[:40])
+        _, good = timed("coverage over 1000 papers (status)", 0.5,
+                        lambda: assess("sparse attention transformer for long documents", papers,
+                                       review))
+        ok &= good
         body = json.dumps({"total": 1, "offset": 0, "data": [{
             "paperId": "b" * 40, "externalIds": {}, "title": "Bench paper", "abstract": None,
             "year": 2024, "venue": "", "authors": [], "citationCount": 0,

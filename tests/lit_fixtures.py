@@ -1,5 +1,5 @@
-"""A real HTTP server on 127.0.0.1 that plays scripted answers in the shapes of the S2 and arXiv
-APIs (bodies in tests/data/lit/), and records every request it receives."""
+"""A real HTTP server on 127.0.0.1 that plays scripted answers in the shapes of the S2, arXiv,
+OpenAlex and Crossref APIs (bodies in tests/data/lit/), and records every request it receives."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def json_reply(name: str, status: int = 200, **kw) -> Reply:
     return Reply(status, data(name), "application/json", **kw)
 
 
+def text_reply(text: str, status: int = 200, **kw) -> Reply:
+    """A plain-text answer (Crossref's 404 body is `Resource not found.`)."""
+    return Reply(status, text.encode(), "text/plain", **kw)
+
+
 def atom_reply(name: str, status: int = 200, **kw) -> Reply:
     return Reply(status, data(name), "application/atom+xml; charset=utf-8", **kw)
 
@@ -46,10 +51,14 @@ class Seen:
 
 
 class LitServer:
-    """Routes: path -> replies played in order (the last one repeats); 404 JSON otherwise."""
+    """Routes: path -> replies played in order (the last one repeats); 404 JSON otherwise.
+    A route may also require query parameters (`when`), or cover every path under a prefix
+    (`prefix=True`); the most specific route that matches answers."""
 
     def __init__(self):
         self.routes: dict[str, list[Reply]] = {}
+        self.query_routes: list[tuple[str, dict, list[Reply]]] = []
+        self.prefix_routes: list[tuple[str, list[Reply]]] = []
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
         server = self
@@ -62,7 +71,7 @@ class LitServer:
                 with server._lock:
                     server.requests.append(Seen(time.monotonic(), path, query,
                                                 {k.lower(): v for k, v in self.headers.items()}))
-                    queue = server.routes.get(path)
+                    queue = server._queue(path, query)
                     reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else Reply(
                         404, b'{"error": "no such route in the fixture server"}')
                 if reply.delay_s:
@@ -89,9 +98,26 @@ class LitServer:
                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
-    def route(self, path: str, *replies: Reply) -> None:
+    def route(self, path: str, *replies: Reply, when: dict | None = None,
+              prefix: bool = False) -> None:
         with self._lock:
-            self.routes[path] = list(replies)
+            if when:
+                self.query_routes.insert(0, (path, dict(when), list(replies)))
+            elif prefix:
+                self.prefix_routes.insert(0, (path, list(replies)))
+            else:
+                self.routes[path] = list(replies)
+
+    def _queue(self, path: str, query: dict) -> list[Reply] | None:
+        for where, wanted, queue in self.query_routes:
+            if where == path and all(query.get(k) == v for k, v in wanted.items()):
+                return queue
+        if path in self.routes:
+            return self.routes[path]
+        for start, queue in self.prefix_routes:
+            if path.startswith(start):
+                return queue
+        return None
 
     def hits(self, path: str | None = None) -> list[Seen]:
         with self._lock:
@@ -104,16 +130,23 @@ class LitServer:
 
 S2_SEARCH = "/s2/paper/search"
 ARXIV_QUERY = "/arxiv/query"
+OPENALEX_WORKS = "/openalex/works"
+CROSSREF_WORKS = "/crossref/works"
 
 
 @pytest.fixture
 def lit_server(monkeypatch):
-    """The fixture server, with config pointed at it and every wait made short."""
+    """The fixture server, with config pointed at it and every wait made short. `--source all`
+    asks S2 and arXiv here (the scripted answers of most tests); the tests of OpenAlex and
+    Crossref set RSTACK_LIT_SOURCES themselves (`all_sources`)."""
     server = LitServer()
     monkeypatch.setenv("RSTACK_S2_API_URL", server.base + "/s2")
     monkeypatch.setenv("RSTACK_ARXIV_API_URL", server.base + ARXIV_QUERY)
-    monkeypatch.setenv("RSTACK_S2_MIN_INTERVAL_S", "0")
-    monkeypatch.setenv("RSTACK_ARXIV_MIN_INTERVAL_S", "0")
+    monkeypatch.setenv("RSTACK_OPENALEX_API_URL", server.base + "/openalex")
+    monkeypatch.setenv("RSTACK_CROSSREF_API_URL", server.base + "/crossref")
+    monkeypatch.setenv("RSTACK_LIT_SOURCES", "s2,arxiv")
+    for service in ("S2", "ARXIV", "OPENALEX", "CROSSREF"):
+        monkeypatch.setenv(f"RSTACK_{service}_MIN_INTERVAL_S", "0")
     monkeypatch.setenv("RSTACK_LIT_TIMEOUT_S", "2")
     monkeypatch.setenv("RSTACK_LIT_MAX_RETRIES", "2")
     monkeypatch.setenv("RSTACK_LIT_BACKOFF_S", "0.01")
@@ -127,4 +160,17 @@ def standard_routes(lit_server):
     lit_server.route(S2_SEARCH, json_reply("s2_search_transformers.json"))
     lit_server.route(ARXIV_QUERY, atom_reply("arxiv_search_new_format.xml"))
     lit_server.route("/s2/paper/ARXIV:1706.03762", json_reply("s2_paper_vaswani.json"))
+    return lit_server
+
+
+@pytest.fixture
+def all_sources(lit_server, monkeypatch):
+    """Every source enabled, S2 and arXiv as in standard_routes, OpenAlex and Crossref answering
+    in their shapes (bodies in tests/data/lit/openalex_*.json, crossref_*.json)."""
+    monkeypatch.setenv("RSTACK_LIT_SOURCES", "s2,arxiv,openalex,crossref")
+    lit_server.route(S2_SEARCH, json_reply("s2_search_transformers.json"))
+    lit_server.route(ARXIV_QUERY, atom_reply("arxiv_search_new_format.xml"))
+    lit_server.route(OPENALEX_WORKS, json_reply("openalex_search_transformers.json"))
+    lit_server.route(CROSSREF_WORKS, json_reply("crossref_search_unrelated.json"))
+    lit_server.route("/crossref/works/", text_reply("Resource not found.", 404), prefix=True)
     return lit_server

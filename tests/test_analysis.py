@@ -11,7 +11,8 @@ import pytest
 
 from analysis_fixtures import (build_real_project, record_metrics_run, record_run, write_project)
 from rstack.analysis.numbers import camel, fmt_fixed, fmt_p, macro_name, metric_decimals
-from rstack.analysis.stats import compare, metric_direction, summarize, welch_p
+from rstack.analysis.compare import compare
+from rstack.analysis.stats import summarize
 from rstack.ledger import Ledger
 
 # ---------------------------------------------------------------------------------------------
@@ -49,70 +50,37 @@ def test_one_value_has_no_interval():
 def test_welch_by_hand():
     # a = [1,2,3], b = [4,5,6]: var 1 each, se = sqrt(1/3 + 1/3); t = -3 / se = -3.6742346141747673
     # Welch df = (2/3)^2 / ((1/3)^2/2 + (1/3)^2/2) = 4; p = 2 * P(T_4 > 3.6742) = 0.0213116...
-    assert welch_p((1.0, 2.0, 3.0), (4.0, 5.0, 6.0)) == pytest.approx(0.021311641128756713,
-                                                                       rel=1e-9)
-    assert welch_p((1.0,), (4.0, 5.0)) is None
-    assert welch_p((1.0, 1.0), (2.0, 2.0)) is None  # no variance anywhere: no test
+    c = compare([1.0, 2.0, 3.0], [4.0, 5.0, 6.0], direction="minimize", paired=False)
+    assert c.p == pytest.approx(0.021311641128756713, rel=1e-9)
+    # half width t(0.975, 4) * se = 2.7764451051977987 * 0.816496580927726 = 2.266957935
+    assert (c.ci_low, c.ci_high) == pytest.approx((-3 - 2.266957935, -3 + 2.266957935), rel=1e-9)
+    assert c.verdict == "better" and c.significant  # the interval of the difference excludes 0
+    assert compare([1.0], [4.0, 5.0], direction="minimize", paired=False).p is None
+    assert compare([1.0, 1.0], [2.0, 2.0], direction="minimize", paired=False).p is None
 
 
-def test_overlapping_intervals_are_not_significant_even_when_p_is_small():
-    arm, base = summarize([1, 2, 3]), summarize([4, 5, 6])
-    c = compare(arm, base, "minimize", arm_name="treatment")
-    assert c.delta == -3.0
-    assert c.rel_delta == pytest.approx(-3 / 5)
-    assert c.p_value == pytest.approx(0.021311641128756713, rel=1e-9)
-    assert c.improved is True
-    assert c.overlap is True  # [-0.48, 4.48] and [2.52, 7.48]
-    assert c.significant is False
-    assert c.verdict == "not significant (intervals overlap)"
-
-
-def test_significant_in_either_direction_improved_says_which():
-    arm, base = summarize([1.0, 1.1, 0.9]), summarize([2.0, 2.1, 1.9])
-    better = compare(arm, base, "minimize")
-    assert (better.improved, better.overlap, better.significant) == (True, False, True)
-    assert better.p_value < 0.001
-    assert better.verdict == "significantly better"
+def test_significant_in_either_direction_improvement_says_which():
+    arm, base = [1.0, 1.1, 0.9], [2.0, 2.1, 1.9]
+    better = compare(arm, base, direction="minimize", paired=False)
+    assert better.verdict == "better" and better.significant and better.improvement > 0
+    assert better.p < 0.001
     # the same data with the metric maximised: just as significant, the other way
-    worse = compare(arm, base, "maximize")
-    assert (worse.improved, worse.significant, worse.verdict) == (False, True,
-                                                                   "significantly worse")
-    assert worse.p_value == better.p_value
-
-
-def test_overlap_is_not_significant_in_either_direction():
-    arm, base = summarize([1, 2, 3]), summarize([4, 5, 6])
-    c = compare(arm, base, "maximize")
-    assert (c.improved, c.overlap, c.significant) == (False, True, False)
-    assert c.verdict == "not significant (intervals overlap)"
+    worse = compare(arm, base, direction="maximize", paired=False)
+    assert worse.verdict == "worse" and worse.significant and worse.improvement < 0
+    assert worse.p == better.p
 
 
 def test_fewer_than_three_seeds_is_never_significant():
-    # n=2 per arm, tiny spread: p ~ 1e-6 and disjoint intervals, but two seeds prove nothing
-    arm, base = summarize([1.0, 1.001]), summarize([2.0, 2.001])
-    c = compare(arm, base, "minimize", arm_name="treatment")
-    assert c.p_value < 0.001 and c.overlap is False and c.improved is True
-    assert c.significant is False
-    assert c.verdict == "not significant (fewer than 3 seeds)"
-    assert c.flags == ("n<3: treatment n=2: fewer than 3 seeds, interval is unreliable",
-                       "n<3: baseline n=2: fewer than 3 seeds, interval is unreliable")
+    # n=2 per arm, tiny spread: p ~ 1e-4, but two seeds prove nothing
+    c = compare([1.0, 1.001], [2.0, 2.001], direction="minimize", paired=False)
+    assert c.p < 0.001 and c.improvement_low > 0
+    assert not c.significant and c.verdict == "too few seeds (n<3)"
+    assert c.flags == ("n<3: 2 seed(s); no difference is claimed",)
 
 
 def test_small_samples_flag_the_comparison():
-    c = compare(summarize([1.0]), summarize([2.0, 2.5, 3.0]), "minimize", arm_name="treatment")
-    assert c.p_value is None and c.significant is False and c.verdict == "not testable"
-    assert c.flags == ("n<3: treatment n=1: no interval",)
-
-
-def test_metric_directions():
-    assert metric_direction("val_loss") == "minimize"
-    assert metric_direction("test_error_rate") == "minimize"
-    assert metric_direction("perplexity") == "minimize"
-    assert metric_direction("accuracy") == "maximize"
-    assert metric_direction("f1") == "maximize"
-    # the plan decides the primary metric, whatever its name says
-    assert metric_direction("score_loss", primary_metric="score_loss",
-                            primary_direction="maximize") == "maximize"
+    c = compare([1.0], [2.0, 2.5, 3.0], direction="minimize", paired=False)
+    assert c.p is None and not c.significant and c.verdict == "too few seeds (n<3)"
 
 
 def test_macro_names_and_formats():
@@ -237,7 +205,9 @@ def test_table_has_booktabs_and_bold_best(real, cli):
     other = next(line for line in table.splitlines()
                  if line.strip().startswith(next(a for a in means if a != best) + " "))
     assert r"\boldmath" not in other.split("&")[2]
-    assert r"val\_loss $\downarrow$" in table and r"sign\_acc $\uparrow$" in table
+    # the fixture's plan is the old form: only the primary metric has a direction now
+    assert r"val\_loss $\downarrow$" in table and r"sign\_acc \\" in table
+    assert r"sign\_acc $\uparrow$" not in table
     # shrinks to a two-column venue's column, never enlarges
     assert r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%" in table
 
@@ -265,6 +235,9 @@ def test_numbers_tex_names_runs_for_every_macro(real, cli):
 
 def test_hand_computed_values_flow_through(project, cli):
     write_project(project)
+    plan = project / "experiment-plan.md"
+    plan.write_text(plan.read_text().replace("  baselines: [baseline]\n",
+                                             "  baselines: [baseline]\n  pairing: none\n"))
     for seed, value in enumerate([1.0, 2.0, 3.0]):
         record_metrics_run(project, "baseline", seed, {"val_loss": value})
     for seed, value in enumerate([4.0, 5.0, 6.0]):
@@ -276,9 +249,12 @@ def test_hand_computed_values_flow_through(project, cli):
     assert (b["n"], b["mean"], b["std"]) == (3, 2.0, 1.0)
     assert b["ci_low"] == pytest.approx(2 - 2.484137711750331, rel=1e-12)
     (c,) = s["comparisons"]
-    assert c["delta"] == 3.0 and c["rel_delta"] == 1.5
-    assert c["p_value"] == pytest.approx(0.021311641128756713, rel=1e-9)
-    assert c["improved"] is False and c["significant"] is False
+    assert c["diff"] == c["delta"] == 3.0 and c["rel_diff"] == c["rel_delta"] == 1.5
+    assert c["p"] == c["p_value"] == pytest.approx(0.021311641128756713, rel=1e-9)
+    assert c["p_adjusted"] == c["p"]  # one comparison: Holm changes nothing
+    assert (c["ci_low"], c["ci_high"]) == pytest.approx((3 - 2.266957935, 3 + 2.266957935))
+    assert c["paired"] is False and c["direction"] == "minimize"
+    assert c["improved"] is False and c["significant"] is True and c["verdict"] == "worse"
     numbers = (project / "analysis" / "numbers.tex").read_text()
     assert r"\newcommand{\rsBaselineValLossMean}{2.00}" in numbers
     assert r"\newcommand{\rsBaselineValLossStd}{1.00}" in numbers
@@ -286,30 +262,102 @@ def test_hand_computed_values_flow_through(project, cli):
     assert r"\newcommand{\rsTreatmentVsBaselineValLossDelta}{+3.00}" in numbers
     assert r"\newcommand{\rsTreatmentVsBaselineValLossRelDeltaPct}{+150.0}" in numbers
     assert r"\newcommand{\rsTreatmentVsBaselineValLossPValue}{0.021}" in numbers
+    assert r"\newcommand{\rsTreatmentVsBaselineValLossDeltaLow}{+0.73}" in numbers
+    assert r"\newcommand{\rsTreatmentVsBaselineValLossDeltaHigh}{+5.27}" in numbers
+    assert r"\newcommand{\rsTreatmentVsBaselineValLossPAdj}{0.021}" in numbers
     # no metrics.jsonl for these runs: the curves are skipped with a note, not a crash
     assert not (project / "analysis" / "fig_curves.pdf").exists()
     assert "learning curves skipped: no run has a usable metrics.jsonl" in s["notes"]
 
 
-def test_significantly_worse_agrees_in_every_output(project, cli):
+def declare_metrics(project, metrics_yaml: str) -> None:
+    """Turn the fixture's old-form plan into one with evaluation.metrics."""
+    plan = project / "experiment-plan.md"
+    text = plan.read_text().replace("  metrics: [val_loss, train_loss, sign_acc]\n", "")
+    plan.write_text(text.replace("  direction: minimize\n", "  metrics:\n" + metrics_yaml))
+
+
+def test_minimize_metric_that_rises_is_worse_in_every_output(project, cli):
+    # The incident: train_ece rising ~20x was bolded as best and called significantly better.
     write_project(project)
-    for seed, value in enumerate([1.0, 1.1, 0.9]):
-        record_metrics_run(project, "baseline", seed, {"val_loss": value})
-    for seed, value in enumerate([2.0, 2.1, 1.9]):
-        record_metrics_run(project, "treatment", seed, {"val_loss": value})
+    declare_metrics(project, "    val_loss: {direction: minimize}\n"
+                             "    train_ece: {direction: minimize, label: Train ECE}\n"
+                             "    grad_norm: {}\n")
+    for seed, (loss, ece, grad) in enumerate([(1.0, 0.005, 3.0), (1.1, 0.006, 3.5),
+                                              (0.9, 0.0055, 2.5)]):
+        record_metrics_run(project, "baseline", seed,
+                           {"val_loss": loss, "train_ece": ece, "grad_norm": grad})
+    for seed, (loss, ece, grad) in enumerate([(0.95, 0.11, 9.0), (1.12, 0.13, 9.5),
+                                              (0.88, 0.12, 8.5)]):
+        record_metrics_run(project, "treatment", seed,
+                           {"val_loss": loss, "train_ece": ece, "grad_norm": grad})
     result = cli("analyze")
     assert result.exit_code == 0, result.output
-    assert "treatment vs baseline: delta +1, p=" in result.output
-    assert result.output.split("treatment vs baseline: ")[1].splitlines()[0].endswith(
-        ": significantly worse")
     s = _summary(project)
-    (c,) = s["comparisons"]
-    assert (c["significant"], c["improved"], c["ci_overlap"], c["verdict"]) == (
-        True, False, False, "significantly worse")
-    assert "in either direction" in s["significance_rule"]
+    comps = {c["metric"]: c for c in s["comparisons"]}
+    ece = comps["train_ece"]
+    assert (ece["direction"], ece["verdict"], ece["significant"], ece["improved"]) == (
+        "minimize", "worse", True, False)
+    assert ece["paired"] is True and ece["diff"] > 0 and ece["ci_low"] > 0
+    assert ece["p_adjusted"] >= ece["p"]  # Holm over val_loss and train_ece
+    # a metric without a declared direction is never better or worse, and not in the Holm family
+    grad = comps["grad_norm"]
+    assert (grad["direction"], grad["verdict"], grad["improved"], grad["p_adjusted"]) == (
+        None, "direction not declared", None, None)
+    assert s["metrics"]["grad_norm"]["direction"] is None
+    line = next(ln for ln in result.output.splitlines() if "train_ece" in ln)
+    assert line.startswith("  treatment vs baseline, train_ece (minimize): diff +0.11450 "
+                           "[+0.09090, +0.13810] (+2081.8%), paired t, p=")
+    assert ", paired t, p=" in line and line.endswith(": worse")
+    assert "grad_norm (direction not declared)" in result.output
+    assert "direction not declared for grad_norm" in result.output
+    table = (project / "analysis" / "table_main.tex").read_text()
+    header = next(ln for ln in table.splitlines() if ln.strip().startswith("Arm &"))
+    assert r"Train ECE $\downarrow$" in header and header.rstrip().endswith(r"& grad\_norm \\")
+    rows = {ln.split("&")[0].strip(): ln.split("&") for ln in table.splitlines()
+            if ln.strip().startswith(("baseline &", "treatment &"))}
+    ece_col = 2 + 1  # Arm, n, val_loss, train_ece, grad_norm
+    assert r"\boldmath" in rows["baseline"][ece_col] and r"\boldmath" not in rows["treatment"][ece_col]
+    assert not any(r"\boldmath" in row[4] for row in rows.values())  # no direction: no bold
+    assert "no arrow: direction not declared, not ranked" in table
+    numbers = (project / "analysis" / "numbers.tex").read_text()
+    for macro in ("Delta", "DeltaLow", "DeltaHigh", "PValue", "PAdj"):
+        assert f"\\newcommand{{\\rsTreatmentVsBaselineTrainEceE{macro}}}" not in numbers
+        assert f"\\newcommand{{\\rsTreatmentVsBaselineTrainEce{macro}}}" in numbers
     readme = (project / "analysis" / "README.md").read_text()
-    assert "| significantly worse |" in readme
-    assert "in either direction" in readme
+    assert "| treatment | train_ece | minimize |" in readme and "| worse |" in readme
+    assert "| treatment | grad_norm | not declared |" in readme
+
+
+def test_the_audit_refuses_better_for_a_minimize_metric_that_rose(project, cli):
+    """The same summary.json the analysis wrote: 'significantly better' next to the arm whose
+    train_ece rose is refused; 'significantly worse' is accepted."""
+    from rstack.paper.audit import AuditReport, Source, audit_claims
+    write_project(project)
+    declare_metrics(project, "    val_loss: {direction: minimize}\n"
+                             "    train_ece: {direction: minimize}\n")
+    for seed, ece in enumerate([0.005, 0.006, 0.0055]):
+        record_metrics_run(project, "baseline", seed, {"val_loss": 1.0 + seed / 10, "train_ece": ece})
+    for seed, ece in enumerate([0.11, 0.13, 0.12]):
+        record_metrics_run(project, "treatment", seed, {"val_loss": 1.0 + seed / 9, "train_ece": ece})
+    assert cli("analyze").exit_code == 0
+    summary = _summary(project)
+
+    def claims(sentence):
+        report = AuditReport(tex="paper.tex")
+        audit_claims(report, Source("\\begin{document}\n" + sentence + "\n"), summary)
+        return [f.message for f in report.findings if f.check == "claims"]
+
+    refused = claims("The treatment arm is significantly better on train\\_ece than the baseline.")
+    assert refused and "goes the other way" in refused[0] and "train_ece: worse" in refused[0]
+    assert claims("The treatment arm is significantly worse on train\\_ece than the baseline.") == []
+
+
+def test_figure_labels_only_from_a_declared_direction():
+    from rstack.analysis.figures import _axis_label
+    assert _axis_label("train_ece", "minimize") == "train ece\n(lower is better)"
+    assert _axis_label("acc", "maximize", "Accuracy") == "Accuracy\n(higher is better)"
+    assert _axis_label("grad_norm", None) == "grad norm"
 
 
 def test_small_n_is_flagged_in_every_output(project, cli):
@@ -325,7 +373,9 @@ def test_small_n_is_flagged_in_every_output(project, cli):
     assert (t["n"], t["std"], t["ci_low"], t["ci_high"]) == (1, None, None, None)
     assert t["flags"] == ["n=1: no interval"]
     (c,) = s["comparisons"]
-    assert c["flags"] == ["n<3: treatment n=1: no interval"] and c["significant"] is False
+    assert c["flags"] == ["pairing: seed, but the ok runs' seeds differ (arm [0], baseline "
+                          "[0, 1, 2]): Welch used", "n<3: 1 seed(s); no difference is claimed"]
+    assert c["significant"] is False and c["verdict"] == "too few seeds (n<3)"
     numbers = (project / "analysis" / "numbers.tex").read_text()
     assert r"\rsTreatmentValLossCI" not in numbers and r"\rsTreatmentValLossMean" in numbers
     assert "% treatment val_loss: n=1: no interval (no Std/CI macros)" in numbers
@@ -417,8 +467,8 @@ def test_out_option_and_plan_option(project, cli, tmp_path):
 def test_one_constant_arm_still_gets_a_welch_p():
     # a constant: Welch uses b's variance only. se = sqrt(0 + 1/3); t = (1 - 5) / se = -6.9282;
     # df = (1/3)^2 / ((1/3)^2 / 2) = 2; p = 2 * P(T_2 > 6.9282) = 0.0202041...
-    assert welch_p((1.0, 1.0, 1.0), (4.0, 5.0, 6.0)) == pytest.approx(0.020204102886728803,
-                                                                       rel=1e-6)
+    c = compare([1.0, 1.0, 1.0], [4.0, 5.0, 6.0], direction="minimize", paired=False)
+    assert c.p == pytest.approx(0.020204102886728803, rel=1e-6)
 
 
 def test_invalid_plan_is_an_error_naming_the_key(project, cli):
@@ -444,3 +494,50 @@ def test_odd_metric_names_render(project, cli):
     assert r"cost\_\$" in table and r"top5/acc\%" in table
     numbers = (project / "analysis" / "numbers.tex").read_text()
     assert r"\newcommand{\rsBaselineTopFiveAccMean}{0.550}" in numbers
+
+
+def test_log_axis_band_stays_positive_and_step_ticks_are_compact(tmp_path):
+    """A noisy loss near zero on a log axis: the band never dives to the axis floor from a
+    negative lower edge, and 20,000 steps are labelled 0, 5k, 10k, ... without overlap."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    from matplotlib import pyplot as plt
+
+    from rstack.analysis import figures
+
+    steps = list(range(0, 20001, 500))
+    runs = []
+    for seed, spike in enumerate((0.0, 0.0, 3e-3)):  # one seed is noisy late in training
+        runs.append([{"step": s, "loss": 5.0 * 0.8 ** (s / 500) + spike * (s > 15000)}
+                     for s in steps])
+    captured = {}
+    real_save = figures._save
+
+    def keep(fig, out_dir, stem):
+        captured["fig"] = fig
+        ax = fig.axes[0]
+        captured["ylim"] = ax.get_ylim()
+        captured["yscale"] = ax.get_yscale()
+        fig.canvas.draw()
+        captured["xticks"] = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        captured["bands"] = [c.get_paths()[0].vertices[:, 1].min() for c in ax.collections]
+        return real_save(fig, out_dir, stem)
+
+    figures._save = keep
+    try:
+        paths = figures.plot_curves({"a": runs}, ["a"], {"a": figures.PALETTE[0]}, "loss",
+                                    {"loss": "minimize"}, tmp_path)
+    finally:
+        figures._save = real_save
+    assert captured["yscale"] == "log"
+    late = [sum(r[-1]["loss"] for r in runs) / 3, None]
+    assert late[0] < 2e-3  # mean - std < 0 there: a t-band would cross zero
+    assert all(low > 0 for low in captured["bands"])
+    means_floor = min(sum(r[i]["loss"] for r in runs) / 3 for i in range(len(steps)))
+    assert captured["ylim"][0] > means_floor / 10  # not stretched down to 1e-5 by the band
+    assert captured["xticks"] and all(len(t) <= 4 for t in captured["xticks"])
+    assert any(t.endswith("k") for t in captured["xticks"])
+    assert paths[1].suffix == ".png" and paths[1].stat().st_size > 5_000
+    low, high = figures.log_band([1e-4, 1.0], [3e-4, 0.5])
+    assert (low[0], low[1], high[0]) == pytest.approx((1e-8 / 4e-4, 1.0 / 1.5, 4e-4))
+    plt.close("all")

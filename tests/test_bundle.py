@@ -40,6 +40,8 @@ def test_create_holds_everything_and_verifies(analysed, cli, tmp_path):
     (root / "paper.tex").write_text("\\documentclass{article}\\input{analysis/numbers.tex}\n")
     (root / "paper.bib").write_text("@misc{a, title={A}}\n")
     (root / "paper.pdf").write_bytes(b"%PDF-1.5 fake for the bundle test\n%%EOF\n")
+    (root / "review.md").write_text("- no-limitations: fixed (Section 5 added)\n")
+    (root / "review-findings.json").write_text('{"version": 1, "findings": []}\n')
     out = tmp_path / "b"
     result = _create(cli, out)
     assert f"bundle: {out} (" in result.output and "6 runs" not in result.output
@@ -48,7 +50,8 @@ def test_create_holds_everything_and_verifies(analysed, cli, tmp_path):
         assert (out / "results" / run_id / "metrics.json").is_file()
     for rel in ("code/train.py", "plan/experiment-plan.md", "ledgers/experiments.jsonl",
                 "analysis/summary.json", "analysis/fig_bar.pdf", "paper/paper.tex",
-                "paper/paper.bib", "paper/paper.pdf", "environment/python.txt",
+                "paper/paper.bib", "paper/paper.pdf", "paper/review.md",
+                "paper/review-findings.json", "environment/python.txt",
                 "environment/platform.json", "environment/pip-freeze.txt",
                 "environment/gpu.txt", "stamp.json", "checksums.sha256", "README.md"):
         assert (out / rel).is_file(), rel

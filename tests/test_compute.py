@@ -105,7 +105,7 @@ def test_run_probes_gives_up_at_the_deadline_and_isolates_failures():
 def test_report_shape_and_machine_facts(cli, project):
     report = json.loads(cli("compute-detect", "--json").stdout)
     assert set(report) == {"version", "python", "cpu", "memory", "disk", "gpus", "frameworks",
-                           "modal", "vastai", "ssh_hosts", "latex", "compute_preferred",
+                           "modal", "vastai", "slurm", "ssh_hosts", "latex", "compute_preferred",
                            "recommended_profile", "recommendation_reason", "probes"}
     assert report["python"]["version"] == "%d.%d.%d" % sys.version_info[:3]
     assert report["disk"]["path"] == str(project) and report["disk"]["free_gb"] > 0

@@ -126,3 +126,27 @@ def test_history_line_with_two_objects_is_invalid(tmp_path):
 def test_loss_scale_is_not_judged():
     history = [{"step": i, "loss": 1.0 / (i + 1), "loss_scale": 2.0 ** i} for i in range(30)]
     assert check_divergence(history) is None
+
+
+def test_divergence_judges_a_smoothed_loss_that_stays_up():
+    # The incident: 15 logged points of a fine-tuning loss near 1e-4; the last sample is one
+    # noisy mini-batch at x141 of the noisy minimum. That is noise, not a divergence.
+    rng = random.Random(2)
+    values = [0.01 * math.exp(-i / 1.5) + 1e-4 * math.exp(rng.gauss(0, 0.5)) for i in range(15)]
+    values[-1] = 141 * min(values)
+    assert check_divergence(_hist(values, "train_loss")) is None
+    # Two spikes in the tail are still not a persistent rise.
+    values[-3] = 141 * min(values)
+    assert check_divergence(_hist(values, "train_loss")) is None
+    # The same loss rising and staying up for the tail is one.
+    risen = values[:10] + [min(values) * 50 * (1 + 0.1 * i) for i in range(8)]
+    message = check_divergence(_hist(risen, "train_loss"))
+    assert message and message.startswith("train_loss fell to") and "held for the last" in message
+
+
+def test_divergence_window_and_persistence():
+    from rstack.contract import divergence_window, smooth
+    assert divergence_window(15) == (3, 3)
+    assert divergence_window(80) == (9, 4)
+    assert divergence_window(10_000) == (25, 500)
+    assert smooth([1, 100, 1, 1, 50, 2], 3) == [1, 50.5, 1, 1, 1, 2]

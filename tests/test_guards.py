@@ -86,6 +86,16 @@ def test_cost_cap_refuses_with_three_numbers():
     assert "execution.max_cost_usd" in info.value.hint
 
 
+def test_gpu_hour_cap_refuses_with_the_numbers():
+    guards.check_gpu_hours(1.0, 2.0, 0)  # 0 = no cap
+    guards.check_gpu_hours(1.0, 2.0, 3.0)
+    with pytest.raises(GuardError) as info:
+        guards.check_gpu_hours(1.5, 2.0, 3.0)
+    assert info.value.message == ("GPU-hour cap: spent 1.50 + requested 2.00 = 3.50 GPU-hours "
+                                  "exceeds max_gpu_hours 3; nothing was submitted")
+    assert "rstack config set max_gpu_hours N" in info.value.hint
+
+
 def test_spent_sums_ledgered_costs(project):
     ledger = Ledger(project, "experiments")
     def finished(run_id, status, cost):

@@ -148,3 +148,33 @@ def test_hang_message_tells_busy_from_blocked():
     blocked = diagnose([], exit_code=None, signal=9, reason="stall", script_path=None,
                        stall_s=10, stall_cpu_s=0.0, stall_window_s=10.0)
     assert "blocked" in blocked.message and "it printed nothing" in blocked.message
+
+
+def test_traceback_after_an_input_prompt_is_found(tmp_path):
+    script = tmp_path / "train.py"
+    tail = ["Overwrite checkpoint? [y/N] Traceback (most recent call last):",
+            f'  File "{script}", line 12, in <module>',
+            "    answer = input('Overwrite checkpoint? [y/N] ')",
+            "EOFError: EOF when reading a line"]
+    diag = diagnose(tail, exit_code=1, script_path=script)
+    assert diag.category == "crash" and diag.location == f"{script}:12"
+    assert "EOFError" in diag.message
+
+
+def test_a_stdlib_frame_is_never_reported_as_the_scripts_line(tmp_path):
+    import json
+    import os
+    stdlib = os.path.dirname(json.__file__)
+    tail = ["Traceback (most recent call last):",
+            f'  File "{stdlib}/decoder.py", line 353, in raw_decode',
+            "    obj, end = self.scan_once(s, idx)",
+            "json.decoder.JSONDecodeError: Expecting value: line 1 column 1 (char 0)"]
+    diag = diagnose(tail, exit_code=1, script_path=tmp_path / "train.py")
+    assert diag.location is None and "decoder.py" not in diag.hint
+    # a script started by a relative path (the runner's form, cwd = project root) is still found
+    tail = ["Traceback (most recent call last):",
+            '  File "train.py", line 7, in <module>',
+            "    main()",
+            f'  File "{stdlib}/decoder.py", line 353, in raw_decode',
+            "json.decoder.JSONDecodeError: Expecting value"]
+    assert diagnose(tail, exit_code=1, script_path=tmp_path / "train.py").location == "train.py:7"

@@ -44,7 +44,8 @@ def test_search_merges_dedupes_and_records(cli, project, standard_routes):
     assert by_key["vaswani2017attention"]["sources"] == ["s2", "arxiv"]
     assert by_key["tay2020efficient"]["sources"] == ["s2", "arxiv"]
     assert by_key["tay2020efficient"]["ids"] == {"s2": "7e5709d81558d3ef4265de29ea75931afeb1f2dd",
-                                                 "doi": "10.1145/3530811", "arxiv": "2009.06732"}
+                                                 "doi": "10.1145/3530811", "arxiv": "2009.06732",
+                                                 "openalex": None}
     assert by_key["wang2020linformer"]["ids"]["arxiv"] == "2006.04768"
     assert by_key["wang2020linformer"]["sources"] == ["s2", "arxiv"]
     # S2's null abstract is filled from arXiv; S2's venue and citation count are kept.
@@ -62,7 +63,7 @@ def test_search_merges_dedupes_and_records(cli, project, standard_routes):
     assert [r["key"] for r in records] == keys
     assert records[0]["query"] == "efficient transformers"
     assert records[0]["ids"] == {"s2": "204e3073870fae3d05bcbc2f6a8e263d9b72e776", "doi": None,
-                                 "arxiv": "1706.03762"}
+                                 "arxiv": "1706.03762", "openalex": None}
     [search] = searches_in(project)
     assert search["query"] == "efficient transformers" and search["source"] == "all"
     assert search["counts"]["new"] == 6 and search["keys"] == keys and search["errors"] == []
@@ -74,7 +75,7 @@ def test_requests_carry_explicit_fields_and_arxiv_query(cli, project, standard_r
     assert s2_hit.query == {"query": "efficient transformers", "limit": "7", "offset": "0",
                             "fields": s2.FIELDS, "year": "2017-2020"}
     assert s2.FIELDS == ("paperId,externalIds,title,abstract,year,venue,authors,citationCount,"
-                         "openAccessPdf,url")
+                         "openAccessPdf,url,publicationTypes,journal,publicationVenue")
     [ax_hit] = standard_routes.hits(ARXIV_QUERY)
     assert ax_hit.query == {
         "search_query": "(all:efficient AND all:transformers) AND "
@@ -271,7 +272,8 @@ def test_sustained_429_is_bounded_and_says_what_was_recorded(cli, project, lit_s
     result = cli("lit", "search", "efficient transformers")
     assert result.exit_code == 0
     assert len(lit_server.hits(S2_SEARCH)) == 3  # 1 + lit_max_retries (2)
-    assert ("error: Semantic Scholar search 'efficient transformers': still rate limited "
+    assert ("skipped s2 (rate-limited): Semantic Scholar search 'efficient transformers': "
+            "still rate limited "
             "(HTTP 429) after 3 attempt(s)") in result.stderr
     assert "S2_API_KEY" in result.stderr
     assert "recorded 4 new paper(s)" in result.stdout
@@ -415,7 +417,7 @@ def test_old_and_new_feed_formats_give_the_same_paper():
     assert new.total == old.total == 4123
     a, b = new.papers[0], old.papers[0]
     assert a.as_json() == b.as_json()
-    assert a.ids == {"s2": None, "doi": None, "arxiv": "1706.03762"}
+    assert a.ids == {"s2": None, "doi": None, "arxiv": "1706.03762", "openalex": None}
     assert a.year == 2017 and a.primary_category == "cs.CL"
     assert a.pdf_url.endswith("/pdf/1706.03762v7")
     assert a.title == "Attention Is All You Need"
@@ -424,7 +426,7 @@ def test_old_and_new_feed_formats_give_the_same_paper():
     assert len(old.papers) == 2 and old.skipped == [
         "an entry without an id (arXiv sends those for ids it does not know)"]
     assert old.papers[1].ids == {"s2": None, "doi": "10.1016/s0550-3213(99)00001-1",
-                                 "arxiv": "hep-th/9901001"}
+                                 "arxiv": "hep-th/9901001", "openalex": None}
     assert old.papers[1].authors == ["Jan van der Berg"]
     new_linformer = new.papers[1]
     assert new_linformer.title == "Linformer: Self-Attention with Linear Complexity"
@@ -451,8 +453,10 @@ def test_resolve_arxiv_id_asks_both_and_records_once(cli, project, lit_server):
     out = json.loads(result.stdout)
     assert [p["key"] for p in out["papers"]] == ["vaswani2017attention"]
     assert out["papers"][0]["sources"] == ["s2", "arxiv"] and out["recorded"] == 1
-    assert lit_server.hits(ARXIV_QUERY)[0].query["id_list"] == "1706.03762"
+    # The version goes to arXiv (that version is resolved); S2 and the identity have none.
+    assert lit_server.hits(ARXIV_QUERY)[0].query["id_list"] == "1706.03762v5"
     assert lit_server.hits("/s2/paper/ARXIV:1706.03762")[0].query == {"fields": s2.FIELDS}
+    assert out["papers"][0]["ids"]["arxiv"] == "1706.03762"
     records = papers_in(project)
     assert len(records) == 1 and records[0]["query"] == "resolve:arXiv:1706.03762v5"
     again = cli("lit", "resolve", "1706.03762")
@@ -471,13 +475,17 @@ def test_resolve_unknown_id_is_404_with_message(cli, project, lit_server):
     assert len(lit_server.hits("/s2/paper/ARXIV:2999.00001")) == 1  # a 404 is not retried
 
 
-def test_resolve_doi_uses_s2_only(cli, project, lit_server):
+def test_resolve_doi_asks_the_doi_sources_not_arxiv(cli, project, lit_server):
     lit_server.route("/s2/paper/DOI:10.18653/v1/n19-1423",
                      Reply(200, json.dumps(json.loads(data("s2_search_transformers.json"))
                                            ["data"][1]).encode()))
     result = cli("lit", "resolve", "DOI:10.18653/v1/N19-1423")
     assert result.exit_code == 0, result.output
     assert "devlin2019bert" in result.stdout and lit_server.hits(ARXIV_QUERY) == []
+    # OpenAlex and Crossref were asked too; their 404s are notes, not failures.
+    assert [h.path for h in lit_server.hits()][1:] == [
+        "/openalex/works/doi:10.18653/v1/n19-1423", "/crossref/works/10.18653/v1/n19-1423"]
+    assert "openalex (not-found): OpenAlex work 10.18653/v1/n19-1423: not found" in result.stderr
 
 
 def test_resolve_rejects_what_is_no_id(cli, project):

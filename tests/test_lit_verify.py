@@ -351,3 +351,92 @@ def test_hand_typed_record_does_not_block_the_api_record(cli, project, standard_
     [problem] = verify_citations(project, "paper.tex", None).problems
     assert problem.kind == "not-from-api"
     assert problem.hint == "cite the API record of this paper instead: wang2020linformer"
+
+
+# Real names and venues that broke or bent the bib: an S2 author with three commas (PNAS,
+# 10.1073/pnas.1414271111), a corporate author with commas and "and", accents, a Jr. suffix, an
+# HTML entity in an S2 venue (Chaos, Solitons &amp; Fractals), a typed conference and journal.
+AWKWARD = [
+    {"type": "paper", "key": "makris2014developing", "title": "Developing functional "
+     "musculoskeletal tissues through hypoxia and lysyl oxidase-induced collagen cross-linking",
+     "authors": ["Eleftherios Makris", "D. Responte", "N. Paschos", "Jerry C. Hu",
+                 "Kyriacos, Κυριάκος, Athanasiou, Αθανασίου"], "year": 2014,
+     "venue": "Proceedings of the National Academy of Sciences of the United States of America",
+     "venue_type": "journal", "ids": {"s2": "db3720c812a462ef955d5654b65ca9189d4b8372",
+                                      "doi": "10.1073/pnas.1414271111"}, "sources": ["s2"]},
+    {"type": "paper", "key": "national2019reproducibility",
+     "title": "Reproducibility and Replicability in Science",
+     "authors": ["National Academies of Sciences, Engineering, and Medicine"], "year": 2019,
+     "venue": None, "venue_type": "book", "ids": {"doi": "10.17226/25303"},
+     "sources": ["crossref"]},
+    {"type": "paper", "key": "steele1990common", "title": "Common Lisp: The Language",
+     "authors": ["Guy L. Steele Jr."], "year": 1990, "venue": None,
+     "ids": {"s2": "d" * 40}, "sources": ["s2"]},
+    {"type": "paper", "key": "zaheer2020big", "title": "Big Bird: Transformers for Longer Sequences",
+     "authors": ["Manzil Zaheer", "Santiago Ontañón", "Jürgen Schmidhuber"], "year": 2020,
+     "venue": "Neural Information Processing Systems", "venue_type": "conference",
+     "ids": {"arxiv": "2007.14062"}, "sources": ["openalex"]},
+    {"type": "paper", "key": "anon2021chaos", "title": "Turing patterns &amp; 100% of them",
+     "authors": ["A. Author"], "year": 2021, "venue": "Chaos, Solitons &amp; Fractals",
+     "ids": {"s2": "e" * 40}, "sources": ["s2"]},
+]
+
+
+@pytest.mark.skipif(not (shutil.which("pdflatex") and shutil.which("bibtex")),
+                    reason="needs pdflatex and bibtex (TeX Live)")
+def test_awkward_names_and_venues_pass_bibtex(cli, project):
+    Ledger(project, "lit-review").append_many(AWKWARD)
+    assert cli("lit", "bib", "--out", "paper.bib").exit_code == 0
+    text = (project / "paper.bib").read_text()
+    assert "{Kyriacos, Κυριάκος, Athanasiou, Αθανασίου}" in text
+    assert "{National Academies of Sciences, Engineering, and Medicine}" in text
+    assert "Steele, Jr., Guy L." in text
+    assert "Chaos, Solitons \\& Fractals" in text and "&amp;" not in text
+    assert "{Turing patterns \\& 100\\% of them}" in text
+    (project / "paper.tex").write_text(
+        "\\documentclass{article}\n\\begin{document}\n\\nocite{*}\n"
+        "\\bibliographystyle{plain}\n\\bibliography{paper}\n\\end{document}\n")
+    for step in (["pdflatex", "-interaction=nonstopmode", "paper.tex"], ["bibtex", "paper"]):
+        done = subprocess.run(step, cwd=project, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    blg = (project / "paper.blg").read_text()
+    assert "Warning--" not in blg and "error message" not in blg, blg
+    bbl = (project / "paper.bbl").read_text()
+    assert bbl.count("\\bibitem") == len(AWKWARD)
+    # What bib wrote, verify reads back: every first author matches its ledger record.
+    (project / "paper.tex").write_text("\\cite{" + ",".join(r["key"] for r in AWKWARD) +
+                                       "}\\bibliography{paper}\n")
+    result = cli("lit", "verify")
+    assert result.exit_code == 0, result.output
+
+
+def test_entry_type_follows_the_sources_venue_type():
+    pnas = Paper("t", venue="Proceedings of the National Academy of Sciences", venue_type="journal")
+    assert entry_type(pnas) == "article"  # the name says "Proceedings"; the source says journal
+    assert entry_type(Paper("t", venue="Transactions of the ACL", venue_type="conference")) \
+        == "inproceedings"
+    assert entry_type(Paper("t", venue="arXiv.org", venue_type="preprint")) == "misc"
+    assert entry_type(Paper("t", venue=None, venue_type="journal")) == "misc"
+
+
+def test_s2_venue_type_from_the_real_fields():
+    from rstack.literature.s2 import venue_and_type
+    # Shapes of real S2 answers (publicationVenue typed; journal only; arXiv; nothing).
+    assert venue_and_type({"venue": "Proceedings of the National Academy of Sciences of the "
+                           "United States of America", "publicationTypes": ["JournalArticle"],
+                           "journal": {"name": "Proceedings of the National Academy of Sciences"},
+                           "publicationVenue": {"name": "Proceedings of the National Academy of "
+                                                "Sciences of the United States of America",
+                                                "type": "journal"}})[1] == "journal"
+    assert venue_and_type({"venue": "", "publicationTypes": None,
+                           "journal": {"name": "Journal of Applied Physics"}}) == (
+        "Journal of Applied Physics", "journal")
+    assert venue_and_type({"venue": "Neural Information Processing Systems",
+                           "publicationTypes": ["JournalArticle"],
+                           "journal": {"name": "ArXiv", "volume": "abs/2107.13163"},
+                           "publicationVenue": {"name": "Neural Information Processing Systems",
+                                                "type": "conference"}}) == (
+        "Neural Information Processing Systems", "conference")
+    assert venue_and_type({"venue": "arXiv.org", "journal": {"name": "ArXiv"},
+                           "publicationVenue": {"name": "arXiv.org"}}) == ("arXiv.org", "preprint")
+    assert venue_and_type({"venue": "", "journal": {"name": ""}}) == (None, None)

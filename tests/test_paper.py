@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import re
 import shutil
 import threading
 import zipfile
@@ -28,8 +29,13 @@ def test_every_venue_compiles_with_numbers_table_and_figures(project, cli, venue
     for needle in ("\\input{analysis/numbers.tex}", "\\input{analysis/table_main.tex}",
                    "\\includegraphics[width=\\linewidth]{analysis/fig_bar.pdf}",
                    "\\rsBaselineValLossMean{}", "\\title{Warmup \\& Loss}",
-                   "\\citep{vaswani2017attention,goyal2017accurate}", "\\bibliography{paper}"):
+                   "\\bibliography{paper}",
+                   "% Literature ledger keys (cite only where a paper supports a sentence): "
+                   "vaswani2017attention, goyal2017accurate"):
         assert needle in tex
+    # Related Work is a skeleton: no citation is pre-filled (a \\citep of every ledger paper
+    # invites padding the section with papers that support no sentence)
+    assert not re.search(r"\\cite[pt]?\{", tex)
     for section in ("Introduction", "Related Work", "Method", "Experiments", "Results",
                     "Discussion and Limitations", "Conclusion"):
         assert f"\\section{{{section}}}" in tex
@@ -61,7 +67,7 @@ def test_new_refuses_to_overwrite_and_keeps_bib_on_force(project, cli):
     assert result.exit_code == 0
     assert result.output == "wrote paper.tex, rstack-acl.sty (acl); kept paper.bib\n"
     assert (project / "paper.bib").read_text() == "% mine\n"
-    assert "Related Work}\n\\label{sec:related}\nPlace this work among prior work." in \
+    assert "Related Work}\n\\label{sec:related}\nPlace this work among prior work. Cite" in \
         (project / "paper.tex").read_text()
 
 
@@ -421,3 +427,16 @@ def test_official_dir_is_git_ignored():
 
     gitignore = (Path(checkout_root()) / ".gitignore").read_text()
     assert "templates/latex/*/official/" in gitignore
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_style_comment_matches_the_citation_style(venue):
+    """The style file's header says the citation style natbib is loaded with (arxiv said
+    author-year while it loaded natbib's numbers)."""
+    style = load_venue(venue).style_path.read_text(encoding="utf-8")
+    header = " ".join(line.lstrip("% ") for line in style.splitlines() if line.startswith("%"))
+    options = re.search(r"\\RequirePackage(?:\[(?P<opts>[^\]]*)\])?\{natbib\}", style)
+    assert options, f"{venue}: no natbib"
+    numeric = "numbers" in (options.group("opts") or "").split(",")
+    assert ("numeric citations" in header) == numeric, header
+    assert ("author-year citations" in header) == (not numeric), header

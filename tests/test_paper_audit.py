@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-from paper_fixtures import append_run, make_project, write_summary
+from paper_fixtures import append_run, home_at, make_project, write_summary
 from rstack.paper.audit import AuditReport, Source, audit_numbers, masked_text, summary_candidates
 from rstack.paper.build import build_paper
 from rstack.paper.new import new_paper
@@ -43,24 +43,13 @@ def _paper_text(root, results: str = CLEAN_RESULTS) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A clean project: fixtures + `paper new` + the clean results text + one real build."""
-    import os
-
     root = tmp_path_factory.mktemp("clean") / "proj"
     root.mkdir()
-    home = root.parent / "home"
-    old = {k: os.environ.get(k) for k in ("HOME", "RSTACK_HOME")}
-    os.environ["HOME"], os.environ["RSTACK_HOME"] = str(home), str(home / ".rstack")
-    try:
+    with home_at(root.parent / "home"):
         make_project(root)
         new_paper(root, "neurips", title="Warmup Lowers Validation Loss")
         (root / "paper.tex").write_text(_paper_text(root), encoding="utf-8")
         result = build_paper(root, engine="auto")  # not a developer's RSTACK_LATEX_ENGINE
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     assert result.ok, [str(d) for d in result.log.errors]
     return root
 
@@ -142,8 +131,8 @@ def test_typed_number_in_abstract_and_caption_caught(proj, cli):
     assert code == 1
     assert ("typed number 12.5% in the abstract matches no analysed run, plan value or allow "
             "comment") in messages
-    assert ("typed number 7 in the figure matches no analysed run, plan value or allow comment"
-            in messages)
+    assert ("count '7 seeds' (7) matches no seed count in the plan or the analysis (known: 3 "
+            "(seeds per arm))" in messages)
 
 
 def test_typed_number_in_title_and_introduction_caught(proj, cli):
@@ -258,7 +247,8 @@ def test_unsupported_significantly(proj, cli):
     write_summary(proj, summary)
     code, report = _audit(cli)
     assert code == 1
-    claims = [f for f in report["findings"] if f["check"] == "claims"]
+    claims = [f for f in report["findings"] if f["check"] == "claims"
+              and "pre-registered" not in f["message"]]
     assert claims == [{
         "check": "claims", "severity": "error", "file": "paper.tex",
         "line": _line_of(proj, "significantly lowers"),
@@ -276,7 +266,8 @@ def test_negated_significance_is_not_a_claim(proj, cli):
           "The treatment does not significantly lower val\\_loss")
     build_paper(proj)
     code, report = _audit(cli)
-    assert [f for f in report["findings"] if f["check"] == "claims"] == []
+    assert [f for f in report["findings"] if f["check"] == "claims"
+              and "pre-registered" not in f["message"]] == []
 
 
 def test_build_findings(proj, cli):
@@ -514,7 +505,9 @@ def _set_comparison(root, **fields):
 def test_significantly_worse_may_be_called_significant(proj, cli):
     _set_comparison(proj, significant=True, improved=False, ci_overlap=False,
                     verdict="significantly worse", p_value=0.00010021779143849131)
+    # the plan's claim (warmup lowers val_loss) is now refuted, and the paper says so
     _edit(proj, "The treatment significantly lowers val\\_loss",
+          "The pre-registered claim that warmup lowers val\\_loss is refuted. "
           "The treatment significantly raises val\\_loss")
     build_paper(proj)
     code, report = _audit(cli)
@@ -529,7 +522,8 @@ def test_significantly_better_next_to_a_worse_result(proj, cli):
     build_paper(proj)
     code, report = _audit(cli)
     assert code == 1
-    assert [f for f in report["findings"] if f["check"] == "claims"] == [{
+    assert [f for f in report["findings"] if f["check"] == "claims"
+              and "pre-registered" not in f["message"]] == [{
         "check": "claims", "severity": "error", "file": "paper.tex",
         "line": _line_of(proj, "significantly better"),
         "message": "'significantly' with 'better' next to arm 'treatment', but rstack analyze "
@@ -537,14 +531,15 @@ def test_significantly_better_next_to_a_worse_result(proj, cli):
         "hint": "state the direction the analysis found (its verdict in analysis/summary.json)"}]
 
 
-def test_baseline_first_sentences_are_not_direction_checked(proj, cli):
+def test_baseline_first_sentences_are_read_with_the_baseline_as_subject(proj, cli):
     _set_comparison(proj, significant=True, improved=False, ci_overlap=False,
                     verdict="significantly worse", p_value=0.0001)
     _edit(proj, "The treatment significantly lowers val\\_loss",
-          "The baseline is significantly better than the treatment on val\\_loss")
+          "Contrary to the plan's claim that warmup lowers val\\_loss, "
+          "the baseline is significantly better than the treatment on val\\_loss")
     build_paper(proj)
     code, report = _audit(cli)
-    assert report["findings"] == []
+    assert report["findings"] == [], [f["message"] for f in report["findings"]]
 
 
 @pytest.mark.parametrize("fields, message, hint", [
@@ -568,7 +563,8 @@ def test_baseline_first_sentences_are_not_direction_checked(proj, cli):
 def test_not_significant_hint_fits_the_case(proj, cli, fields, message, hint):
     _set_comparison(proj, significant=False, verdict="not significant", **fields)
     code, report = _audit(cli)
-    [claim] = [f for f in report["findings"] if f["check"] == "claims"]
+    [claim] = [f for f in report["findings"] if f["check"] == "claims"
+              and "pre-registered" not in f["message"]]
     assert claim["message"] == ("'significantly' next to arm 'treatment', but rstack analyze "
                                 "marked its comparison not significant " + message)
     assert claim["hint"] == hint

@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import shutil
+import sys
 
 import pytest
 from ruamel.yaml import YAML
@@ -101,11 +102,31 @@ MALFORMED = [
     ("data.transforms", {"a": 1}, "data.transforms: must be a list of strings, got a mapping"),
     ("data.provenance", None, "data.provenance: must be a non-empty string, got None"),
     ("data.size", ["big"], "data.size: must be a non-empty string, got a list"),
-    ("execution.profile", "cloud", "execution.profile: must be one of local, ssh, vastai, modal, got 'cloud'"),
+    ("execution.profile", "cloud", "execution.profile: must be one of local, ssh, vastai, modal, slurm, got 'cloud'"),
     ("execution.script", "/abs/train.py", "execution.script: must be a path inside the project, got '/abs/train.py'"),
     ("execution.script", _DELETE, "execution.script: missing"),
     ("execution.arms", {}, "execution.arms: must be a non-empty mapping NAME: [extra args]"),
-    ("execution.arms", ["a"], "execution.arms: must be a non-empty mapping NAME: [extra args]"),
+    ("execution.arms", ["a"], "execution.arms[0]: must be a mapping with a name: {name: NAME, args: [...]}"),
+    ("execution.arms", 3, "execution.arms: must be a non-empty mapping NAME: [extra args]"),
+    ("execution.arms.treat", {"args": ["--lr", "1"], "retry": "always"}, "execution.arms.treat.retry: must be one of refuse, adjust, got 'always'"),
+    ("execution.arms.treat", {"args": [], "colour": "red"}, "execution.arms.treat.colour: unknown key; known keys: args, label, aliases, retry, seeds"),
+    ("execution.arms.treat", {"args": [], "aliases": "x"}, "execution.arms.treat.aliases: must be a list of strings, got 'x'"),
+    ("execution.args", "--epochs 3", "execution.args: must be a list of arguments, got '--epochs 3'"),
+    ("execution.args", ["--seed", "1"], "execution.args[0]: --seed is set by rstack run"),
+    ("execution.python", "", "execution.python: must be a non-empty string, got ''"),
+    ("evaluation.metrics", ["val_loss"], "evaluation.metrics: must be a non-empty mapping NAME: {direction: minimize|maximize"),
+    ("evaluation.metrics", {"val_loss": {"direction": "lower"}}, "evaluation.metrics.val_loss.direction: must be one of minimize, maximize, got 'lower' (minimize: lower is better"),
+    ("evaluation.metrics", {"val_loss": {"direction": "minimize", "min_effect": "a lot"}}, "evaluation.metrics.val_loss.min_effect: must be a number >= 0 (absolute, in the metric's units) or a percentage of the baseline mean such as \"2%\", got 'a lot'"),
+    ("evaluation.metrics", {"val_loss": {"direction": "minimize", "min_effect": -1}}, "evaluation.metrics.val_loss.min_effect: must be a number >= 0"),
+    ("evaluation.metrics", {"val_loss": {"direction": "minimize"}, "acc": {"min_effect": 0.1}}, "evaluation.metrics.acc.min_effect: min_effect is the smallest difference that matters in the metric's direction, but the metric has no direction; add direction: minimize|maximize"),
+    ("evaluation.metrics", {"val_loss": {"direction": "minimize", "unit": "nats"}}, "evaluation.metrics.val_loss.unit: unknown key; known keys: direction, min_effect, label"),
+    ("evaluation.metrics", {"acc": {"direction": "maximize"}}, "evaluation.primary_metric: 'val_loss' is not declared in evaluation.metrics (acc)"),
+    ("evaluation.pairing", "arm", "evaluation.pairing: must be one of seed, none, got 'arm'"),
+    ("evaluation.checks", ["final(acc) >="], "evaluation.checks[0]: 'final(acc) >=': does not parse"),
+    ("evaluation.checks", ["median(acc) > 0.5"], "evaluation.checks[0]: 'median(acc) > 0.5': unknown function 'median' (known: final, last, first, min, max, mean, count, abs)"),
+    ("evaluation.checks", ["final(accuracy) > 0.5"], "evaluation.checks[0]: 'final(accuracy) > 0.5': unknown name 'accuracy': declare it under evaluation.metrics"),
+    ("evaluation.checks", ["__import__('os').system('x') == 0"], "evaluation.checks[0]: \"__import__('os').system('x') == 0\": unknown function"),
+    ("evaluation.checks", ["final(acc)"], "evaluation.checks[0]: 'final(acc)': a check must be a comparison"),
     ("execution.arms.treat", "--lr 0.1", "execution.arms.treat: must be a list of arguments, got '--lr 0.1'"),
     ("execution.arms.treat", ["--lr", True], "execution.arms.treat[1]: must be a string or number, got True"),
     ("execution.arms.treat", ["--seed", "3"], "execution.arms.treat[0]: --seed is set by rstack run"),
@@ -277,7 +298,7 @@ def test_cli_compile_text_json_and_cap(project, cli):
     assert "6 run(s); estimate $0.00, spent $0.00, cap $10.00" in result.output
     data = json.loads(cli("plan", "compile", "--json").output)
     assert len(data["runs"]) == 6 and data["within_cap"] is True
-    assert data["runs"][0]["command"][1:4] == ["train.py", "--lr", "0.01"]
+    assert data["runs"][0]["command"][1:6] == ["train.py", "--steps", "400", "--lr", "0.01"]
 
     front = valid()
     front["execution"].update(profile="modal", gpu="H100", timeout_s=3600, max_cost_usd=20)
@@ -290,3 +311,127 @@ def test_cli_compile_text_json_and_cap(project, cli):
     assert result.exit_code == 1
     assert ("cost cap: spent $1.50 + estimate $23.70 = $25.20 exceeds the cap $20.00; "
             "nothing was started") in result.output
+
+
+# ---- declared metrics, pairing, checks, shared args, interpreter, arm specs (issue 11)
+
+def new_form() -> dict:
+    front = valid()
+    del front["hypothesis"]["metrics"]
+    del front["evaluation"]["direction"]
+    del front["evaluation"]["sanity_checks"]
+    front["evaluation"]["metrics"] = {
+        "val_loss": {"direction": "minimize", "min_effect": 0.01, "label": "Validation loss"},
+        "acc": {"direction": "maximize", "min_effect": "2%"},
+        "train_ece": None}
+    front["evaluation"]["checks"] = ["final(acc) >= 0.5", "last(val_loss) < first(val_loss)",
+                                     "max(step) == 400"]
+    front["execution"]["args"] = ["--epochs", 3]
+    front["execution"]["python"] = ".venv/bin/python"
+    front["execution"]["arms"] = {
+        "base": {"args": ["--lr", "0.01"], "label": "plain SGD", "aliases": ["SGD baseline"]},
+        "treat": {"args": ["--lr", 0.1], "retry": "adjust"}}
+    return front
+
+
+def test_new_form_is_typed(tmp_path, monkeypatch):
+    from rstack.plan import Arm, MetricSpec
+
+    monkeypatch.chdir(tmp_path)
+    plan = load_plan(write_plan(tmp_path, new_form()))
+    assert plan.metrics["val_loss"] == MetricSpec("val_loss", "minimize", 0.01, False,
+                                                  "Validation loss")
+    assert plan.metrics["acc"] == MetricSpec("acc", "maximize", 0.02, True, None)
+    assert plan.metrics["train_ece"].direction is None
+    assert plan.metric("not_declared") == MetricSpec("not_declared", None)
+    assert plan.direction == "minimize" and plan.primary_metric == "val_loss"
+    assert plan.hypothesis.metrics == ["val_loss", "acc", "train_ece"]
+    assert plan.evaluation.pairing == "seed" and plan.paired
+    assert plan.checks[2] == "max(step) == 400"
+    assert plan.arms == {"base": ["--lr", "0.01"], "treat": ["--lr", "0.1"]}
+    assert plan.arm_args("treat") == ["--epochs", "3", "--lr", "0.1"]
+    assert plan.arm_specs["base"] == Arm("base", ["--lr", "0.01"], "plain SGD", ["SGD baseline"],
+                                         "refuse", None)
+    assert plan.arm_specs["treat"].retry == "adjust" and plan.arm_specs["treat"].display == "treat"
+    # the only warning: a metric without a direction, naming the key to add
+    assert len(plan.warnings) == 1
+    assert plan.warnings[0].startswith(
+        "experiment-plan.md: evaluation.metrics.train_ece.direction: not declared: this metric is "
+        "reported as 'direction not declared' and never called better or worse; add direction: "
+        "minimize|maximize if the paper compares it (line ")
+
+
+def test_arms_as_a_list_with_names(tmp_path):
+    front = new_form()
+    front["execution"]["arms"] = [{"name": "base", "args": ["--lr", "0.01"], "label": "SGD"},
+                                  {"name": "treat", "args": ["--lr", "0.1"]}]
+    plan = load_plan(write_plan(tmp_path, front))
+    assert list(plan.arms) == ["base", "treat"] and plan.arm_specs["base"].label == "SGD"
+
+
+def test_compile_appends_arm_args_after_shared_args_and_uses_the_interpreter(tmp_path):
+    front = new_form()
+    plan = load_plan(write_plan(tmp_path, front))
+    matrix = compile_plan(plan, root=tmp_path, spent_usd=0.0)
+    run = [r for r in matrix.runs if r.arm == "treat"][0]
+    assert run.args == ["--epochs", "3", "--lr", "0.1"]
+    assert run.command[0] == str(tmp_path / ".venv" / "bin" / "python")
+    assert run.command[2:6] == ["--epochs", "3", "--lr", "0.1"]
+
+
+def test_old_plan_loads_with_a_conversion_warning_and_no_guessed_direction(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    plan = load_plan(write_plan(tmp_path, valid()))
+    assert plan.metrics["val_loss"].direction == "minimize"
+    assert plan.metrics["acc"].direction is None  # never guessed from the name
+    text = "\n".join(plan.warnings)
+    assert ("old plan form (hypothesis.metrics + evaluation.direction): only the primary metric "
+            "has a direction now, the others are reported as 'direction not declared'; convert "
+            "it to evaluation.metrics: {val_loss: {direction: minimize}, acc: {direction: "
+            "minimize|maximize}} and delete hypothesis.metrics and evaluation.direction") in text
+    assert "evaluation.sanity_checks: free text that nothing runs" in text
+
+
+def test_pairing_seed_refused_when_arms_run_different_seeds(tmp_path, monkeypatch):
+    front = new_form()
+    front["execution"]["arms"]["treat"]["seeds"] = [0, 1, 3]
+    assert load_plan(write_plan(tmp_path, front)).evaluation.pairing == "none"  # the default
+    front["evaluation"]["pairing"] = "seed"
+    problems = problems_of(front, tmp_path, monkeypatch)
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "experiment-plan.md: evaluation.pairing: seed pairing needs every arm to run the same "
+        "seeds (the arms run [0, 1, 2] vs [0, 1, 3]); give the arms the same seeds, or set "
+        "pairing: none (line ")
+
+
+def test_primary_metric_needs_a_direction(tmp_path, monkeypatch):
+    front = new_form()
+    front["evaluation"]["metrics"]["val_loss"] = {"label": "loss"}
+    problems = problems_of(front, tmp_path, monkeypatch)
+    assert any("evaluation.metrics.val_loss.direction: missing: the primary metric needs a "
+               "direction (minimize|maximize)" in p for p in problems), problems
+
+
+def test_plan_check_prints_warnings_and_python_must_exist(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from rstack.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("print(1)\n")
+    write_plan(tmp_path, new_form())
+    result = CliRunner().invoke(main, ["plan", "check", "--project", str(tmp_path)])
+    assert result.exit_code == 1
+    assert ("execution.python: '.venv/bin/python' is not an interpreter" in result.output
+            and "uv venv && uv pip install -r requirements.txt" in result.output)
+    front = new_form()
+    front["execution"]["python"] = sys.executable
+    write_plan(tmp_path, front)
+    result = CliRunner().invoke(main, ["plan", "check", "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: experiment-plan.md: evaluation.metrics.train_ece.direction" in result.output
+    result = CliRunner().invoke(main, ["plan", "check", "--json", "--project", str(tmp_path)])
+    payload = json.loads(result.output)
+    assert payload["metrics"]["acc"] == {"name": "acc", "direction": "maximize", "min_effect": 0.02,
+                                         "min_effect_relative": True, "label": None}
+    assert payload["pairing"] == "seed" and len(payload["warnings"]) == 1

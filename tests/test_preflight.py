@@ -313,7 +313,8 @@ def test_cli_other_interpreter(cli, tmp_path):
 def test_cli_records_in_a_project(cli, project):
     (project / ".rstack").mkdir()
     script, _ = corpus("ok_stdlib", project)
-    assert cli("preflight", script).exit_code == 0
+    first = cli("preflight", script)
+    assert first.exit_code == 0, first.output
     bad, _ = corpus("crash", project)
     assert cli("preflight", bad).exit_code == 1
     records = Ledger(project, "experiments").read(types=["preflight"]).records
@@ -431,3 +432,115 @@ def test_sigterm_to_preflight_kills_the_scripts_processes(tmp_path, monkeypatch)
     assert proc.returncode != 0
     assert leftover_processes(marker) == []
     assert leftover_processes(str(script)) == []
+
+
+# -- rehearsal of the real run, and what corrupts results (issue 11) -------------------------
+
+def test_preflight_rehearses_the_runner_cwd_interpreter_and_arg_form(cli, project, tmp_path):
+    """A script that reads data relative to the project root (where the runner starts it) passes
+    when preflight starts it the same way, with the plan's interpreter."""
+    import shutil
+    from runs_fixtures import plan_front
+    from ruamel.yaml import YAML
+    import io
+    (project / "data").mkdir()
+    (project / "data" / "x.txt").write_text("3\n")
+    (project / "src").mkdir()
+    write_script(project / "src", contract=True, body="""
+    p.add_argument("--lr", type=float, required=True)
+    a, rest = p.parse_known_args()
+    os.makedirs(a.output_dir, exist_ok=True)
+    n = int(open("data/x.txt").read())  # relative to the cwd: the project root in a real run
+    json.dump({"val_loss": n * a.lr, "argv_tail": int(sys.argv[1:3] == ["--lr", "0.5"]),
+               "exe": int(sys.executable.endswith("venv/bin/python"))},
+              open(os.path.join(a.output_dir, "metrics.json"), "w"))
+    """.replace("import argparse", "import argparse, sys"))
+    (project / "src" / "train.py").write_text(
+        "import sys\n" + (project / "src" / "train.py").read_text())
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    os.symlink(sys.executable, venv / "python")
+    front = plan_front({"base": ["--lr", "0.5"]})
+    front["execution"]["script"] = "src/train.py"
+    front["execution"]["python"] = str(tmp_path / "venv")
+    buf = io.StringIO()
+    YAML().dump(front, buf)
+    (project / "experiment-plan.md").write_text("---\n" + buf.getvalue() + "---\n")
+    result = cli("preflight", "src/train.py", "--json", "--no-determinism", "--", "--lr", "0.5")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["metrics"] == {"val_loss": 1.5, "argv_tail": 1, "exe": 1}
+    # the same script from its own folder (the old behaviour) cannot find data/x.txt
+    alone = run_preflight(project / "src" / "train.py", determinism=False,
+                          extra_args=["--lr", "0.5"])
+    assert not alone.passed and "data/x.txt" in alone.message
+
+
+def test_plan_metrics_must_be_in_the_smoke_run(tmp_path):
+    script = write_script(tmp_path, contract=True, body="""
+    a = p.parse_args()
+    os.makedirs(a.output_dir, exist_ok=True)
+    json.dump({"train_loss": 0.5}, open(os.path.join(a.output_dir, "metrics.json"), "w"))
+    """)
+    result = run_preflight(script, determinism=False, required_metrics=["val_loss", "val_acc"])
+    assert (result.verdict, result.category) == ("FAIL", "plan-metric-missing")
+    assert result.message == ("the plan compares val_loss, val_acc, but the smoke run's "
+                              "metrics.json has only train_loss")
+    assert "every metric the plan declares with a direction" in result.hint
+    assert run_preflight(script, determinism=False, required_metrics=["train_loss"]).passed
+
+
+def test_processes_left_running_are_reported(tmp_path):
+    script = write_script(tmp_path, contract=True, body="""
+    import subprocess, sys
+    a = p.parse_args()
+    os.makedirs(a.output_dir, exist_ok=True)
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    json.dump({"loss": 1.0}, open(os.path.join(a.output_dir, "metrics.json"), "w"))
+    """)
+    result = run_preflight(script, determinism=False)
+    assert result.passed
+    note = next(c for c in result.checks if c.name == "processes")
+    assert note.detail.startswith("1 process(es) were still running when the script exited")
+
+
+def test_swallowed_exception_and_inconsistent_metrics_name_the_evidence(tmp_path):
+    result = run_preflight(stage(CASES["swallowed_exception"], tmp_path), determinism=False)
+    assert result.category == "swallowed-exception"
+    assert "RuntimeError: shape mismatch in the eval batch" in result.message
+    result = run_preflight(stage(CASES["metrics_inconsistent"], tmp_path / "b"),
+                           determinism=False)
+    assert result.category == "metrics-inconsistent"
+    assert result.message.startswith("metrics.json says val_loss=0.0 but metrics.jsonl logged "
+                                     "val_loss=0.268")
+    result = run_preflight(stage(CASES["history_step_backwards"], tmp_path / "c"),
+                           determinism=False)
+    assert result.message == ("step goes backwards at record 6 of metrics.jsonl (4 -> 0): a "
+                              "per-epoch counter? log the global step")
+
+
+def test_arms_with_different_args_but_identical_smoke_metrics_fail(cli, project):
+    import io
+    from runs_fixtures import plan_front
+    from ruamel.yaml import YAML
+    write_script(project, contract=True, body="""
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--label-smoothing", type=float, default=0.0)  # parsed, never used
+    a = p.parse_args()
+    os.makedirs(a.output_dir, exist_ok=True)
+    json.dump({"val_loss": 1.0 - a.lr}, open(os.path.join(a.output_dir, "metrics.json"), "w"))
+    """)
+    buf = io.StringIO()
+    YAML().dump(plan_front({"ce": ["--label-smoothing", "0.0"],
+                            "ls": ["--label-smoothing", "0.1"]}), buf)
+    (project / "experiment-plan.md").write_text("---\n" + buf.getvalue() + "---\n")
+    result = cli("preflight", "train.py", "--arms")
+    assert result.exit_code == 1
+    assert ("FAIL flag-not-wired (Arms differ in args but not in results)\n  arms ce "
+            "(--label-smoothing 0.0) and ls (--label-smoothing 0.1) gave identical smoke "
+            "metrics") in result.output
+    buf = io.StringIO()
+    YAML().dump(plan_front({"slow": ["--lr", "0.01"], "fast": ["--lr", "0.1"]}), buf)
+    (project / "experiment-plan.md").write_text("---\n" + buf.getvalue() + "---\n")
+    result = cli("preflight", "train.py", "--arms")
+    assert result.exit_code == 0, result.output
+    assert "2 arm(s) give different smoke metrics" in result.output

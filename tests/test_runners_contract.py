@@ -59,3 +59,24 @@ def test_base_has_no_getattr_probes_in_runs():
     from rstack import runs
 
     assert "getattr(" not in inspect.getsource(runs)
+
+
+def test_venues_are_defined_once_by_the_paper_concern():
+    from rstack.cli import paper as cli_paper
+    from rstack.paper import build, venues
+
+    assert config.KEYS["venue"].choices == venues.VENUES
+    assert plan.VENUES == venues.VENUES
+    assert build.VENUES is venues.VENUES
+    assert _choices(cli_paper.paper_group.commands["new"], "venue") == venues.VENUES
+    assert _choices(cli_paper.venue_group.commands["fetch"], "name") == venues.VENUES
+
+
+def test_latex_engines_are_defined_once():
+    from rstack import compute, tex
+    from rstack.cli import paper as cli_paper
+    from rstack.paper import build
+
+    assert config.KEYS["latex_engine"].choices == ("auto", *tex.LATEX_ENGINES)
+    assert compute.LATEX_ENGINES == build.ENGINES == tex.LATEX_ENGINES
+    assert _choices(cli_paper.paper_group.commands["build"], "engine") == ("auto", *tex.LATEX_ENGINES)

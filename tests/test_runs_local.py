@@ -120,7 +120,10 @@ def test_oom_ladder_retries_with_smaller_batch(project, cli):
     started = records(project, "run.started")
     assert [s["attempt"] for s in started] == [1, 2, 3]
     assert started[1]["retry_of"] == started[0]["run_id"] and started[2]["retry_of"] == started[1]["run_id"]
-    assert "1 run(s): 1 ok" in result.output
+    # design-preserving: the effective batch stays 32, and each run records its accumulation
+    assert [s.get("grad_accum") for s in started] == [None, 2, 4]
+    assert ("1 run(s): 1 ok; 2 retries, 2 with changed args: " + started[1]["run_id"]
+            + " (--batch-size 32 -> 16, --grad-accum 1 -> 2)") in result.output
 
 
 def test_oom_ladder_counts_rungs_across_the_whole_retry_chain(project, cli, monkeypatch):
@@ -136,14 +139,35 @@ def test_oom_ladder_counts_rungs_across_the_whole_retry_chain(project, cli, monk
     assert [r["status"] for r in finished(project)] == ["oom", "oom", "oom"]
 
 
-def test_divergence_retried_with_lower_lr(project, cli):
+def test_divergence_retry_that_changes_args_is_refused_by_default(project, cli):
+    # Lowering --lr for one seed would leave the arm with two learning rates.
     write_project(project, {"hot": ["--mode", "diverge", "--lr", "0.1"]}, seeds=(0,))
     result = cli("run")
-    assert result.exit_code == 0, result.output
-    (retry,) = records(project, "run.retry")
-    assert retry["category"] == "divergence" and retry["change"] == "--lr 0.1 -> 0.01"
-    assert retry["message"], "the diagnosis travels with the retry"
-    assert [r["status"] for r in finished(project)] == ["diverged", "ok"]
+    assert result.exit_code == 1, result.output
+    assert records(project, "run.retry") == []
+    (rec,) = finished(project)
+    assert rec["status"] == "diverged" and rec["category"] == "divergence"
+    assert ("no retry for " + rec["run_id"] + ": design-changing retry refused: the fix for "
+            "divergence (--lr 0.1 -> 0.01) changes the arm's design, and one seed of arm hot would "
+            "then differ from the others in --lr; change it in the plan for every seed and rstack "
+            "run again, or set execution.arms.hot.retry: adjust to re-run the whole arm with the "
+            "adjusted value") in result.output
+    assert ("1 run(s): 1 diverged; 1 design-changing retry refused (the runs keep their failed "
+            "status)") in result.output
+
+
+def test_oom_ladder_without_grad_accum_is_a_design_change(project, cli):
+    # Halving the batch without accumulation changes the effective batch: refused.
+    script = (project / "train.py")
+    write_project(project, {"big": ["--mode", "oom-cuda", "--batch-size", "32"]}, seeds=(0,))
+    script.write_text(script.read_text().replace('p.add_argument("--grad-accum", type=int, '
+                                                 'default=1)\n', ""))
+    result = cli("run")
+    assert result.exit_code == 1, result.output
+    assert records(project, "run.retry") == []
+    assert "changes the effective batch (the script has no --grad-accum flag to keep it)" in \
+        result.output
+    assert [r["status"] for r in finished(project)] == ["oom"]
 
 
 def test_missing_metrics(project, cli):

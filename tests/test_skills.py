@@ -18,7 +18,8 @@ from rstack.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SKILLS = REPO / "skills"
-EXPECTED = {"research", "lit-review", "novelty-check", "experiment", "analyze", "write-paper", "setup"}
+EXPECTED = {"research", "lit-review", "novelty-check", "experiment", "analyze", "write-paper", "setup",
+            "improve"}
 LAUNCHER = "~/.claude/skills/rstack/bin/rstack"
 COMMAND_STARTS = {"&&", "||", ";", "|", "then", "else", "do", "(", "!"}
 
@@ -27,7 +28,7 @@ def all_skills():
     return skills.load_skills(SKILLS)
 
 
-def test_the_seven_skills_exist_and_shared_is_not_a_skill():
+def test_the_eight_skills_exist_and_shared_is_not_a_skill():
     names = {p.name for p in skills.skill_dirs(SKILLS)}
     assert names == EXPECTED
     assert (SKILLS / "_shared" / "preamble.md").is_file()
@@ -96,7 +97,7 @@ def test_generated_blocks_are_fresh_and_pack_is_valid(cli):
     assert skills.validate_pack(SKILLS) == []
     result = cli("dev", "gen-skills", "--check")
     assert result.exit_code == 0, result.output
-    assert "7 skills" in result.output
+    assert f"{len(EXPECTED)} skills" in result.output
 
 
 def _copy_pack(tmp_path: Path) -> Path:
@@ -121,7 +122,7 @@ def test_source_change_propagates_to_every_skill(tmp_path):
     pack = _copy_pack(tmp_path)
     src = pack / "_shared" / "completion.md"
     src.write_text(src.read_text() + "\nOne more line.\n")
-    assert len(skills.generate(pack, check=True)) == 7
+    assert len(skills.generate(pack, check=True)) == len(EXPECTED)
     skills.generate(pack)
     for skill in skills.load_skills(pack):
         assert "One more line." in skill.body
@@ -170,7 +171,7 @@ def test_gen_skills_check_exit_code(tmp_path, monkeypatch, cli):
     assert result.exit_code == 1
     assert "generated block(s) completion are stale" in result.output
     result = cli("dev", "gen-skills")
-    assert result.exit_code == 0 and "1 skill(s) updated, 6 already fresh" in result.output
+    assert result.exit_code == 0 and f"1 skill(s) updated, {len(EXPECTED) - 1} already fresh" in result.output
     assert cli("dev", "gen-skills", "--check").exit_code == 0
 
 

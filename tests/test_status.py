@@ -82,12 +82,14 @@ def test_json_shape(project, cli):
     assert data["stages"]["runs"]["cap_usd"] == 10.0
 
 
-def test_lit_review_counts_and_unknown_citations(project):
+def test_lit_review_counts_and_unknown_citations(project, monkeypatch):
     _install_marker()
-    (project / "idea.md").write_text("Does warmup help?\n")
+    monkeypatch.setenv("RSTACK_LIT_COVERAGE_MIN_PAPERS", "1")  # coverage has its own test
+    (project / "idea.md").write_text("Does learning-rate warmup help large minibatch SGD?\n")
     lit = Ledger(project, "lit-review")
     lit.append({"type": "search", "query": "warmup", "source": "s2"})
-    lit.append({"type": "paper", "key": "goyal2017accurate", "title": "Accurate, Large Minibatch SGD"})
+    lit.append({"type": "paper", "key": "goyal2017accurate", "title": "Accurate, Large Minibatch SGD",
+                "abstract": "A linear scaling rule and a warmup scheme for large minibatch SGD."})
     stage = project_status(project).stages["lit_review"]
     assert stage.state == "missing" and "1 papers from 1 searches" in stage.detail
     (project / "lit-review.md").write_text("Warmup [@goyal2017accurate] and [@madeup2020x].\n")
@@ -139,7 +141,7 @@ def test_preflight_is_for_the_current_script_version(project):
 
 def test_preflight_state_follows_the_plans_arm_args(project):
     _install_marker()
-    _plan(project)  # arms: baseline [--lr 0.01], treatment [--lr 0.1]
+    _plan(project)  # args [--steps 400]; arms: baseline [--lr 0.01], treatment [--lr 0.1]
     script = project / "train.py"
     script.write_text("print('v1')\n")
     ledger = Ledger(project, "experiments")
@@ -157,14 +159,16 @@ def test_preflight_state_follows_the_plans_arm_args(project):
     # A FAIL from args no arm uses hides nothing.
     stage = verdict("FAIL", ["--bogus"], "bad-flags")
     assert (stage.state, stage.data["verdict"], stage.data["args"]) == ("ok", "PASS", [])
-    assert verdict("PASS", ["--lr", "0.01"]).state == "ok"
+    assert verdict("PASS", ["--steps", "400", "--lr", "0.01"]).state == "ok"
     # An arm's FAIL newer than every PASS with its args stands, even after a no-args PASS.
-    verdict("FAIL", ["--lr", "0.1"], "divergence")
+    verdict("FAIL", ["--steps", "400", "--lr", "0.1"], "divergence")
     stage = verdict("PASS", [])
-    assert stage.state == "failed" and stage.data["args"] == ["--lr", "0.1"]
-    assert stage.detail == "FAIL (divergence) for the current train.py with args --lr 0.1: no"
-    assert project_status(project).next.command == "rstack preflight train.py -- --lr 0.1"
-    assert verdict("PASS", ["--lr", "0.1"]).state == "ok"
+    assert stage.state == "failed" and stage.data["args"] == ["--steps", "400", "--lr", "0.1"]
+    assert stage.detail == ("FAIL (divergence) for the current train.py with args --steps 400 "
+                            "--lr 0.1: no")
+    assert project_status(project).next.command == ("rstack preflight train.py -- --steps 400 "
+                                                    "--lr 0.1")
+    assert verdict("PASS", ["--steps", "400", "--lr", "0.1"]).state == "ok"
     # A no-args FAIL after the no-args PASS stands too.
     assert verdict("FAIL", [], "crash").detail == "FAIL (crash) for the current train.py: no"
     # Only args the plan does not use: the newest of them stands.

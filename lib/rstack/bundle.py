@@ -24,8 +24,10 @@ from . import __version__, paths
 from .compute import probe_gpus
 from .gitstate import git, project_git_state
 from .errors import BundleError
-from .hashing import prefix_sha256, sha256_file
+from .freshness import analysis_freshness
+from .hashing import sha256_file
 from .ledger import utc_now
+from .review import FINDINGS_FILE, REVIEW_FILE  # the meta-review travels with the paper
 
 CHECKSUMS = "checksums.sha256"
 STAMP = "stamp.json"
@@ -239,8 +241,11 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
             shutil.copy2(root / plan_rel, work / "plan" / Path(plan_rel).name)
         else:
             notes.append(f"plan {plan_rel} not found; not bundled")
+        if (root / "program.md").is_file():  # the improvement loop's program, beside the plan
+            (work / "plan").mkdir(exist_ok=True)
+            shutil.copy2(root / "program.md", work / "plan" / "program.md")
         (work / "ledgers").mkdir()
-        for name in ("experiments", "lit-review"):
+        for name in ("experiments", "lit-review", "program"):  # program: the loop's macros
             src = paths.ledger_path(root, name)
             if src.is_file():
                 shutil.copy2(src, work / "ledgers" / src.name)
@@ -248,7 +253,7 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
             shutil.copytree(root / rel, work / "results" / run_id, symlinks=True)
         shutil.copytree(summary_path.parent, work / "analysis", symlinks=True)
         paper_files = sorted(p for p in root.iterdir() if p.is_file() and (
-            p.suffix in _PAPER_SUFFIXES or p.name == "paper.pdf"))
+            p.suffix in _PAPER_SUFFIXES or p.name in ("paper.pdf", REVIEW_FILE, FINDINGS_FILE)))
         if paper_files:
             (work / "paper").mkdir()
             for src in paper_files:
@@ -259,8 +264,7 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
         ledger_file = paths.ledger_path(root, "experiments")
         ledger_sha = sha256_file(ledger_file) if ledger_file.is_file() else None
         analysis_sha = (summary.get("ledger") or {}).get("sha256")
-        problem = _analysis_drift(ledger_file, analysis_sha, (summary.get("ledger") or {}).get(
-            "lines"))
+        problem = analysis_freshness(root, summary).reason
         if problem:
             notes.append(f"{problem}; re-run `rstack analyze` so the analysis matches the "
                          "bundled ledger")
@@ -291,32 +295,6 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
     return BundleReport(out=out, stamp=stamp, files=count + 1, notes=notes)
 
 
-def _analysis_drift(ledger: Path, sha: str | None, lines) -> str | None:
-    """Why the analysis no longer matches the ledger, or None. Records appended after it (a
-    reproduce verdict, a note) are fine; a rewritten prefix or a newer finished run is not."""
-    try:
-        raw = ledger.read_bytes()
-    except OSError:
-        return "the experiments ledger is missing"
-    if hashlib.sha256(raw).hexdigest() == sha:
-        return None
-    parts = raw.split(b"\n")
-    if not isinstance(lines, int) or len(parts) - 1 < lines:
-        return "the experiments ledger changed since `rstack analyze`"
-    if prefix_sha256(raw, lines) != sha:
-        return "the experiments ledger changed since `rstack analyze`"
-    newer = 0
-    for line in parts[lines:]:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        newer += isinstance(record, dict) and record.get("type") == "run.finished"
-    if newer:
-        return f"{newer} run(s) finished after `rstack analyze`"
-    return None
-
-
 def _bundle_readme(stamp: dict) -> str:
     commit = stamp["commit"] or "(none: see the notes in stamp.json)"
     return (
@@ -327,7 +305,8 @@ def _bundle_readme(stamp: dict) -> str:
         "- `plan/`: the experiment plan; `ledgers/`: the append-only ledgers\n"
         "- `results/<run_id>/`: the outputs of every run the analysis used\n"
         "- `analysis/`: figures, tables, numbers.tex and summary.json (see its README.md)\n"
-        "- `paper/`: the paper sources and PDF, when present\n"
+        "- `paper/`: the paper sources and PDF, when present, with the meta-review (review.md, "
+        "review-findings.json)\n"
         "- `environment/`: python, platform, installed packages, GPU\n"
         "- `stamp.json`: commit, dirty flag, ledger sha256, run ids\n"
         "- `checksums.sha256`: the sha256 of every other file\n\n"

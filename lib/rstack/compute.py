@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import config, paths
+from .tex import LATEX_ENGINES  # the one list; compute probes each
 
 DEADLINE_S = 1.5  # the whole detection; the command must answer in under 2 s
 PROBE_TIMEOUT_S = 1.2  # one subprocess
-LATEX_ENGINES = ("tectonic", "latexmk", "pdflatex")
 _GIB = 1024 ** 3
 
 
@@ -225,6 +225,36 @@ def probe_vastai() -> dict:
             "key_source": key_source}
 
 
+def probe_slurm(timeout_s: float = PROBE_TIMEOUT_S) -> dict:
+    """SLURM here (sinfo on PATH): its partitions with their node states and GPU gres."""
+    sinfo = shutil.which("sinfo")
+    if not sinfo:
+        return {"sinfo": None, "partitions": [], "error": None}
+    try:
+        out = subprocess.run([sinfo, "-h", "-o", "%P|%a|%D|%T|%G"], capture_output=True,
+                             text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"sinfo": sinfo, "partitions": [], "error": f"sinfo did not answer in {timeout_s:g}s"}
+    if out.returncode != 0:
+        return {"sinfo": sinfo, "partitions": [],
+                "error": (out.stderr.strip().splitlines() or ["sinfo failed"])[-1][:200]}
+    partitions: dict[str, dict] = {}
+    for line in out.stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) != 5:
+            continue
+        name, avail, nodes, state, gres = parts
+        entry = partitions.setdefault(name.rstrip("*"), {
+            "name": name.rstrip("*"), "default": name.endswith("*"), "available": avail,
+            "nodes": 0, "states": {}, "gres": []})
+        count = int(nodes) if nodes.isdigit() else 0
+        entry["nodes"] += count
+        entry["states"][state] = entry["states"].get(state, 0) + count
+        if gres and gres != "(null)" and gres not in entry["gres"]:
+            entry["gres"].append(gres)
+    return {"sinfo": sinfo, "partitions": list(partitions.values()), "error": None}
+
+
 # -- the whole report -------------------------------------------------------------------------
 
 _FAILED = object()
@@ -258,7 +288,8 @@ def _run_probes(probes: dict[str, Callable[[], Any]], deadline_s: float) -> tupl
 
 
 def recommend_profile(preferred: str, modal: dict | None, vastai: dict | None,
-                      ssh_hosts: list[str]) -> tuple[str, str]:
+                      ssh_hosts: list[str], slurm: dict | None = None,
+                      slurm_host: str = "") -> tuple[str, str]:
     """The profile runs should use, and why (from `compute_preferred` and what was detected)."""
     modal_ok = bool(modal and modal.get("authenticated"))
     if preferred == "auto":
@@ -270,6 +301,8 @@ def recommend_profile(preferred: str, modal: dict | None, vastai: dict | None,
         "vastai": None if vastai and vastai.get("cli") and vastai.get("key_present")
         else "the vastai CLI or its API key is missing (pip install vastai; vastai set api-key)",
         "ssh": None if ssh_hosts else "no ssh_hosts configured (rstack config set ssh_hosts HOST)",
+        "slurm": None if slurm_host or (slurm and slurm.get("partitions"))
+        else "no SLURM here (sinfo) and no slurm_host (rstack config set slurm_host LOGIN_NODE)",
     }.get(preferred)
     reason = f"compute_preferred is {preferred}"
     return preferred, reason + (f", but {problems}" if problems else "")
@@ -282,17 +315,18 @@ def detect(root: Path, *, deadline_s: float = DEADLINE_S) -> dict:
     probes: dict[str, Callable[[], Any]] = {
         "python": probe_python, "cpu": probe_cpu, "memory": probe_memory,
         "disk": lambda: probe_disk(root), "gpus": probe_gpus, "frameworks": probe_frameworks,
-        "modal": probe_modal, "vastai": probe_vastai,
+        "modal": probe_modal, "vastai": probe_vastai, "slurm": probe_slurm,
         "latex": lambda: {n: e.as_json() for n, e in probe_latex_engines().items()},
     }
     results, timings = _run_probes(probes, deadline_s)
     profile, reason = recommend_profile(preferred, results.get("modal"), results.get("vastai"),
-                                        ssh_hosts)
+                                        ssh_hosts, results.get("slurm"), config.get("slurm_host"))
     latex = results.get("latex")
     return {
         "version": 1,
         **{name: results.get(name) for name in
-           ("python", "cpu", "memory", "disk", "gpus", "frameworks", "modal", "vastai")},
+           ("python", "cpu", "memory", "disk", "gpus", "frameworks", "modal", "vastai",
+            "slurm")},
         "ssh_hosts": ssh_hosts,
         "latex": {"engines": latex,
                   "working": [n for n, e in latex.items() if e["works"]] if latex else []},
@@ -329,8 +363,21 @@ def format_report(report: dict) -> list[str]:
             f"authenticated ({m['auth_source']})" if m["authenticated"] else "not authenticated")),
         "vastai     " + part("vastai", lambda v: ("cli " + ("yes" if v["cli"] else "no")
                                                  + ", key " + ("yes" if v["key_present"] else "no"))),
+        "slurm      " + part("slurm", _slurm_text),
         "ssh_hosts  " + (", ".join(report["ssh_hosts"]) or "none configured"),
         "latex      " + (", ".join(report["latex"]["working"]) or "no working engine"),
         f"profile    {report['recommended_profile']} ({report['recommendation_reason']})",
     ]
     return lines
+
+
+def _slurm_text(slurm: dict) -> str:
+    if not slurm["sinfo"]:
+        return "no (sinfo not on PATH)"
+    if slurm["error"]:
+        return f"sinfo failed: {slurm['error']}"
+    return "; ".join(
+        f"{p['name']}{' (default)' if p['default'] else ''}: {p['nodes']} node(s) "
+        + ", ".join(f"{n} {state}" for state, n in sorted(p["states"].items()))
+        + (f", gres {','.join(p['gres'])}" if p["gres"] else "")
+        for p in slurm["partitions"]) or "no partitions"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -21,7 +22,9 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from . import atomic, paths
 from .errors import ConfigError
+from .paper.venues import VENUES
 from .runners import PROFILES
+from .tex import LATEX_ENGINES
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -147,6 +150,16 @@ class Key:
 KEYS: dict[str, Key] = {}
 
 
+def _check_lit_sources(value: list) -> str | None:
+    from .literature.papers import SOURCES  # the literature concern owns the vocabulary
+
+    unknown = [item for item in value if item not in SOURCES]
+    if unknown or not value:
+        return (f"lit_sources: {', '.join(unknown) or 'an empty list'} is not a list of sources; "
+                f"use some of {', '.join(SOURCES)}")
+    return None
+
+
 # The one table of known keys. Later concerns add their rows here, so `config list`, the
 # commented defaults and the environment overrides always see every key.
 for _key in (
@@ -154,7 +167,7 @@ for _key in (
         "Where runs go: auto = modal when authenticated, else local.",
         choices=("auto", *PROFILES)),
     Key("venue", "enum", "arxiv", "Default paper venue template.",
-        choices=("arxiv", "neurips", "icml", "iclr", "acl")),
+        choices=VENUES),
     Key("experiment_checkpoint", "int", 3,
         "Ask the human to review after this many runs in /experiment.", minimum=1),
     Key("proactive", "bool", True, "Skills suggest the next phase without being asked."),
@@ -163,7 +176,7 @@ for _key in (
     Key("telemetry_url", "url", "", "Where `rstack telemetry sync` POSTs events (empty: never)."),
     Key("max_cost_usd", "float", 10.0, "Spending cap for paid compute, in USD.", minimum=0),
     Key("latex_engine", "enum", "auto", "LaTeX engine: auto tries tectonic, latexmk, pdflatex.",
-        choices=("auto", "tectonic", "latexmk", "pdflatex")),
+        choices=("auto", *LATEX_ENGINES)),
     Key("s2_api_url", "url", "https://api.semanticscholar.org/graph/v1",
         "Semantic Scholar Graph API base URL."),
     Key("arxiv_api_url", "url", "https://export.arxiv.org/api/query", "arXiv API query endpoint."),
@@ -181,6 +194,24 @@ for _key in (
     Key("lit_retry_after_max_s", "float", 60.0,
         "Longest Retry-After wait honoured between literature API retries (longer ones are cut).",
         minimum=0),
+    Key("openalex_api_url", "url", "https://api.openalex.org", "OpenAlex API base URL."),
+    Key("crossref_api_url", "url", "https://api.crossref.org", "Crossref REST API base URL."),
+    Key("openalex_min_interval_s", "float", 0.2, "Minimum seconds between OpenAlex requests.",
+        minimum=0),
+    Key("crossref_min_interval_s", "float", 0.5, "Minimum seconds between Crossref requests.",
+        minimum=0),
+    Key("lit_mailto", "str", "",
+        "Contact e-mail sent to OpenAlex and Crossref as `mailto` (their polite pools); empty: none."),
+    Key("lit_sources", "list", ["s2", "arxiv", "openalex"],
+        "Sources `rstack lit search --source all` asks (s2, arxiv, openalex, crossref); "
+        "verify --resolve and lit import look ids up in all four.",
+        check=lambda value: _check_lit_sources(value)),
+    Key("lit_coverage_min_score", "float", 0.08,
+        "rstack lit coverage: TF-IDF cosine to the idea at which a paper counts as on-topic.",
+        minimum=0),
+    Key("lit_coverage_min_papers", "int", 3,
+        "rstack lit coverage: on-topic papers lit-review.md must cite, else the review is thin.",
+        minimum=1),
     Key("ssh_hosts", "list", [], "SSH hosts for the ssh profile (aliases or user@host:port)."),
     Key("ledger_fsync", "bool", True, "fsync each ledger append (durable across power loss)."),
     Key("reproduce_rtol", "float", 1e-6,
@@ -209,8 +240,70 @@ for _key in (
     Key("vastai_start_timeout_s", "float", 600.0,
         "How long a new Vast.ai instance may take to reach `running`.", minimum=1),
     Key("vastai_poll_s", "float", 5.0, "Seconds between Vast.ai status polls.", minimum=0.05),
+    Key("slurm_host", "str", "",
+        "The slurm profile's login node, reached over ssh (empty: sbatch runs on this machine)."),
+    Key("slurm_partition", "str", "", "sbatch --partition (empty: the cluster's default).",
+        check=lambda v: _slurm_name_problem("slurm_partition", v)),
+    Key("slurm_account", "str", "", "sbatch --account (empty: your default account).",
+        check=lambda v: _slurm_name_problem("slurm_account", v)),
+    Key("slurm_qos", "str", "", "sbatch --qos (empty: the default QOS).",
+        check=lambda v: _slurm_name_problem("slurm_qos", v)),
+    Key("slurm_time", "str", "",
+        "sbatch --time (D-HH:MM:SS, HH:MM:SS, MM:SS or minutes); empty: the run's timeout + "
+        "ssh_timeout_grace_s.", check=lambda v: _slurm_time_problem(v)),
+    Key("slurm_gres", "list", [],
+        "GPU type -> sbatch --gres, GPU=GRES,... (e.g. A100=gpu:a100:1); a plan GPU needs a row.",
+        check=lambda v: _slurm_gres_problem(v)),
+    Key("slurm_extra", "str", "",
+        "Extra #SBATCH options, separated by ';' (e.g. --constraint=a100;--exclusive).",
+        check=lambda v: _slurm_extra_problem(v)),
+    Key("slurm_remote_dir", "str", "~/.rstack-slurm",
+        "Where slurm runs live on the cluster's shared filesystem (runs/, jobs/, envs/)."),
+    Key("slurm_python", "str", "python3", "The cluster's interpreter that builds the run's venv."),
+    Key("slurm_poll_s", "float", 5.0, "Seconds between squeue/sacct polls of a slurm run.",
+        minimum=0.05),
+    Key("max_gpu_hours", "float", 0.0,
+        "The slurm allocation cap in GPU-hours (requested time x GPUs before submit, sacct after); "
+        "0 = no cap.", minimum=0),
 ):
     KEYS[_key.name] = _key
+
+
+def _slurm_name_problem(key: str, value: str) -> str | None:
+    # It becomes an `#SBATCH --KEY=VALUE` line: a space or newline would change the batch script.
+    if value and not re.fullmatch(r"[A-Za-z0-9_.,:+-]+", value):
+        return f"{key} {value!r} may hold only letters, digits and _ . , : + -"
+    return None
+
+
+def _slurm_time_problem(value: str) -> str | None:
+    from .runners.slurm_script import parse_slurm_time
+
+    try:
+        parse_slurm_time(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _slurm_gres_problem(items: list[str]) -> str | None:
+    from .runners.slurm_script import parse_gres_map
+
+    try:
+        parse_gres_map(items)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _slurm_extra_problem(value: str) -> str | None:
+    from .runners.slurm_script import parse_extra
+
+    try:
+        parse_extra(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _yaml() -> YAML:

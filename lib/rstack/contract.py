@@ -210,33 +210,94 @@ def _loss_series(history: list[dict]) -> dict[str, list[tuple[Any, float]]]:
     return series
 
 
+def check_steps(history: list[dict]) -> str | None:
+    """A message when a metrics.jsonl record has no numeric `step` or the steps go backwards (a
+    per-epoch counter restarting): curves and `max(step)` checks need one increasing axis."""
+    previous = None
+    for number, record in enumerate(history, start=1):
+        step = record.get("step")
+        if not is_finite_number(step):
+            return (f"record {number} of metrics.jsonl has no numeric step (keys: "
+                    f"{', '.join(map(str, record)) or 'none'}); every line needs \"step\": the "
+                    "global optimizer step")
+        if previous is not None and step < previous:
+            return (f"step goes backwards at record {number} of metrics.jsonl ({previous:g} -> "
+                    f"{step:g}): a per-epoch counter? log the global step")
+        previous = step
+    return None
+
+
+CONSISTENCY_RTOL = 0.1
+
+
+def check_consistency(metrics: dict, history: list[dict], *, rtol: float = CONSISTENCY_RTOL,
+                      atol: float = 1e-9) -> str | None:
+    """A message when metrics.json disagrees with metrics.jsonl for the same key at the same step:
+    the step metrics.json names, else the last logged step (a swallowed exception that wrote
+    defaults or placeholders into metrics.json). Beyond rtol (10%), so a final full-batch
+    recomputation of a logged mini-batch value is not flagged."""
+    if not history:
+        return None
+    step = metrics.get("step") if is_finite_number(metrics.get("step")) else history[-1].get("step")
+    at_step = [rec for rec in history if rec.get("step") == step]
+    if not at_step:
+        return None
+    for key, value in metrics.items():
+        if key == "step" or not is_finite_number(value):
+            continue
+        logged = next((rec[key] for rec in reversed(at_step) if is_finite_number(rec.get(key))),
+                      None)
+        if logged is not None and not math.isclose(value, logged, rel_tol=rtol, abs_tol=atol):
+            return (f"metrics.json says {key}={value!r} but metrics.jsonl logged {key}={logged!r} "
+                    f"at the same step ({step:g})")
+    return None
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing running median: point i is the median of the `window` points ending at i, so a
+    single mini-batch spike (or dip) moves it by at most one rank."""
+    return [statistics.median(values[max(0, i - window + 1):i + 1]) for i in range(len(values))]
+
+
+def divergence_window(n: int) -> tuple[int, int]:
+    """(running-median window, points a rise must persist) for a series of n points."""
+    window = max(3, min(25, n // 10))
+    return window | 1, max(3, n // 20)
+
+
 def check_divergence(history: list[dict]) -> str | None:
     """A message when a loss in history diverged, else None.
 
-    Diverged = the final loss (median of the last few points, so one noisy point does not decide)
-    is GROWTH_FACTOR x the starting loss, or it is REGRESSION_FACTOR x the series' own minimum
-    after giving back at least REGRESSION_SHARE of the progress made. Only keys containing "loss"
-    are judged; series shorter than MIN_POINTS are not.
+    Judged on a smoothed loss (a trailing running median, see divergence_window), and the rise
+    must persist: the last `persist` smoothed points all stay GROWTH_FACTOR x the starting loss,
+    or all stay REGRESSION_FACTOR x the smoothed minimum after giving back at least
+    REGRESSION_SHARE of the progress made. Mini-batch noise on a loss near zero (one sample at
+    x141 of a noisy minimum) is therefore never a divergence. Only keys containing "loss" are
+    judged; series shorter than MIN_POINTS are not.
     """
     for key, points in _loss_series(history).items():
         if len(points) < MIN_POINTS:
             continue
         values = [v for _, v in points]
-        k = max(1, min(5, len(values) // 10))
-        start = statistics.median(values[:k])
-        final = statistics.median(values[-k:])
-        low = min(values)
-        low_step = points[values.index(low)][0]
+        window, persist = divergence_window(len(values))
+        smoothed = smooth(values, window)
+        start = statistics.median(values[:window])
+        tail = smoothed[-persist:]
+        final = smoothed[-1]
+        low = min(smoothed)
+        low_step = points[smoothed.index(low)][0]
         first_step, last_step = points[0][0], points[-1][0]
-        if start > 0 and final >= GROWTH_FACTOR * start:
+        if start > 0 and min(tail) >= GROWTH_FACTOR * start:
             return (f"{key} grew from {start:.4g} (step {first_step}) to {final:.4g} "
-                    f"(step {last_step}), x{final / start:.3g}")
-        if start <= 0 < final and final - start >= GROWTH_FACTOR * max(abs(start), 1e-8):
+                    f"(step {last_step}), x{final / start:.3g} (running median of {window} "
+                    f"points, held for the last {persist})")
+        if start <= 0 < min(tail) and min(tail) - start >= GROWTH_FACTOR * max(abs(start), 1e-8):
             return f"{key} grew from {start:.4g} (step {first_step}) to {final:.4g} (step {last_step})"
-        if (low > 0 and final >= REGRESSION_FACTOR * low
+        if (low > 0 and min(tail) >= REGRESSION_FACTOR * low
                 and final - low >= REGRESSION_SHARE * max(start - low, 0.0)):
             return (f"{key} fell to {low:.4g} (step {low_step}) and then rose to {final:.4g} "
-                    f"(step {last_step}), x{final / low:.3g} its minimum")
+                    f"(step {last_step}), x{final / low:.3g} its minimum (running median of "
+                    f"{window} points, held for the last {persist})")
     return None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import config
 from .errors import ConfigError
+from .runners import PROFILES
 
 # Modal's published on-demand GPU prices in USD per hour (modal.com/pricing, late 2025), per GPU,
 # container CPU/memory not included. Override any row with the `modal_gpu_prices` config key,
@@ -51,7 +52,7 @@ def modal_prices() -> dict[str, float]:
 
 def usd_per_hour(profile: str, gpu: str | None) -> float:
     """The hourly price a run on this profile is estimated at (0 for local and ssh hosts)."""
-    if profile in ("local", "ssh"):
+    if profile in ("local", "ssh", "slurm"):  # your own machines, or an allocation (max_gpu_hours)
         return 0.0
     if profile == "modal":
         if not gpu:
@@ -65,7 +66,7 @@ def usd_per_hour(profile: str, gpu: str | None) -> float:
     if profile == "vastai":
         # Offers are searched with this ceiling, so it bounds what the instance can cost.
         return float(config.get("vastai_max_dph"))
-    raise ConfigError(f"unknown profile {profile!r}", hint="use one of local, ssh, vastai, modal")
+    raise ConfigError(f"unknown profile {profile!r}", hint="use one of " + ", ".join(PROFILES))
 
 
 # A rented Vast.ai instance bills from `create` to `destroy`, not only while a run executes: per

@@ -61,3 +61,7 @@ class PaperError(RStackError):
 
 class RunError(RStackError):
     """A run could not be set up or launched (nothing about its result: that is its status)."""
+
+
+class ReviewError(RStackError):
+    """`rstack review` cannot run (no valid plan)."""

@@ -37,6 +37,17 @@ def check_cost_cap(spent: float, estimate: float, cap: float) -> None:
                  "execution.max_cost_usd in the plan, or rstack config set max_cost_usd N")
 
 
+def check_gpu_hours(spent: float, requested: float, cap: float) -> None:
+    """The slurm allocation: refuse when GPU-hours spent + requested would pass max_gpu_hours
+    (cap 0 = no cap). requested is each task's time limit x its GPUs, summed."""
+    if cap > 0 and spent + requested > cap + 1e-9:
+        raise GuardError(
+            f"GPU-hour cap: spent {spent:.2f} + requested {requested:.2f} = "
+            f"{spent + requested:.2f} GPU-hours exceeds max_gpu_hours {cap:g}; nothing was submitted",
+            hint="run fewer arms/seeds or a shorter time limit (execution.timeout_s, slurm_time), "
+                 "or raise the cap after asking the human: rstack config set max_gpu_hours N")
+
+
 # --------------------------------------------------------------------------------------------
 # Preflight gate
 

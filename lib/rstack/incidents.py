@@ -125,6 +125,30 @@ INCIDENTS: dict[str, Incident] = _registry(
     Incident("divergence", "Training diverged",
              "{detail}; lower the learning rate (--lr), add warm-up or gradient clipping",
              retry="lower-lr"),
+    Incident("metrics-inconsistent", "metrics.json disagrees with metrics.jsonl",
+             "{detail}; a try/except that writes default or placeholder values usually does "
+             "this: let the exception propagate, and write metrics.json from the values you "
+             "logged"),
+    Incident("swallowed-exception", "Traceback, but exit 0",
+             "the script printed a traceback ({detail}) and still exited 0: a try/except around "
+             "the training loop hides the failure; re-raise it (or remove the except) so the run "
+             "fails where it broke"),
+    Incident("metrics-elsewhere", "A newer metrics.json outside the output dir",
+             "{detail}; the copy in the output dir is stale (a placeholder or an earlier write): "
+             "write the final metrics only to os.path.join(args.output_dir, 'metrics.json')"),
+    Incident("flag-not-wired", "Arms differ in args but not in results",
+             "{detail}; the flag that differs is probably parsed but never used: assert that it "
+             "changes runtime behaviour (wire it into the model/optimizer), then preflight again"),
+    Incident("history-steps", "metrics.jsonl steps missing or going backwards",
+             "{detail}; write {{\"step\": global_step, ...}} on every metrics.jsonl line, never "
+             "decreasing"),
+    Incident("plan-metric-missing", "A metric the plan compares is missing",
+             "{detail}; the smoke run must compute (on a few batches) every metric the plan "
+             "declares with a direction, or the paid run can skip evaluation unnoticed"),
+    Incident("check-failed", "A sanity check failed",
+             "{detail}; the run finished, but a check in the plan's evaluation.checks failed, so "
+             "its results are not used: fix the script (or the check, if it is wrong), then "
+             "rstack run again"),
     Incident("nondeterministic", "Seed not honoured",
              "two runs with --seed {seed} gave different metrics ({detail}); seed every RNG from "
              "--seed (random, numpy, torch) and avoid time- or order-dependent randomness"),
@@ -216,7 +240,8 @@ _TB_START = "Traceback (most recent call last):"
 def parse_traceback(lines: Sequence[str]) -> Traceback | None:
     """The last Python traceback in lines (or a bare SyntaxError report), or None."""
     lines = list(lines)
-    starts = [i for i, line in enumerate(lines) if line.strip() == _TB_START]
+    # A prompt left on the line by input() ("Enter x: Traceback ...") still starts a traceback.
+    starts = [i for i, line in enumerate(lines) if line.rstrip().endswith(_TB_START)]
     start = starts[-1] if starts else None
     if start is None:
         # `python broken.py` prints a SyntaxError without a "Traceback" header.
@@ -231,7 +256,7 @@ def parse_traceback(lines: Sequence[str]) -> Traceback | None:
     frames: list[Frame] = []
     source: str | None = None
     exc_type = exc_msg = None
-    i = start + (1 if lines[start].strip() == _TB_START else 0)
+    i = start + (1 if lines[start].rstrip().endswith(_TB_START) else 0)
     while i < len(lines):
         line = lines[i]
         match = _FRAME.match(line)
@@ -259,9 +284,28 @@ def _same_file(a: str, b: str | os.PathLike | None) -> bool:
     if b is None:
         return False
     try:
-        return os.path.realpath(a) == os.path.realpath(b)
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        # A frame of a script started by a relative path (`python train.py` in the project
+        # root) names it relative to that cwd, which need not be ours.
+        return (not os.path.isabs(a) and not a.startswith("<")
+                and os.path.abspath(b).endswith(os.sep + os.path.normpath(a)))
     except (OSError, ValueError):
         return False
+
+
+def _library_file(path: str) -> bool:
+    """A frame in the standard library or an installed package: never the script's line."""
+    import sysconfig
+
+    if path.startswith("<") or "site-packages" in path or "dist-packages" in path:
+        return True
+    real = os.path.realpath(path)
+    for key in ("stdlib", "platstdlib"):
+        root = sysconfig.get_paths().get(key)
+        if root and real.startswith(os.path.realpath(root) + os.sep):
+            return True
+    return False
 
 
 def user_frame(tb: Traceback, script_path: str | os.PathLike | None) -> Frame | None:
@@ -277,7 +321,8 @@ def user_frame(tb: Traceback, script_path: str | os.PathLike | None) -> Frame | 
             path = os.path.realpath(frame.file) if not frame.file.startswith("<") else ""
             if path.startswith(base + os.sep) and "site-packages" not in path:
                 return frame
-    return tb.frames[-1]
+    outside = [frame for frame in tb.frames if not _library_file(frame.file)]
+    return outside[-1] if outside else None
 
 
 def _match_category(texts: Sequence[str], skip: Sequence[str] = ()) -> str | None:

@@ -213,10 +213,13 @@ class Ledger:
         self._write_lines([dumps_record(full)])
         return full
 
-    def append_many(self, records: Iterable[Any], *, by_hand: bool = False) -> list[dict]:
+    def append_many(self, records: Iterable[Any], *, by_hand: bool = False,
+                    together: bool = False) -> list[dict]:
         """Validate every record first (all or nothing), then append each under its own lock.
 
         by_hand (`rstack log append`): refuse the types only an rstack command writes (WRITTEN_BY).
+        together: write them all in one write under one lock (records that only mean something
+        as a pair, such as a KEEP trial and the champion it makes).
         """
         prepared = []
         for index, record in enumerate(records, start=1):
@@ -233,6 +236,9 @@ class Ledger:
                     hint=f"run `{writer}` to produce it, or record free text: "
                          '{"type": "note", "text": "..."}')
             prepared.append(full)
+        if together:
+            self._write_lines([dumps_record(full) for full in prepared])
+            return prepared
         for full in prepared:
             self._write_lines([dumps_record(full)])
         return prepared

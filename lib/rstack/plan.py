@@ -23,12 +23,16 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .errors import RStackError
+from .paper.venues import VENUES
 from .runners import PROFILES  # noqa: F401  (the one list of profiles; plan.PROFILES re-exports it)
 
 PLAN_FILENAME = "experiment-plan.md"
 DIRECTIONS = ("minimize", "maximize")
+PAIRINGS = ("seed", "none")
+ARM_RETRY = ("refuse", "adjust")  # refuse: a retry that changes the arm's args is not made
+ARM_KEYS = ("name", "args", "label", "aliases", "retry", "seeds")
+METRIC_KEYS = ("direction", "min_effect", "label")
 ACCEPT_KINDS = ("absolute", "relative")
-VENUES = ("arxiv", "neurips", "icml", "iclr", "acl")
 DEFAULT_PROTECTED = {"method": "--method", "model": "--model", "dataset": "--dataset",
                      "seq_len": "--seq-len"}
 # Flags the runner adds itself (the artifact contract); an arm must not set them.
@@ -38,16 +42,19 @@ _ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "hypothesis": ("question", "claim", "expected_direction", "falsifiers", "baseline_arm",
-                   "metrics"),
+                   "metrics"),  # metrics: old form, replaced by evaluation.metrics
     "data": ("sources", "schema", "transforms", "provenance", "size"),
     "execution": ("profile", "script", "arms", "seeds", "seeds_reason", "timeout_s", "gpu",
-                  "max_cost_usd", "protected"),
-    "evaluation": ("primary_metric", "direction", "accept", "baselines", "sanity_checks"),
+                  "max_cost_usd", "protected", "python", "args"),
+    "evaluation": ("primary_metric", "direction", "accept", "baselines", "sanity_checks",
+                   "metrics", "pairing", "checks"),
     "publication": ("venue", "claims"),
 }
 OPTIONAL_KEYS = {"execution.seeds_reason", "execution.gpu", "execution.max_cost_usd",
                  "execution.protected", "data.transforms", "evaluation.baselines",
-                 "evaluation.sanity_checks"}
+                 "evaluation.sanity_checks", "execution.python", "execution.args",
+                 "evaluation.metrics", "evaluation.pairing", "evaluation.checks",
+                 "hypothesis.metrics", "evaluation.direction"}
 
 
 class PlanError(RStackError):
@@ -65,7 +72,7 @@ class Hypothesis:
     expected_direction: str
     falsifiers: list[str]
     baseline_arm: str
-    metrics: list[str]
+    metrics: list[str]  # the declared metric names (evaluation.metrics, or the old list)
 
 
 @dataclass(frozen=True)
@@ -78,16 +85,55 @@ class Data:
 
 
 @dataclass(frozen=True)
+class MetricSpec:
+    """One declared metric. `direction` None means not declared: never better or worse."""
+
+    name: str
+    direction: str | None
+    min_effect: float | None = None
+    min_effect_relative: bool = False  # min_effect is a fraction of the baseline mean ("2%")
+    label: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "direction": self.direction, "min_effect": self.min_effect,
+                "min_effect_relative": self.min_effect_relative, "label": self.label}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: its own args (appended after execution.args), display label, aliases the paper
+    may use for it, and its retry policy (`adjust` lets a retry change the whole arm's args)."""
+
+    name: str
+    args: list[str]
+    label: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    retry: str = "refuse"
+    seeds: list[int] | None = None  # None: execution.seeds
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
 class Execution:
     profile: str
     script: str
-    arms: dict[str, list[str]]
+    arms: dict[str, list[str]]  # arm name -> the arm's own args (without execution.args)
     seeds: list[int]
     seeds_reason: str | None
     timeout_s: float
     gpu: str | None
     max_cost_usd: float | None
     protected: dict[str, str]
+    python: str | None = None  # interpreter of the runs; None: rstack's own (local) / python
+    args: list[str] = field(default_factory=list)  # shared by every arm, before the arm's args
+    arm_specs: dict[str, Arm] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,10 +145,13 @@ class Accept:
 @dataclass(frozen=True)
 class Evaluation:
     primary_metric: str
-    direction: str
+    direction: str  # the primary metric's declared direction
     accept: Accept
     baselines: list[str]
-    sanity_checks: list[str]
+    sanity_checks: list[str]  # old free text; not executed (evaluation.checks is)
+    metrics: dict[str, MetricSpec] = field(default_factory=dict)
+    pairing: str = "seed"
+    checks: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -124,6 +173,7 @@ class Plan:
     execution: Execution
     evaluation: Evaluation
     publication: Publication
+    warnings: tuple[str, ...] = ()  # loadable, but say what to change (old forms, no direction)
 
     # Shortcuts for the fields most callers want.
     @property
@@ -149,6 +199,34 @@ class Plan:
     @property
     def direction(self) -> str:
         return self.evaluation.direction
+
+    @property
+    def metrics(self) -> dict[str, MetricSpec]:
+        return self.evaluation.metrics
+
+    @property
+    def arm_specs(self) -> dict[str, Arm]:
+        return self.execution.arm_specs
+
+    @property
+    def paired(self) -> bool:
+        return self.evaluation.pairing == "seed"
+
+    @property
+    def checks(self) -> list[str]:
+        return self.evaluation.checks
+
+    def arm_args(self, arm: str) -> list[str]:
+        """The args of one arm's runs: execution.args, then the arm's own."""
+        return [*self.execution.args, *self.execution.arms[arm]]
+
+    def arm_seeds(self, arm: str) -> list[int]:
+        spec = self.execution.arm_specs.get(arm)
+        return list(spec.seeds) if spec is not None and spec.seeds else list(self.execution.seeds)
+
+    def metric(self, name: str) -> MetricSpec:
+        """The declared spec, or an undeclared one (direction None) for a metric the plan omits."""
+        return self.evaluation.metrics.get(name) or MetricSpec(name, None)
 
     @property
     def baseline_arm(self) -> str:
@@ -199,17 +277,29 @@ def _template_hint() -> str:
 
 
 class _Checker:
-    """Collects problems as `where: dotted.key: text (line N)` while reading typed values."""
+    """Collects problems as `where: dotted.key: text (line N)` while reading typed values.
+
+    The schema (sections, optional keys) is the plan's; program.md's checker swaps in its own."""
+
+    sections: dict[str, tuple[str, ...]] = SECTIONS
+    optional_keys: set[str] = OPTIONAL_KEYS
+    optional_sections: frozenset[str] = frozenset()
 
     def __init__(self, where: str, first_line: int):
         self.where = where
         self.first_line = first_line
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def problem(self, key: str, text: str, node: Any = None, name: Any = None) -> None:
         line = self._line(node, name)
         suffix = f" (line {line})" if line else ""
         self.problems.append(f"{self.where}: {key}: {text}{suffix}")
+
+    def warn(self, key: str, text: str, node: Any = None, name: Any = None) -> None:
+        line = self._line(node, name)
+        suffix = f" (line {line})" if line else ""
+        self.warnings.append(f"{self.where}: {key}: {text}{suffix}")
 
     def _line(self, node: Any, name: Any) -> int | None:
         try:
@@ -224,19 +314,21 @@ class _Checker:
         return None
 
     def section(self, root: Any, name: str) -> dict:
+        keys = self.sections[name]
         if name not in root:
-            self.problem(name, f"missing section (keys: {', '.join(SECTIONS[name])})")
+            if name not in self.optional_sections:
+                self.problem(name, f"missing section (keys: {', '.join(keys)})")
             return {}
         value = root[name]
         if not isinstance(value, dict):
-            self.problem(name, f"must be a mapping of {', '.join(SECTIONS[name])}", root, name)
+            self.problem(name, f"must be a mapping of {', '.join(keys)}", root, name)
             return {}
         for key in value:
-            if key not in SECTIONS[name]:
-                self.problem(f"{name}.{key}", f"unknown key; known keys: {', '.join(SECTIONS[name])}",
+            if key not in keys:
+                self.problem(f"{name}.{key}", f"unknown key; known keys: {', '.join(keys)}",
                              value, key)
-        for key in SECTIONS[name]:
-            if key not in value and f"{name}.{key}" not in OPTIONAL_KEYS:
+        for key in keys:
+            if key not in value and f"{name}.{key}" not in self.optional_keys:
                 self.problem(f"{name}.{key}", "missing", root, name)
         return value
 
@@ -332,37 +424,12 @@ def _check_execution(chk: _Checker, ex: dict) -> Execution:
                                or posixpath.normpath(script.replace("\\", "/")).split("/")[0] == ".."):
         chk.problem("execution.script", f"must be a path inside the project, got {script!r}", ex,
                     "script")
-    arms: dict[str, list[str]] = {}
-    raw_arms = ex.get("arms")
-    if "arms" in ex:
-        if not isinstance(raw_arms, dict) or not raw_arms:
-            chk.problem("execution.arms", "must be a non-empty mapping NAME: [extra args]", ex, "arms")
-        else:
-            for name, args in raw_arms.items():
-                where = f"execution.arms.{name}"
-                if not isinstance(name, str) or not _ARM_NAME.match(name):
-                    chk.problem(where, "arm names use letters, digits, '.', '_' and '-' only",
-                                raw_arms, name)
-                    continue
-                if args is None:
-                    args = []
-                if not isinstance(args, list):
-                    chk.problem(where, f"must be a list of arguments, got {_show(args)}", raw_arms, name)
-                    continue
-                texts = []
-                for index, item in enumerate(args):
-                    text = _arg_text(item)
-                    if text is None:
-                        chk.problem(f"{where}[{index}]",
-                                    f"must be a string or number, got {_show(item)}", args, index)
-                        continue
-                    if text.split("=", 1)[0] in CONTRACT_FLAGS:
-                        chk.problem(f"{where}[{index}]",
-                                    f"{text.split('=', 1)[0]} is set by rstack run for every run "
-                                    "(the artifact contract); remove it from the arm", args, index)
-                        continue
-                    texts.append(text)
-                arms[name] = texts
+    arm_specs = _check_arms(chk, ex)
+    arms = {name: spec.args for name, spec in arm_specs.items()}
+    shared: list[str] = []
+    if ex.get("args") is not None:
+        shared = _arg_list(chk, ex, "args", "execution.args") or []
+    python = chk.text(ex, "execution", "python") if ex.get("python") is not None else None
     seeds: list[int] = []
     raw_seeds = ex.get("seeds")
     if "seeds" in ex:
@@ -402,10 +469,100 @@ def _check_execution(chk: _Checker, ex: dict) -> Execution:
                                 raw_prot, key)
                 else:
                     protected[str(key)] = flag
+    for name, spec in arm_specs.items():
+        if spec.seeds and len(spec.seeds) < MIN_SEEDS and not seeds_reason:
+            chk.problem(f"execution.arms.{name}.seeds",
+                        f"{len(spec.seeds)} seed(s) is fewer than {MIN_SEEDS}; add seeds, or give "
+                        "execution.seeds_reason saying why fewer are enough", ex, "arms")
     return Execution(profile=profile or "", script=script or "", arms=arms, seeds=seeds,
                      seeds_reason=seeds_reason, timeout_s=timeout or 0.0,
                      gpu=gpu.strip() if isinstance(gpu, str) else None, max_cost_usd=cap,
-                     protected=protected)
+                     protected=protected, python=python, args=shared, arm_specs=arm_specs)
+
+
+ARMS_SHAPE = ("must be a non-empty mapping NAME: [extra args] (or NAME: {args: [...], label, "
+              "aliases, retry}), or a list of {name, args, label, aliases, retry}")
+
+
+def _arg_list(chk: _Checker, parent: Any, key: Any, where: str) -> list[str] | None:
+    """A list of command-line arguments (strings or numbers), refusing the contract's flags."""
+    args = parent[key]
+    if args is None:
+        return []
+    if not isinstance(args, list):
+        chk.problem(where, f"must be a list of arguments, got {_show(args)}", parent, key)
+        return None
+    texts = []
+    for index, item in enumerate(args):
+        text = _arg_text(item)
+        if text is None:
+            chk.problem(f"{where}[{index}]", f"must be a string or number, got {_show(item)}",
+                        args, index)
+            continue
+        if text.split("=", 1)[0] in CONTRACT_FLAGS:
+            chk.problem(f"{where}[{index}]",
+                        f"{text.split('=', 1)[0]} is set by rstack run for every run "
+                        "(the artifact contract); remove it from the arm", args, index)
+            continue
+        texts.append(text)
+    return texts
+
+
+def _check_arms(chk: _Checker, ex: dict) -> dict[str, Arm]:
+    if "arms" not in ex:
+        return {}
+    raw = ex.get("arms")
+    entries: list[tuple[Any, Any, Any, Any]] = []  # (name, value, parent node, key in parent)
+    if isinstance(raw, dict) and raw:
+        entries = [(name, value, raw, name) for name, value in raw.items()]
+    elif isinstance(raw, list) and raw:
+        for index, item in enumerate(raw):
+            if not isinstance(item, dict) or "name" not in item:
+                chk.problem(f"execution.arms[{index}]", "must be a mapping with a name: "
+                            "{name: NAME, args: [...]}", raw, index)
+                continue
+            entries.append((item["name"], item, raw, index))
+    else:
+        chk.problem("execution.arms", ARMS_SHAPE, ex, "arms")
+        return {}
+    specs: dict[str, Arm] = {}
+    for name, value, parent, key in entries:
+        where = f"execution.arms.{name}"
+        if not isinstance(name, str) or not _ARM_NAME.match(name):
+            chk.problem(where, "arm names use letters, digits, '.', '_' and '-' only", parent, key)
+            continue
+        if name in specs:
+            chk.problem(where, "arm names repeat", parent, key)
+            continue
+        if value is None or isinstance(value, list):
+            args = _arg_list(chk, parent, key, where)
+            if args is not None:
+                specs[name] = Arm(name=name, args=args)
+            continue
+        if not isinstance(value, dict):
+            chk.problem(where, f"must be a list of arguments, got {_show(value)}", parent, key)
+            continue
+        for k in value:
+            if k not in ARM_KEYS or (k == "name" and isinstance(parent, dict)):
+                chk.problem(f"{where}.{k}", "unknown key; known keys: args, label, aliases, retry, "
+                            "seeds", value, k)
+        args = _arg_list(chk, value, "args", f"{where}.args") if "args" in value else []
+        label = chk.text(value, where, "label") if value.get("label") is not None else None
+        aliases = chk.strings(value, where, "aliases")
+        retry = chk.choice(value, where, "retry", ARM_RETRY) or "refuse"
+        seeds = None
+        if value.get("seeds") is not None:
+            raw_seeds = value["seeds"]
+            if (not isinstance(raw_seeds, list) or not raw_seeds or len(set(raw_seeds)) != len(raw_seeds)
+                    or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in raw_seeds)):
+                chk.problem(f"{where}.seeds", "must be a non-empty list of distinct integers >= 0, "
+                            f"got {_show(raw_seeds)}", value, "seeds")
+            else:
+                seeds = [int(x) for x in raw_seeds]
+        if args is not None:
+            specs[name] = Arm(name=name, args=args, label=label, aliases=aliases, retry=retry,
+                              seeds=seeds)
+    return specs
 
 
 def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
@@ -443,6 +600,7 @@ def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
         baseline_arm=chk.text(hy, "hypothesis", "baseline_arm") or "",
         metrics=chk.strings(hy, "hypothesis", "metrics", min_items=1),
     )
+    old_metrics = list(hypothesis.metrics)
     data = Data(
         sources=chk.strings(da, "data", "sources", min_items=1),
         schema=chk.text(da, "data", "schema") or "",
@@ -468,12 +626,27 @@ def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
             kind = chk.choice(raw_accept, "evaluation.accept", "kind", ACCEPT_KINDS)
             threshold = chk.number(raw_accept, "evaluation.accept", "threshold")
             accept = Accept(kind=kind or "", threshold=threshold if threshold is not None else 0.0)
+    primary = chk.text(ev, "evaluation", "primary_metric") or ""
+    metric_specs = _check_metrics(chk, ev, hy, primary, old_metrics)
+    pairing = _check_pairing(chk, ev, execution)
+    checks = _check_checks(chk, ev, set(metric_specs))
+    sanity = chk.strings(ev, "evaluation", "sanity_checks")
+    if sanity:
+        chk.warn("evaluation.sanity_checks", "free text that nothing runs; write each as an "
+                 "expression under evaluation.checks (e.g. \"last(train_loss) < "
+                 "first(train_loss)\"), then delete sanity_checks", ev, "sanity_checks")
+    if hypothesis.metrics != list(metric_specs):
+        hypothesis = Hypothesis(**{**hypothesis.__dict__, "metrics": list(metric_specs)})
+    primary_spec = metric_specs.get(primary)
     evaluation = Evaluation(
-        primary_metric=chk.text(ev, "evaluation", "primary_metric") or "",
-        direction=chk.choice(ev, "evaluation", "direction", DIRECTIONS) or "",
+        primary_metric=primary,
+        direction=(primary_spec.direction if primary_spec else None) or "",
         accept=accept,
         baselines=chk.strings(ev, "evaluation", "baselines"),
-        sanity_checks=chk.strings(ev, "evaluation", "sanity_checks"),
+        sanity_checks=sanity,
+        metrics=metric_specs,
+        pairing=pairing,
+        checks=checks,
     )
     publication = Publication(
         venue=chk.choice(pu, "publication", "venue", VENUES) or "",
@@ -483,10 +656,11 @@ def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
     if hypothesis.baseline_arm and execution.arms and hypothesis.baseline_arm not in execution.arms:
         chk.problem("hypothesis.baseline_arm", f"{hypothesis.baseline_arm!r} is not an arm in "
                     f"execution.arms ({', '.join(execution.arms)})", hy, "baseline_arm")
-    if (evaluation.primary_metric and hypothesis.metrics
-            and evaluation.primary_metric not in hypothesis.metrics):
-        chk.problem("evaluation.primary_metric", f"{evaluation.primary_metric!r} is not listed in "
-                    f"hypothesis.metrics ({', '.join(hypothesis.metrics)})", ev, "primary_metric")
+    for name, spec in execution.arm_specs.items():
+        if spec.retry == "adjust" and name == hypothesis.baseline_arm:
+            chk.warn(f"execution.arms.{name}.retry", "the baseline arm may change its args on a "
+                     "retry (every seed is re-run with the adjusted value); the comparison then "
+                     "is against the adjusted baseline")
     for index, name in enumerate(evaluation.baselines):
         if execution.arms and name not in execution.arms:
             chk.problem(f"evaluation.baselines[{index}]", f"{name!r} is not an arm in execution.arms "
@@ -498,7 +672,152 @@ def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
                         problems=list(chk.problems))
     return Plan(path=path, raw=_plain(root), sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
                 body=body, hypothesis=hypothesis, data=data, execution=execution,
-                evaluation=evaluation, publication=publication)
+                evaluation=evaluation, publication=publication, warnings=tuple(chk.warnings))
+
+
+def _metric_snippet(specs: dict[str, str | None]) -> str:
+    parts = [f"{name}: {{direction: {d or 'minimize|maximize'}}}" for name, d in specs.items()]
+    return "evaluation.metrics: {" + ", ".join(parts) + "}"
+
+
+def _check_metrics(chk: _Checker, ev: dict, hy: dict, primary: str,
+                   old_metrics: list[str]) -> dict[str, MetricSpec]:
+    """evaluation.metrics (the map), or the old hypothesis.metrics + evaluation.direction."""
+    old_direction = chk.choice(ev, "evaluation", "direction", DIRECTIONS)
+    raw = ev.get("metrics")
+    if "metrics" not in ev:
+        # The old form: a list of names and one direction for the primary metric. Convert it
+        # without guessing the others' directions from their names.
+        if not old_metrics and "metrics" not in hy:
+            chk.problem("evaluation.metrics", "missing: declare each metric with its direction, "
+                        "e.g. evaluation.metrics: {val_loss: {direction: minimize}}", ev)
+            return {}
+        names = old_metrics or ([primary] if primary else [])
+        if primary and names and primary not in names:
+            chk.problem("evaluation.primary_metric", f"{primary!r} is not listed in "
+                        f"hypothesis.metrics ({', '.join(names)})", ev, "primary_metric")
+        specs = {name: MetricSpec(name, old_direction if name == primary else None)
+                 for name in names}
+        if "direction" not in ev and primary:
+            chk.problem("evaluation.metrics", f"the primary metric {primary!r} has no direction; "
+                        f"write {_metric_snippet({primary: None})}", ev)
+        if names:
+            chk.warn("evaluation.metrics", "old plan form (hypothesis.metrics + "
+                     "evaluation.direction): only the primary metric has a direction now, the "
+                     "others are reported as 'direction not declared'; convert it to "
+                     + _metric_snippet({n: s.direction for n, s in specs.items()})
+                     + " and delete hypothesis.metrics and evaluation.direction", ev)
+        return specs
+    if not isinstance(raw, dict) or not raw:
+        chk.problem("evaluation.metrics", "must be a non-empty mapping NAME: {direction: "
+                    "minimize|maximize, min_effect: NUMBER or \"2%\", label: TEXT}", ev, "metrics")
+        return {}
+    specs: dict[str, MetricSpec] = {}
+    for name, entry in raw.items():
+        where = f"evaluation.metrics.{name}"
+        if not isinstance(name, str) or not name.strip():
+            chk.problem(where, "metric names are non-empty strings", raw, name)
+            continue
+        if entry is None:
+            entry = {}
+        if not isinstance(entry, dict):
+            chk.problem(where, "must be a mapping {direction: minimize|maximize, min_effect, "
+                        f"label}}, got {_show(entry)}", raw, name)
+            continue
+        for key in entry:
+            if key not in METRIC_KEYS:
+                chk.problem(f"{where}.{key}", f"unknown key; known keys: {', '.join(METRIC_KEYS)}",
+                            entry, key)
+        direction = entry.get("direction")
+        if direction is not None and direction not in DIRECTIONS:
+            chk.problem(f"{where}.direction", f"must be one of {', '.join(DIRECTIONS)}, got "
+                        f"{_show(direction)} (minimize: lower is better, e.g. a loss or an "
+                        "error; maximize: higher is better)", entry, "direction")
+            direction = None
+        min_effect, relative = _min_effect(chk, entry, where)
+        if min_effect is not None and "direction" not in entry:
+            chk.problem(f"{where}.min_effect", "min_effect is the smallest difference that "
+                        "matters in the metric's direction, but the metric has no direction; "
+                        "add direction: minimize|maximize", entry, "min_effect")
+        label = chk.text(entry, where, "label") if entry.get("label") is not None else None
+        specs[name] = MetricSpec(name, direction, min_effect, relative, label)
+        if "direction" not in entry and name != primary:
+            chk.warn(f"{where}.direction", "not declared: this metric is reported as "
+                     "'direction not declared' and never called better or worse; add "
+                     "direction: minimize|maximize if the paper compares it", raw, name)
+    if primary and primary not in specs:
+        chk.problem("evaluation.primary_metric", f"{primary!r} is not declared in "
+                    f"evaluation.metrics ({', '.join(specs)})", ev, "primary_metric")
+    elif primary and specs[primary].direction is None:
+        if old_direction and "direction" not in (raw.get(primary) or {}):
+            specs[primary] = MetricSpec(**{**specs[primary].__dict__, "direction": old_direction})
+        elif "direction" not in (raw.get(primary) or {}):
+            chk.problem(f"evaluation.metrics.{primary}.direction", "missing: the primary metric "
+                        "needs a direction (minimize|maximize)", raw, primary)
+    if old_direction:
+        declared = specs.get(primary).direction if primary in specs else None
+        if declared and declared != old_direction:
+            chk.problem("evaluation.direction", f"{old_direction!r} disagrees with evaluation."
+                        f"metrics.{primary}.direction {declared!r}; delete evaluation.direction",
+                        ev, "direction")
+        else:
+            chk.warn("evaluation.direction", f"old form; write it as evaluation.metrics.{primary}"
+                     ".direction and delete evaluation.direction", ev, "direction")
+    if old_metrics:
+        extra = [m for m in old_metrics if m not in specs]
+        if extra:
+            chk.problem("hypothesis.metrics", f"{', '.join(extra)} not declared in "
+                        "evaluation.metrics; declare them there and delete hypothesis.metrics",
+                        hy, "metrics")
+        else:
+            chk.warn("hypothesis.metrics", "replaced by evaluation.metrics; delete it", hy,
+                     "metrics")
+    return specs
+
+
+_PERCENT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*%\s*$")
+
+
+def _min_effect(chk: _Checker, entry: dict, where: str) -> tuple[float | None, bool]:
+    if entry.get("min_effect") is None:
+        return None, False
+    value = entry["min_effect"]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+            and value >= 0:
+        return float(value), False
+    if isinstance(value, str) and _PERCENT.match(value):
+        return float(_PERCENT.match(value).group(1)) / 100.0, True
+    chk.problem(f"{where}.min_effect", "must be a number >= 0 (absolute, in the metric's units) "
+                f"or a percentage of the baseline mean such as \"2%\", got {_show(value)}",
+                entry, "min_effect")
+    return None, False
+
+
+def _check_pairing(chk: _Checker, ev: dict, execution: Execution) -> str:
+    seed_sets = {tuple(spec.seeds) if spec.seeds else tuple(execution.seeds)
+                 for spec in execution.arm_specs.values()}
+    same = len(seed_sets) <= 1
+    if ev.get("pairing") is None:
+        return "seed" if same else "none"
+    pairing = chk.choice(ev, "evaluation", "pairing", PAIRINGS)
+    if pairing == "seed" and not same:
+        chk.problem("evaluation.pairing", "seed pairing needs every arm to run the same seeds "
+                    f"(the arms run {' vs '.join(str(list(s)) for s in sorted(seed_sets))}); give "
+                    "the arms the same seeds, or set pairing: none", ev, "pairing")
+    return pairing or "none"
+
+
+def _check_checks(chk: _Checker, ev: dict, metric_names: set[str]) -> list[str]:
+    from .checks import CheckSyntaxError, parse
+
+    exprs = chk.strings(ev, "evaluation", "checks")
+    raw = ev.get("checks") or []
+    for index, expr in enumerate(exprs):
+        try:
+            parse(expr, metric_names if metric_names else None)
+        except CheckSyntaxError as exc:
+            chk.problem(f"evaluation.checks[{index}]", f"{expr!r}: {exc}", raw, index)
+    return exprs
 
 
 def default_plan_path(root: Path) -> Path:
@@ -592,9 +911,21 @@ class Matrix:
                 "cap_usd": self.cap_usd, "within_cap": self.within_cap}
 
 
-def python_for(profile: str) -> str:
-    """The interpreter a run's command names: this one locally, the remote venv's `python` else."""
-    return sys.executable if profile == "local" else "python"
+def python_for(profile: str, plan: Plan | None = None, root: Path | None = None) -> str:
+    """The interpreter a run's command names: the plan's `execution.python` when set (a venv
+    folder means its bin/python; relative paths are from the project root), else this one
+    locally and the remote venv's `python` elsewhere."""
+    declared = plan.execution.python if plan is not None else None
+    if not declared:
+        return sys.executable if profile == "local" else "python"
+    if profile != "local":
+        return declared  # a path on the remote machine, as written
+    path = Path(declared)
+    if not path.is_absolute():
+        path = Path(root or plan.path.parent) / path
+    if path.is_dir():
+        path = path / "bin" / "python"
+    return str(path)
 
 
 def cost_cap(plan: Plan) -> float:
@@ -617,22 +948,22 @@ def compile_plan(plan: Plan, *, root: Path, arms: list[str] | None = None,
     if profile not in PROFILES:
         raise PlanError(f"unknown profile {profile!r}", hint=f"use one of {', '.join(PROFILES)}")
     chosen = list(ex.arms) if not arms else arms
+    python = python_for(profile, plan, root)
     for name in chosen:
         if name not in ex.arms:
             raise PlanError(f"{display_path(plan.path)}: execution.arms: no arm named {name!r}",
                             hint=f"arms in the plan: {', '.join(ex.arms)}")
-    seed_list = list(ex.seeds) if seeds is None else list(seeds)
     if spent_usd is None:
         from .guards import spent_usd as ledger_spent
         spent_usd = ledger_spent(root)
     per_run = costs.estimate_run_usd(profile, ex.gpu, ex.timeout_s)
     runs = []
     for name in chosen:
-        for seed in seed_list:
+        for seed in (plan.arm_seeds(name) if seeds is None else list(seeds)):
             run_id = new_run_id(name, seed)
             out = f"results/{run_id}"
-            args = list(ex.arms[name])
-            command = [python_for(profile), ex.script, *args, *contract_flags(out, seed)]
+            args = plan.arm_args(name)
+            command = [python, ex.script, *args, *contract_flags(out, seed)]
             runs.append(CompiledRun(run_id=run_id, arm=name, seed=seed, args=args, command=command,
                                     output_dir=out, profile=profile, gpu=ex.gpu,
                                     timeout_s=ex.timeout_s, cost_estimate_usd=per_run))
@@ -649,4 +980,11 @@ def check_plan_files(plan: Plan, root: Path) -> list[str]:
     if not script.is_file():
         problems.append(f"{display_path(plan.path)}: execution.script: {plan.execution.script!r} "
                         f"does not exist under the project root {root}")
+    if plan.execution.python and plan.profile == "local":
+        python = Path(python_for("local", plan, Path(root)))
+        if not (python.is_file() and os.access(python, os.X_OK)):
+            problems.append(f"{display_path(plan.path)}: execution.python: "
+                            f"{plan.execution.python!r} is not an interpreter ({python} is "
+                            "missing or not executable); create the project venv: uv venv && "
+                            "uv pip install -r requirements.txt")
     return problems

@@ -283,10 +283,15 @@ def run_preflight(
     extra_args: Sequence[str] = (),
     on_line: Callable[[str], None] | None = None,
     concurrent: bool | None = None,
+    cwd: str | os.PathLike | None = None,
+    required_metrics: Sequence[str] = (),
 ) -> PreflightResult:
     """Judge one script; returns a PASS/FAIL result (raises PreflightError only when it cannot run).
 
     concurrent: run the determinism run alongside the first (default: when >= 2 CPU cores).
+    cwd: where the script runs (rehearse the runner: the project root; default: its folder); the
+    command has the runner's form, `python SCRIPT EXTRA_ARGS... --output-dir D --seed N`.
+    required_metrics: metrics the plan compares; a smoke run without one of them FAILs.
     """
     started = time.monotonic()
     script = Path(script).resolve()
@@ -298,6 +303,11 @@ def run_preflight(
         raise PreflightError(f"cannot read {script}: {exc.strerror}") from None
     sha = hashlib.sha256(source).hexdigest()
     python = python or sys.executable
+    run_dir = Path(cwd).resolve() if cwd is not None else script.parent
+    try:
+        script_arg = str(script.relative_to(run_dir))  # as the plan names it: train.py
+    except ValueError:
+        script_arg = str(script)
     if shutil.which(python) is None and not Path(python).is_file():
         raise PreflightError(f"--python {python}: no such interpreter",
                              hint="pass the path of a Python 3 interpreter (e.g. .venv/bin/python)")
@@ -371,11 +381,11 @@ def run_preflight(
             run.out_dir.mkdir()
             env = dict(base_env)
             env[contract.OUTPUT_DIR_ENV] = str(run.out_dir)
-            cmd = [python, str(script), *contract.contract_args(run.out_dir, seed, True), *extra_args]
+            cmd = [python, script_arg, *extra_args, *contract.contract_args(run.out_dir, seed, True)]
             run.started_wall = time.time()
             try:
                 run.outcome = supervise(
-                    cmd, cwd=script.parent, env=env, log_path=run.log_path, timeout_s=budget_s,
+                    cmd, cwd=run_dir, env=env, log_path=run.log_path, timeout_s=budget_s,
                     stall_s=stall_s, memory_mb=memory_mb, activity_paths=[run.out_dir, tmp_dir],
                     on_line=line_cb, cancel=cancel_second if index == 1 else None)
             except BaseException as exc:  # surfaced by the caller's thread
@@ -407,6 +417,16 @@ def run_preflight(
             return result(diag)
         checks.append(Check("smoke-run", True,
                             f"exit 0 in {_fmt_s(first.duration_s)}, peak {first.peak_rss_mb:.0f} MB"))
+        swallowed = swallowed_traceback(first.output_tail)
+        if swallowed:
+            checks.append(Check("exceptions", False, f"a traceback was printed: {swallowed}"))
+            return result(make_diagnosis(
+                "swallowed-exception", f"the script printed a traceback ({swallowed}) and still "
+                "exited 0", detail=swallowed))
+        if first.leftover_killed:
+            checks.append(Check("processes", True, f"{first.leftover_killed} process(es) were "
+                                "still running when the script exited (killed here; in a real "
+                                "run they would outlive it: join or terminate them)"))
 
         # 3. the artifacts.
         try:
@@ -415,8 +435,30 @@ def run_preflight(
             diag = _metrics_diagnosis(exc, runs[0], script, work_root)
             checks.append(Check(contract.METRICS_FILE, False, diag.message))
             return result(diag)
+        inside = runs[0].out_dir / contract.METRICS_FILE
+        # Only where this run could have written (its cwd, its folder, its private TMPDIR): /tmp
+        # and $HOME are shared with every other process, so they cannot decide a verdict.
+        newer = [p for p in contract.find_stray_metrics(
+                     sorted({run_dir, script.parent}), since=runs[0].started_wall,
+                     exclude=work_root, max_depth=3)
+                 + contract.find_stray_metrics([tmp_dir], since=runs[0].started_wall, max_depth=3)
+                 if p.stat().st_mtime >= inside.stat().st_mtime
+                 and (run_dir / "results") not in p.parents]  # real runs in flight write there
+        if newer:
+            detail = (f"the script wrote {newer[0]} after <output-dir>/metrics.json; the results "
+                      "would be read from the stale copy inside the output dir")
+            checks.append(Check(contract.METRICS_FILE, False, detail))
+            return result(make_diagnosis("metrics-elsewhere", detail, detail=detail))
         checks.append(Check(contract.METRICS_FILE, True,
                             f"{len(metrics)} metric(s): {', '.join(list(metrics)[:6])}"))
+        absent = [m for m in required_metrics if m not in metrics]
+        if absent:
+            detail = (f"the plan compares {', '.join(absent)}, but the smoke run's metrics.json "
+                      f"has only {', '.join(metrics) or 'nothing'}")
+            checks.append(Check("plan-metrics", False, detail))
+            return result(make_diagnosis("plan-metric-missing", detail, detail=detail))
+        if required_metrics:
+            checks.append(Check("plan-metrics", True, "every metric the plan compares is there"))
         history_path = runs[0].out_dir / contract.HISTORY_FILE
         try:
             history = contract.read_history(history_path)
@@ -428,6 +470,13 @@ def run_preflight(
         checks.append(Check(contract.HISTORY_FILE, True,
                             f"{len(history)} finite record(s)" if history_path.exists()
                             else "not written (optional)"))
+        for name, problem, category in (
+                ("steps", contract.check_steps(history), "history-steps"),
+                ("consistency", contract.check_consistency(metrics, history),
+                 "metrics-inconsistent")):
+            if problem:
+                checks.append(Check(name, False, problem))
+                return result(make_diagnosis(category, problem, detail=problem))
         diverged = contract.check_divergence(history)
         if diverged:
             checks.append(Check("divergence", False, diverged))
@@ -478,6 +527,22 @@ def run_preflight(
             cancel_second.set()  # a verdict is in: the determinism run is no longer needed
             second.join()
         shutil.rmtree(work_root, ignore_errors=True)
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def swallowed_traceback(lines: Sequence[str]) -> str | None:
+    """The exception line of the last traceback in output of a run that exited 0, else None
+    (a prompt such as `input()` may precede the traceback on the same line)."""
+    starts = [i for i, line in enumerate(lines) if _TRACEBACK in line]
+    if not starts:
+        return None
+    for line in lines[starts[-1] + 1:]:
+        text = line.strip()
+        if text and not line.startswith((" ", "\t")) and not text.startswith(_TRACEBACK):
+            return text[:300]
+    return "Traceback (most recent call last)"
 
 
 def _judge_outcome(outcome: Outcome, script: Path, *, budget_s: float, stall_s: float,
@@ -531,6 +596,72 @@ def _metrics_diagnosis(exc: ContractError, run: _Run, script: Path, work_root: P
     return make_diagnosis("metrics-missing", message, where_hint=where_hint)
 
 
+def rehearsal(root: Path, script: str | os.PathLike, python: str | None = None) -> dict:
+    """How the runner will start SCRIPT in project ROOT, as run_preflight keywords: cwd (the
+    project root, when the script is inside it), python (the plan's execution.python unless
+    given) and required_metrics (the primary metric and every metric the plan gives a direction).
+    Outside a project, or without a valid plan, only what can be known."""
+    from .plan import PlanError, default_plan_path, load_plan, python_for
+
+    root = Path(root).resolve()
+    out: dict = {"python": python}
+    try:
+        Path(script).resolve().relative_to(root)
+    except ValueError:
+        return out
+    out["cwd"] = root
+    try:
+        plan = load_plan(default_plan_path(root))
+    except PlanError:
+        return out
+    if python is None and plan.execution.python:
+        out["python"] = python_for("local", plan, root)
+    out["required_metrics"] = [plan.primary_metric] + [
+        name for name, spec in plan.metrics.items()
+        if spec.direction is not None and name != plan.primary_metric]
+    return out
+
+
+def plan_arm_args(root: Path) -> dict[str, list[str]]:
+    """Each arm's full args (execution.args + the arm's) from the project's plan."""
+    from .plan import default_plan_path, load_plan
+
+    plan = load_plan(default_plan_path(root))
+    return {arm: plan.arm_args(arm) for arm in plan.arms}
+
+
+def check_arms_wired(script: str | os.PathLike, arm_args: dict[str, list[str]],
+                     **kwargs) -> PreflightResult:
+    """One smoke run per arm (no determinism run); FAIL `flag-not-wired` when two arms whose args
+    differ give identical metrics. Returns the first FAIL, or the last arm's PASS."""
+    results: dict[str, PreflightResult] = {}
+    for arm, args in arm_args.items():
+        result = run_preflight(script, extra_args=list(args), determinism=False, **kwargs)
+        if not result.passed:
+            result.message = f"arm {arm}: {result.message}"
+            return result
+        results[arm] = result
+    names = list(results)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            if arm_args[first] == arm_args[second]:
+                continue
+            diffs, _ = compare_metrics(results[first].metrics, results[second].metrics)
+            if not diffs:
+                last = results[second]
+                detail = (f"arms {first} ({' '.join(arm_args[first])}) and {second} "
+                          f"({' '.join(arm_args[second])}) gave identical smoke metrics")
+                last.checks.append(Check("arms", False, detail))
+                diag = make_diagnosis("flag-not-wired", detail, detail=detail)
+                return PreflightResult("FAIL", diag.category, diag.message, diag.hint,
+                                       last.checks, None, last.duration_s, last.peak_rss_mb,
+                                       last.script, last.script_sha256, last.seed,
+                                       output_tail=last.output_tail, args=last.args)
+    last = results[names[-1]]
+    last.checks.append(Check("arms", True, f"{len(names)} arm(s) give different smoke metrics"))
+    return last
+
+
 def record_preflight(root: Path, result: PreflightResult) -> dict:
     """Append the verdict to <root>/.rstack/experiments.jsonl; returns the written record."""
     from .ledger import Ledger
@@ -539,10 +670,11 @@ def record_preflight(root: Path, result: PreflightResult) -> dict:
 
 
 def is_project(root: Path) -> bool:
-    """Whether root is an RStack project (has .rstack/ or an experiment plan)."""
+    """Whether root is an RStack project (has .rstack/, an experiment plan or a program)."""
     from . import paths
 
-    return paths.state_dir(root).is_dir() or (Path(root) / "experiment-plan.md").is_file()
+    return paths.state_dir(root).is_dir() or any(
+        (Path(root) / name).is_file() for name in ("experiment-plan.md", "program.md"))
 
 
 # Work directories are named for the preflight's pid, so a SIGKILLed preflight's directory (no

@@ -584,11 +584,14 @@ def _read_status(fd: int | None) -> dict:
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """While active, SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread.
+    """While active, SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread.
 
     A supervised command lives in its own session, so a terminal's or a scheduler's signal to the
     caller never reaches it; turning those signals into KeyboardInterrupt lets `supervise` kill
-    the tree before the caller exits. A no-op outside the main thread.
+    the tree before the caller exits. SIGINT gets the same handler because a process started
+    with SIGINT ignored (`nohup`, a shell's background job) keeps ignoring it otherwise: Python
+    installs its Ctrl-C handler only when SIGINT was not ignored at start. A no-op outside the
+    main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -598,7 +601,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt(f"received {signal_module.Signals(signum).name}")
 
     previous = {sig: signal_module.signal(sig, interrupt)
-                for sig in (signal_module.SIGTERM, signal_module.SIGHUP)}
+                for sig in (signal_module.SIGINT, signal_module.SIGTERM, signal_module.SIGHUP)}
     try:
         yield
     finally:

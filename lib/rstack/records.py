@@ -22,7 +22,7 @@ from .runners import PROFILES
 from .runners.base import STATUSES
 
 SCHEMA_VERSION = 1
-LEDGERS = ("experiments", "lit-review")
+LEDGERS = ("experiments", "lit-review", "program")
 ANY_LEDGER = "*"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -71,7 +71,9 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "plan_sha256": "sha256?", "config_hash": "sha256", "git_commit": "str?",
          "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
          "cost_estimate_usd": "number", "attempt": "int", "retry_of": "str?"},
-        {"gpu": "str?", "name": "str", "containment": "str?"},
+        {"gpu": "str?", "name": "str", "arm_version": "int", "grad_accum": "int",
+         "python": "str", "python_version": "str", "packages_sha256": "sha256?", "tags": "object",
+         "containment": "str?"},
         doc="A run was launched: exactly what ran, where, from which code and plan."),
     RecordType(
         "run.finished", ("experiments",),
@@ -79,8 +81,15 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "status": "enum:" + ",".join(STATUSES),
          "exit_code": "int?", "category": "str?", "hint": "str?", "metrics": "object?",
          "artifacts": "array", "duration_s": "number", "cost_usd": "number"},
-        {"message": "str?", "peak_rss_mb": "number?", "remote_dir": "str?"},
+        {"message": "str?", "peak_rss_mb": "number?", "remote_dir": "str?", "checks": "array"},
         doc="A run ended; its status, diagnosis and what it produced (artifacts with sha256)."),
+    RecordType(
+        "arm.adjusted", ("experiments",),
+        {"arm": "str", "version": "int", "args_before": "array", "args": "array",
+         "change": "str", "run_id": "str"},
+        {"category": "str?", "run_ids": "array"},
+        doc="An arm with `retry: adjust` changed its args after run_id failed: every seed is "
+            "re-run as `version` (run_ids), so the arm never mixes designs."),
     RecordType(
         "run.retry", ("experiments",),
         {"run_id": "str", "retry_run_id": "str", "attempt": "int", "category": "str",
@@ -90,7 +99,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
     RecordType(
         "run.remote", ("experiments",),
         {"run_id": "str", "host": "str", "remote_dir": "str"},
-        {"pid": "int?", "instance_id": "str?", "sync": "enum:rsync,tar"},
+        {"pid": "int?", "instance_id": "str?", "sync": "enum:rsync,tar", "job_id": "str?",
+         "array_index": "int?", "job_output": "str?"},
         doc="Where a remote run lives, so a monitor (or --resume) can re-attach to it."),
     RecordType(
         "vastai.instance", ("experiments",),
@@ -99,16 +109,55 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "message": "str?", "lifetime_s": "number?", "billed_usd": "number?",
          "runs_usd": "number?"},
         doc="A Vast.ai instance rstack rented (recorded before it is polled) and what became of it."),
+    RecordType(
+        "slurm.job", ("experiments",),
+        {"job_id": "str", "host": "str", "run_ids": "array", "array": "str",
+         "script_sha256": "sha256", "gpu_hours_requested": "number"},
+        {"job_dir": "str?"},
+        doc="A SLURM job array rstack submitted (recorded before it is polled; index i = run_ids[i])."),
+    RecordType(
+        "slurm.task", ("experiments",),
+        {"job_id": "str", "array_index": "int", "run_id": "str", "state": "str",
+         "elapsed_s": "number", "gpus": "int", "gpu_hours": "number"},
+        {"exit_code": "str?", "reason": "str?"},
+        doc="How one array task ended by the scheduler's account (GPU-hours spent: max_gpu_hours)."),
+    # The improvement loop (rstack program): its knowledge base, .rstack/program.jsonl.
+    RecordType(
+        "program.trial", ("program",),
+        {"program": "str", "trial": "int", "commit": "str", "tree": "str",
+         "verdict": "enum:BASELINE,KEEP,DISCARD,INCONCLUSIVE,FAILED", "metric": "str",
+         "direction": "enum:minimize,maximize", "runs": "array", "cost_usd": "number"},
+        {"hypothesis": "str?", "diffstat": "str?", "files": "array", "champion_before": "int?",
+         "champion_after": "int?", "min_effect": "number", "alpha": "number", "mean": "number?",
+         "diff": "number?", "ci_low": "number?", "ci_high": "number?", "n": "int",
+         "stages": "array", "champion_runs": "array", "impact": "number?", "reason": "str?",
+         "duration_s": "number", "overhead_s": "number", "program_sha256": "sha256",
+         "member": "str?", "args": "array", "noise_sd": "number?", "detectable": "number?"},
+        doc="One finished trial of a candidate (a commit, identified by the tree hash of its "
+            "editable files): its runs, the paired comparison with the champion, the verdict."),
+    RecordType(
+        "program.champion", ("program",),
+        {"program": "str", "champion": "int", "trial": "int", "commit": "str", "tree": "str",
+         "metric": "str", "runs": "array"},
+        {"mean": "number?", "ci_low": "number?", "ci_high": "number?", "impact": "number?",
+         "impact_low": "number?", "impact_high": "number?", "member": "str?", "reason": "str?"},
+        doc="The champion moved to a trial's candidate (champion 0 is the baseline); "
+            "impact is its verified improvement over the champion it replaced."),
     # Minimal forms; the literature concern extends them.
-    RecordType("search", ("lit-review",), {"query": "str", "source": "enum:s2,arxiv,all"},
+    RecordType("search", ("lit-review",),
+               {"query": "str", "source": "enum:s2,arxiv,openalex,crossref,all"},
                {"counts": "object", "limit": "int", "year": "str?", "offline": "bool",
                 "keys": "array", "errors": "array"},
                doc="One literature search and its result counts."),
     RecordType("paper", ("lit-review",), {"key": "str", "title": "str"},
                {"authors": "array", "year": "int?", "venue": "str?", "ids": "object",
                 "abstract": "str?", "url": "str?", "pdf_url": "str?", "citation_count": "int?",
-                "sources": "array", "primary_category": "str?", "query": "str?"},
+                "sources": "array", "primary_category": "str?", "query": "str?",
+                "venue_type": "str?", "retracted": "bool?", "retraction": "str?"},
                doc="A paper an API returned; the only thing a paper may cite."),
+    RecordType("retraction", ("lit-review",), {"key": "str", "source": "str"},
+               {"notice": "str?", "query": "str?"},
+               doc="A source said a paper already in the ledger is retracted."),
 )
 
 
@@ -118,8 +167,11 @@ RECORD_TYPES: dict[str, RecordType] = _types(
 WRITTEN_BY: dict[str, str] = {
     "preflight": "rstack preflight", "reproduce": "rstack reproduce",
     "run.started": "rstack run", "run.finished": "rstack run", "run.retry": "rstack run",
-    "run.remote": "rstack run", "vastai.instance": "rstack run",
+    "run.remote": "rstack run", "vastai.instance": "rstack run", "slurm.job": "rstack run",
+    "slurm.task": "rstack run",
     "search": "rstack lit search", "paper": "rstack lit search",
+    "retraction": "rstack lit search",
+    "program.trial": "rstack program trial", "program.champion": "rstack program trial",
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from . import config, contract, guards
+from . import config, contract, guards, pyenv, retrypolicy
 from .errors import RunError
 from .gitstate import project_git_state
 from .hashing import sha256_file
@@ -45,6 +45,7 @@ class RunResult:
     cost_usd: float
     peak_rss_mb: float | None = None
     remote_dir: str | None = None
+    checks: list[dict] | None = None  # evaluation.checks results, when the plan has checks
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,6 +100,8 @@ def started_record(spec: RunSpec, prov: Provenance, host: str) -> dict:
               "retry_of": spec.retry_of, "gpu": spec.gpu}
     if spec.name:
         record["name"] = spec.name
+    if spec.tags:
+        record["tags"] = spec.tags
     if spec.profile == "local":  # how the run's process tree is contained (procwatch)
         from .procwatch import CONTAINMENT
 
@@ -113,7 +116,8 @@ def finished_record(result: RunResult) -> dict:
             "hint": result.hint, "metrics": result.metrics, "artifacts": result.artifacts,
             "duration_s": round(result.duration_s, 3), "cost_usd": round(result.cost_usd, 6),
             "message": result.message, "peak_rss_mb": result.peak_rss_mb,
-            "remote_dir": result.remote_dir}
+            "remote_dir": result.remote_dir,
+            **({"checks": result.checks} if result.checks is not None else {})}
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,8 +136,9 @@ def list_artifacts(root: Path, output_dir: str) -> list[dict]:
     return items
 
 
-def judge(root: Path, spec: RunSpec, raw: RawOutcome) -> RunResult:
-    """Diagnose the outcome, validate metrics as preflight does, and decide the run's status."""
+def judge(root: Path, spec: RunSpec, raw: RawOutcome, checks: list[str] | tuple = ()) -> RunResult:
+    """Diagnose the outcome, validate metrics as preflight does, evaluate the plan's checks on a
+    run that is otherwise ok, and decide the run's status."""
     out = Path(root) / spec.output_dir
     context = {"timeout_s": spec.timeout_s, "peak_rss_mb": raw.peak_rss_mb}
     metrics = None
@@ -159,11 +164,19 @@ def judge(root: Path, spec: RunSpec, raw: RawOutcome) -> RunResult:
                 category, message, hint = exc.category, exc.message, exc.hint or INCIDENTS[
                     exc.category].hint
                 metrics = None
+    check_results = None
+    if category is None and checks:
+        from .checks import judge_checks
+        check_results, failed = judge_checks(list(checks), metrics, out / contract.HISTORY_FILE)
+        if failed:
+            category, message = "check-failed", failed
+            hint = INCIDENTS["check-failed"].hint.format(detail=failed)
     status = "ok" if category is None else STATUS_BY_CATEGORY.get(category, "failed")
     return RunResult(spec=spec, status=status, exit_code=raw.exit_code, category=category,
                      hint=hint or None, message=message, metrics=metrics,
                      artifacts=list_artifacts(root, spec.output_dir), duration_s=raw.duration_s,
-                     cost_usd=raw.cost_usd, peak_rss_mb=raw.peak_rss_mb, remote_dir=raw.remote_dir)
+                     cost_usd=raw.cost_usd, peak_rss_mb=raw.peak_rss_mb, remote_dir=raw.remote_dir,
+                     checks=check_results)
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,7 +218,8 @@ def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None,
 
     run_id = new_run_id(spec.arm, spec.seed)
     out = f"{RESULTS_DIR}/{run_id}"
-    command = [python_for(spec.profile), spec.script, *new_args, *contract_flags(out, spec.seed)]
+    # The same interpreter as the failed run (the plan's execution.python when it names one).
+    command = [spec.command[0], spec.script, *new_args, *contract_flags(out, spec.seed)]
     estimate = (estimate_run_usd(spec.profile, new_gpu, spec.timeout_s) if spec.timeout_s
                 else spec.cost_estimate_usd)
     new = replace(spec, run_id=run_id, args=list(new_args), gpu=new_gpu, command=command,
@@ -303,6 +317,27 @@ class ExecutionReport:
     results: list[RunResult]
     interrupted: bool
     refusals: list[str]
+    retries: list[dict] = field(default_factory=list)  # {run_id, retry_run_id, change, args_changed}
+
+    def summary_line(self) -> str:
+        """`N run(s): 2 ok, 1 diverged`, then the retries and which of them changed args."""
+        final = self.final_results()
+        counts: dict[str, int] = {}
+        for result in final:
+            counts[result.status] = counts.get(result.status, 0) + 1
+        text = f"{len(final)} run(s): " + (
+            ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs")
+        if self.retries:
+            changed = [r for r in self.retries if r["args_changed"]]
+            text += f"; {len(self.retries)} retr{'y' if len(self.retries) == 1 else 'ies'}"
+            text += (f", {len(changed)} with changed args: " + "; ".join(
+                f"{r['retry_run_id']} ({r['change']})" for r in changed)) if changed else \
+                ", none changed args"
+        design = [r for r in self.refusals if "design-changing retry refused" in r]
+        if design:
+            text += (f"; {len(design)} design-changing retr{'y' if len(design) == 1 else 'ies'} "
+                     "refused (the runs keep their failed status)")
+        return text
 
     @property
     def ok(self) -> bool:
@@ -380,12 +415,16 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
     ids.taken.update(spec.run_id for spec in specs)
     oom_rungs: dict[str, int] = {}  # per original run
     origins: dict[str, str] = {}  # retry run id -> the original run of its chain
+    retries: list[dict] = []
+    versions = ArmVersions(specs, policy.plan)
+    # The interpreter the runs use (the plan's execution.python), recorded with every local run.
+    interpreter = pyenv.describe(specs[0].command[0]) if specs and not runner.remote else {}
 
     def next_attempt(result: RunResult) -> RunSpec | None:
         spec = result.spec
         if result.status == "ok" or result.status == "killed" and result.category == "interrupted":
             return None
-        if stopping.is_set() or result.category is None:
+        if stopping.is_set() or result.category is None or versions.superseded(spec):
             return None
         incident = INCIDENTS.get(result.category)
         policy_name = incident.retry if incident else None
@@ -397,10 +436,21 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                                      args=spec.args, script_flags=script_flags, profile=spec.profile,
                                      gpu=spec.gpu, oom_rung=rung, protected=policy.protected,
                                      hint=result.hint or "")
+            decision = retrypolicy.decide(plan, spec.args, arm=spec.arm,
+                                          arm_retry=versions.retry_policy(spec.arm),
+                                          category=result.category, hint=result.hint or "")
+            if decision.action == retrypolicy.REFUSE:
+                raise guards.GuardError(decision.message)
             new = retry_spec(spec, plan.args, plan.gpu, ids)
+            if decision.action == retrypolicy.ADJUST_ARM:
+                others = versions.adjust(spec, new, plan.args)
+            else:
+                others = []
+                versions.inherit(spec, new)
             with lock:
                 pending = sum(outstanding.values())
-            guards.check_cost_cap(guards.spent_usd(root), pending + new.cost_estimate_usd, cap)
+            guards.check_cost_cap(guards.spent_usd(root), pending + sum(
+                s.cost_estimate_usd for s in [new, *others]), cap)
         except guards.GuardError as exc:
             with lock:
                 refusals.append(f"{spec.run_id}: {exc.message}")
@@ -408,10 +458,25 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
             return None
         oom_rungs[origin] = rung
         origins[new.run_id] = origin
+        if decision.grad_accum:
+            versions.extra[new.run_id] = {"grad_accum": decision.grad_accum}
         ledger.append({"type": "run.retry", "run_id": spec.run_id, "retry_run_id": new.run_id,
                        "attempt": new.attempt, "category": result.category, "policy": plan.policy,
                        "change": plan.change, "gpu": plan.gpu, "message": result.message})
+        retries.append({"run_id": spec.run_id, "retry_run_id": new.run_id, "change": plan.change,
+                        "args_changed": new.args != spec.args})
         echo(f"retry {spec.run_id} -> {new.run_id} ({result.category}): {plan.change}")
+        if others:
+            ledger.append(versions.adjusted_record(spec, new, others, plan.change,
+                                                   result.category))
+            echo(f"arm {spec.arm}: {decision.message}: " + ", ".join(s.run_id for s in others))
+            with lock:
+                for other in others:
+                    outstanding[other.run_id] = other.cost_estimate_usd
+                    todo.put(other)
+                progress.total += len(others)
+                retries.extend({"run_id": o.retry_of or "", "retry_run_id": o.run_id,
+                                "change": plan.change, "args_changed": True} for o in others)
         return new
 
     def crosses_cap(spec: RunSpec) -> bool:
@@ -437,8 +502,13 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                 outstanding.pop(spec.run_id, None)
             return
         while spec is not None and not stopping.is_set():
+            if versions.superseded(spec):  # queued before its arm was adjusted: never started
+                progress.total -= 1
+                return
+            versions.started(spec)
             (root / spec.output_dir).mkdir(parents=True, exist_ok=True)
-            ledger.append(started_record(spec, prov, runner.host_for(spec)))
+            ledger.append({**started_record(spec, prov, runner.host_for(spec)), **interpreter,
+                           **versions.extra.get(spec.run_id, {})})
             with lock:
                 active[spec.run_id] = spec
             try:
@@ -451,7 +521,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
             if stopping.is_set() and raw.reason is None and raw.exit_code != 0:
                 raw.reason = "interrupted"
             save_exit(root, spec.run_id, raw)
-            result = judge(root, spec, raw)
+            result = judge(root, spec, raw, policy.plan.checks if policy.plan else ())
             ledger.append(finished_record(result))
             drop_exit(root, spec.run_id)
             with lock:
@@ -501,7 +571,62 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
     finally:
         pool.shutdown(wait=True)
         runner.close(results)
-    return ExecutionReport(results=results, interrupted=interrupted, refusals=refusals)
+    return ExecutionReport(results=results, interrupted=interrupted, refusals=refusals,
+                           retries=retries)
+
+
+class ArmVersions:
+    """Which version of its arm each run belongs to. `retry: adjust` moves an arm to a new
+    version (every seed re-run with the adjusted args); runs of an older version are superseded:
+    not started when still queued, not retried when they fail. A design-preserving retry stays
+    in its run's version."""
+
+    def __init__(self, specs: list[RunSpec], plan: Plan | None):
+        self.plan = plan
+        self.current = {s.arm: 1 for s in specs}
+        self.of: dict[str, int] = {s.run_id: 1 for s in specs}
+        self.latest: dict[tuple[str, int], RunSpec] = {(s.arm, s.seed): s for s in specs}
+        self.extra: dict[str, dict] = {}  # run id -> extra run.started fields
+        self.lock = threading.Lock()
+
+    def retry_policy(self, arm: str) -> str:
+        spec = self.plan.arm_specs.get(arm) if self.plan else None
+        return spec.retry if spec else "refuse"
+
+    def superseded(self, spec: RunSpec) -> bool:
+        with self.lock:
+            return self.of.get(spec.run_id, 1) < self.current.get(spec.arm, 1)
+
+    def inherit(self, old: RunSpec, new: RunSpec) -> None:
+        with self.lock:
+            self.of[new.run_id] = self.of.get(old.run_id, 1)
+
+    def started(self, spec: RunSpec) -> None:
+        with self.lock:
+            self.latest[(spec.arm, spec.seed)] = spec
+
+    def adjust(self, failed: RunSpec, new: RunSpec, new_args: list[str]) -> list[RunSpec]:
+        """Move failed.arm to new_args; `new` re-runs the failed seed, the returned specs every
+        other seed of the arm (each replacing that seed's latest run)."""
+        with self.lock:
+            self.current[failed.arm] = version = self.current.get(failed.arm, 1) + 1
+            others = []
+            for (arm, seed), latest in sorted(self.latest.items(), key=lambda kv: kv[0][1]):
+                if arm != failed.arm or seed == failed.seed:
+                    continue
+                others.append(retry_spec(latest, new_args, latest.gpu))
+            for spec in [new, *others]:
+                self.of[spec.run_id] = version
+                self.extra[spec.run_id] = {"arm_version": version}
+                self.latest[(spec.arm, spec.seed)] = spec
+            return others
+
+    def adjusted_record(self, failed: RunSpec, new: RunSpec, others: list[RunSpec], change: str,
+                        category: str | None) -> dict:
+        return {"type": "arm.adjusted", "arm": failed.arm, "version": self.current[failed.arm],
+                "args_before": list(failed.args), "args": list(new.args), "change": change,
+                "run_id": failed.run_id, "category": category,
+                "run_ids": [new.run_id, *(o.run_id for o in others)]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -854,7 +979,8 @@ def _start(request: RunRequest, *, progress_stream=None, echo=None) -> Execution
         prepared.runner.close(results)
         return ExecutionReport(results=results, interrupted=False, refusals=[])
     report = execute(root, prepared.specs, prepared.runner, policy=prepared.policy,
-                     jobs=request.jobs or 1, progress=progress, echo=echo)
+                     jobs=prepared.runner.followers(request.jobs or 1, prepared.specs),
+                     progress=progress, echo=echo)
     report.results[:0] = results
     return report
 

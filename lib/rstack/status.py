@@ -2,7 +2,8 @@
 
 Read-only and fast (the skills' preamble runs it on every invocation): it reads files and ledgers,
 never imports numpy/scipy/matplotlib, never runs a script or touches the network. Each stage reports
-a state — `ok`, `missing`, `invalid`, `stale`, `failed`, `partial`, `unknown` — and a detail line.
+a state — `ok`, `missing`, `invalid`, `stale`, `failed`, `partial`, `unknown`, `thin` (a review
+that cites too little on-topic work) — and a detail line.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 from . import paths, runview
 from .errors import RStackError
 from .guards import standing_preflight
-from .hashing import prefix_sha256, sha256_file
+from .freshness import analysis_freshness
+from .hashing import sha256_file
 from .ledger import Ledger
 
 # Pipeline stages in order; `next_step` walks them and recommends the first one not `ok`.
@@ -27,6 +29,10 @@ STAGES = ("setup", "idea", "lit_review", "novelty", "plan", "preflight", "runs",
 # lit-review.md cites ledger keys as [@key]; a group such as [@a; @b] or [see @a, p. 3] cites each.
 _CITE_GROUP = re.compile(r"\[([^\[\]]*@[^\[\]]*)\]")
 _CITE_KEY = re.compile(r"(?:^|[\s;,])-?@([A-Za-z0-9_:\-]+)")
+
+
+# The novelty check's verdict line when the ledger holds too little on-topic work to judge.
+_CANNOT_ASSESS = re.compile(r"^\W*verdict\W*\s*cannot assess", re.I | re.M)
 
 
 def _cited_keys(text: str) -> set[str]:
@@ -102,8 +108,40 @@ def _lit_stage(root: Path, result) -> Stage:
         return Stage("lit_review", "invalid",
                      f"lit-review.md cites {len(unknown)} key(s) not in the lit ledger: "
                      f"{', '.join(unknown[:5])}", data)
+    idea = root / "idea.md"
+    if idea.is_file():
+        from .literature.coverage import assess
+
+        cover = assess(idea.read_text(errors="replace"), result.records,
+                       path.read_text(errors="replace"))
+        data.update(on_topic=len(cover.on_topic), off_topic=[s.key for s in cover.off_topic])
+        if cover.thin:
+            return Stage("lit_review", "thin",
+                         f"lit-review.md cites {len(cover.on_topic)} on-topic paper(s) for idea.md "
+                         f"(at least {cover.min_papers} needed; {len(cover.off_topic)} cited "
+                         "off-topic)", data)
     return Stage("lit_review", "ok",
                  f"{len(keys)} papers from {searches} searches; lit-review.md cites {len(cited)}", data)
+
+
+def _idea_stage(root: Path, lit) -> Stage:
+    """idea.md, whose citations are checked like the review's: `[@key]` of the lit ledger, and no
+    author-year reference written from memory."""
+    stage = _doc_stage("idea", root, "idea.md")
+    if stage.state != "ok":
+        return stage
+    from .literature.coverage import memory_citations
+
+    text = (root / "idea.md").read_text(errors="replace")
+    keys = {r.get("key") for r in lit.records if r.get("type") == "paper"}
+    unknown = sorted(key for key in _cited_keys(text) if key not in keys)
+    memory = memory_citations(text)
+    stage.data.update(unknown_keys=unknown, memory_citations=memory)
+    if unknown or memory:
+        found = [f"[@{k}] not in the lit ledger" for k in unknown[:3]] + [
+            f"{c!r} cited from memory" for c in memory[:3]]
+        return Stage("idea", "invalid", "idea.md: " + "; ".join(found), stage.data)
+    return stage
 
 
 def _novelty_stage(root: Path, lit) -> Stage:
@@ -122,6 +160,9 @@ def _novelty_stage(root: Path, lit) -> Stage:
         return Stage("novelty", "invalid",
                      f"novelty-assessment.md/refined-idea.md cite {len(unknown)} key(s) not in the "
                      f"lit ledger: {', '.join(unknown[:5])}", data)
+    if _CANNOT_ASSESS.search(path.read_text(errors="replace")):
+        return Stage("novelty", "thin", "novelty-assessment.md: cannot assess, the literature is "
+                     "too thin", data)
     return Stage("novelty", "ok", f"novelty-assessment.md (cites {len(cited)})", data)
 
 
@@ -157,8 +198,8 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
     if not script.is_file():
         return Stage("preflight", "missing", f"{rel} not written yet")
     sha = sha256_file(script)
-    arms = (plan.raw.get("execution") or {}).get("arms") if plan is not None else None
-    arg_sets = [args for args in (arms or {}).values() if isinstance(args, list)]
+    # Each arm's full args (execution.args + its own), as its runs and the preflight gate see them.
+    arg_sets = [plan.arm_args(arm) for arm in plan.arms] if plan is not None else []
     last = standing_preflight([r for _, r in experiments], sha, arg_sets)
     data = {"script": str(rel), "script_sha256": sha}
     if last is None:
@@ -216,37 +257,22 @@ def _runs_stage(root: Path, plan, index) -> Stage:
     return Stage("runs", "ok", summary, data)
 
 
-def _ledger_prefix_sha(path: Path, lines: int) -> str | None:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    return prefix_sha256(raw, lines)
-
-
-def _analysis_stage(root: Path, index, runs: Stage) -> Stage:
+def _analysis_stage(root: Path, experiments: list[tuple[int, dict]], runs: Stage) -> Stage:
     summary_path = root / "analysis" / "summary.json"
     if not summary_path.is_file():
         return Stage("analysis", "missing", "analysis/summary.json not written yet")
     try:
         summary = json.loads(summary_path.read_text())
         recorded = summary["ledger"]
-        recorded_sha, recorded_lines = recorded["sha256"], int(recorded["lines"])
+        recorded_sha, _ = recorded["sha256"], int(recorded["lines"])
     except (ValueError, KeyError, TypeError):
         return Stage("analysis", "invalid", "analysis/summary.json is unreadable or lacks ledger.sha256")
-    ledger_file = paths.ledger_path(root, "experiments")
-    current = sha256_file(ledger_file) if ledger_file.is_file() else None
     data = {"ledger_sha256": recorded_sha, "generated_at": summary.get("generated_at")}
-    if current == recorded_sha:
-        return Stage("analysis", "ok", "up to date with the experiments ledger", data)
-    # Other records (notes, preflights) may follow; only newer finished runs make it stale.
-    if _ledger_prefix_sha(ledger_file, recorded_lines) == recorded_sha:
-        newer = ([row for row in index.runs() if (row.finished_line or 0) > recorded_lines]
-                 if index.last_finished_line > recorded_lines else [])
-        if not newer:
-            return Stage("analysis", "ok", "up to date (no runs finished since)", data)
-        return Stage("analysis", "stale", f"{len(newer)} run(s) finished after the analysis", data)
-    return Stage("analysis", "stale", "the experiments ledger changed since the analysis", data)
+    fresh = analysis_freshness(root, summary)
+    if fresh.current:
+        return Stage("analysis", "ok", "up to date (no runs finished since)" if fresh.appended
+                     else "up to date with the experiments ledger", data)
+    return Stage("analysis", "stale", fresh.reason or "stale", data)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -284,13 +310,22 @@ def _paper_stage(root: Path) -> Stage:
     detail = f"paper.pdf built ({pages} pages" + (f", limit {limit})" if limit else ")")
     if record.get("within_limit") is False:
         return Stage("paper", "failed", detail + ": over the venue's page limit", data)
+    # The meta-review's gate: an error finding of the last `rstack review` that review.md does not
+    # address keeps the paper stage open (the paper is built, so the audit still runs).
+    from .review import REVIEW_FILE, unaddressed_errors
+
+    open_ids = unaddressed_errors(root)
+    if open_ids:
+        data["review_unaddressed"] = open_ids
+        return Stage("paper", "partial", f"{detail}; review: {len(open_ids)} error finding(s) not "
+                     f"addressed in {REVIEW_FILE} ({', '.join(open_ids[:3])})", data)
     return Stage("paper", "ok", detail, data)
 
 
 def _audit_stage(root: Path, paper: Stage) -> Stage:
     # The audit is re-run here rather than remembered: it takes a fraction of a second and a
     # remembered verdict could describe an older paper. Only a built, current paper is audited.
-    if paper.state != "ok":
+    if paper.state != "ok" and not paper.data.get("review_unaddressed"):
         return Stage("audit", "missing", "build the paper first")
     try:
         from .paper.audit import audit_paper
@@ -405,6 +440,9 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
                 command += f" -- {shlex.join(stage.data['args'])}"
         if name == "paper" and stage.state == "missing":
             command = "rstack paper new"
+        if name == "paper" and stage.data.get("review_unaddressed"):
+            command, why = "rstack review", ("say in review.md how each error finding was "
+                                             "addressed (fixed, or stated as a limitation)")
         if name == "bundle" and stage.state == "stale":
             # A bundle is never overwritten: the new one goes beside it.
             command = f"rstack bundle create --out {stage.data['next_dir']}"
@@ -412,8 +450,16 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
             # Not `--status failed`: a run that timed out, ran out of memory or diverged has that
             # status instead, and the filter would hide it.
             command, why = "rstack runs list", "diagnose the runs that did not end ok first"
-        if name in ("lit_review", "novelty") and stage.state == "invalid":
+        if name in ("idea", "lit_review", "novelty") and stage.state == "invalid":
             why = "cite only keys in the lit ledger (rstack lit search records new papers)"
+            command = 'rstack lit search "QUERY"'
+        if name == "novelty" and stage.state == "thin":
+            skill, command = "/lit-review", "rstack lit coverage"
+            why = "search broader and narrower, resolve known ids, then re-run /novelty-check"
+        if name == "lit_review" and stage.state == "thin":
+            command = "rstack lit coverage"
+            why = ("search broader and narrower queries and resolve known ids; report the gap "
+                   "rather than pad the review with unrelated papers")
         return NextStep(name, skill, command, f"{stage.detail}: {why}")
     bundle = stages["bundle"].data.get("dir", "bundle")
     why = f"the paper is audited and bundled; share {bundle}/, or start a new idea with /research"
@@ -424,8 +470,8 @@ def next_step(stages: dict[str, Stage]) -> NextStep:
 
 def project_status(root: Path) -> Status:
     root = Path(root)
-    stages: dict[str, Stage] = {"setup": _setup_stage(), "idea": _doc_stage("idea", root, "idea.md")}
-    lit = Ledger(root, "lit-review").read(types=["paper", "search"])
+    lit = Ledger(root, "lit-review").read(types=["paper", "search", "retraction"])
+    stages: dict[str, Stage] = {"setup": _setup_stage(), "idea": _idea_stage(root, lit)}
     stages["lit_review"] = _lit_stage(root, lit)
     stages["novelty"] = _novelty_stage(root, lit)
     plan, stages["plan"] = _load_plan(root)
@@ -433,7 +479,7 @@ def project_status(root: Path) -> Status:
     experiments = [(0, r) for r in index.preflights]
     stages["preflight"] = _preflight_stage(root, plan, experiments)
     stages["runs"] = _runs_stage(root, plan, index)
-    stages["analysis"] = _analysis_stage(root, index, stages["runs"])
+    stages["analysis"] = _analysis_stage(root, experiments, stages["runs"])
     stages["paper"] = _paper_stage(root)
     stages["audit"] = _audit_stage(root, stages["paper"])
     stages["bundle"] = _bundle_stage(root)

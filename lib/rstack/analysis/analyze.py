@@ -7,7 +7,7 @@ give byte-identical files (generated_at is the ledger's latest record time, not 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..atomic import write_text
@@ -15,18 +15,24 @@ from ..errors import AnalysisError
 from ..hashing import sha256_file
 from . import figures, numbers, tables
 from .collect import UsedRun, collect_runs, load_history
-from .stats import ALPHA, CONFIDENCE, MIN_SEEDS, Summary, compare, metric_direction, summarize
+from .compare import Comparison, compare, holm
+from .stats import ALPHA, CONFIDENCE, MIN_SEEDS, Summary, summarize
 
 SUMMARY_VERSION = 1
 LEDGER_REL = ".rstack/experiments.jsonl"
-SIGNIFICANCE_RULE = (f"significant = Welch two-sided p < {ALPHA} AND the two "
-                     f"{int(CONFIDENCE * 100)}% confidence intervals do not overlap AND at least "
-                     f"{MIN_SEEDS} seeds per arm, in either direction; improved = the difference "
-                     "points the metric's good direction; verdict = significantly better, "
-                     "significantly worse, not significant (with the reason) or not testable")
-DIRECTION_RULE = ("primary metric: the plan's evaluation.direction; other metrics: minimised when "
-                  "the name contains loss, error or perplexity (or a word such as err, nll, mse, "
-                  "mae, rmse, wer, cer, ppl, regret, time, latency, distance, fid), else maximised")
+SIGNIFICANCE_RULE = (
+    f"the difference in means (arm - baseline) with its {int(CONFIDENCE * 100)}% interval: paired "
+    "t on the per-seed differences when the plan pairs by seed and both arms ran the same seeds "
+    "(same seed = same data and initialisation, so seed-to-seed noise cancels), Welch-"
+    "Satterthwaite otherwise; a percentile bootstrap interval beside it; p-values Holm-adjusted "
+    f"over every comparison of a metric with a declared direction; significant = the interval "
+    f"excludes 0 AND the adjusted p < {ALPHA} AND at least {MIN_SEEDS} seeds per arm, in either "
+    "direction; verdict = better or worse in the metric's declared direction, no detectable "
+    "difference, with min_effect: better by at least min_effect, smaller than min_effect or "
+    "inconclusive (where the interval lies against +-min_effect); a metric without a declared "
+    "direction is never called better or worse")
+DIRECTION_RULE = ("from the plan's evaluation.metrics only; a metric without a declared direction "
+                  "is reported as 'direction not declared': never bolded, never better or worse")
 
 
 @dataclass
@@ -80,7 +86,8 @@ def run_analysis(root: Path, plan_path: Path | None = None,
         notes.append(f"{LEDGER_REL} has {collected.ledger.damage_count} damaged line(s), ignored "
                      "(rstack log check experiments)")
     plan_arms = list(plan.arms)
-    runs = [r for r in collected.runs if r.arm in plan_arms]
+    runs = _one_design_per_arm(collected, [r for r in collected.runs if r.arm in plan_arms],
+                               notes)
     for arm in collected.arms:
         if arm not in plan_arms:
             notes.append(f"arm {arm}: has ok runs but is not in the plan's execution.arms; "
@@ -102,14 +109,17 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     primary, direction = plan.primary_metric, plan.direction
     by_arm = {arm: sorted((r for r in runs if r.arm == arm),
                           key=lambda r: (r.seed is None, r.seed or 0, r.run_id)) for arm in arms}
-    metrics = _order_metrics(runs, primary, list(plan.hypothesis.metrics))
+    metrics = _order_metrics(runs, primary, list(plan.metrics))
     if not any(primary in r.metrics for r in runs):
         raise AnalysisError(
             f"primary metric {primary!r} (evaluation.primary_metric) is in no ok run's metrics; "
             f"the runs report: {', '.join(m for m in metrics if m != primary)}",
             hint="make the script write it to metrics.json, or fix evaluation.primary_metric")
-    directions = {m: metric_direction(m, primary_metric=primary, primary_direction=direction)
-                  for m in metrics}
+    directions = {m: plan.metric(m).direction for m in metrics}
+    undeclared = [m for m in metrics if directions[m] is None]
+    if undeclared:
+        notes.append(f"direction not declared for {', '.join(undeclared)}: never bolded or "
+                     "called better or worse; add evaluation.metrics.<name>.direction to the plan")
 
     stats: dict[str, dict[str, Summary]] = {}
     stat_runs: dict[str, dict[str, list[str]]] = {}
@@ -141,39 +151,13 @@ def run_analysis(root: Path, plan_path: Path | None = None,
                 omitted.append(f"{arm} {m}: {'; '.join(s.flags)} (no Std/CI macros)")
             quantities.append(numbers.Quantity(numbers.macro_name(arm, m, "N"), s.n, str(s.n), ids,
                                                arm, m, "n"))
-    for arm in arms:
-        if arm == baseline:
-            continue
-        for m in metrics:
-            if m not in stats[arm] or m not in stats[baseline]:
-                continue
-            c = compare(stats[arm][m], stats[baseline][m], directions[m], arm_name=arm,
-                        baseline_name=baseline)
-            ids = tuple(stat_runs[arm][m]) + tuple(stat_runs[baseline][m])
-            comparisons.append({
-                "arm": arm, "baseline": baseline, "metric": m, "direction": directions[m],
-                "delta": c.delta, "rel_delta": c.rel_delta, "p_value": c.p_value,
-                "significant": c.significant, "improved": c.improved,
-                "ci_overlap": c.overlap, "verdict": c.verdict,
-                "n": stats[arm][m].n, "n_baseline": stats[baseline][m].n, "flags": list(c.flags),
-                "run_ids": list(ids)})
-            stem = (arm, "Vs", baseline, m)
-            quantities.append(numbers.Quantity(
-                numbers.macro_name(*stem, "Delta"), c.delta,
-                numbers.fmt_fixed(c.delta, decimals[m], signed=True), ids, arm, m, "delta",
-                baseline))
-            if c.rel_delta is not None:
-                pct = 100 * c.rel_delta
-                quantities.append(numbers.Quantity(
-                    numbers.macro_name(*stem, "RelDeltaPct"), pct,
-                    numbers.fmt_fixed(pct, 1, signed=True), ids, arm, m, "rel_delta_pct",
-                    baseline))
-            if c.p_value is not None:
-                quantities.append(numbers.Quantity(
-                    numbers.macro_name(*stem, "PValue"), c.p_value, numbers.fmt_p(c.p_value),
-                    ids, arm, m, "p_value", baseline))
-            else:
-                omitted.append(f"{arm} vs {baseline} {m}: no p-value ({'; '.join(c.flags)})")
+    comparisons, compare_quantities, compare_omitted = _compare_arms(
+        plan, arms, baseline, metrics, by_arm, stats, stat_runs, decimals)
+    quantities += compare_quantities
+    omitted += compare_omitted
+    from ..program.report import quantities as program_quantities
+
+    quantities += program_quantities(root)  # the improvement loop's trials, kept, improvement
     numbers.check_unique(quantities)
 
     out = Path(out_dir) if out_dir else root / "analysis"
@@ -199,10 +183,14 @@ def run_analysis(root: Path, plan_path: Path | None = None,
         artifacts.append(entry)
         written.append(path)
 
+    metric_labels = {m: plan.metric(m).label for m in metrics if plan.metric(m).label}
+    arm_labels = {a: plan.arm_specs[a].label for a in arms
+                  if a in plan.arm_specs and plan.arm_specs[a].label}
     bars = [figures.ArmBar(a, stats[a][primary].mean, stats[a][primary].ci_low,
                            stats[a][primary].ci_high, stats[a][primary].values)
             for a in arms if primary in stats[a]]
-    for path in figures.plot_bar(bars, colors, primary, direction, out):
+    for path in figures.plot_bar(bars, colors, primary, direction, out,
+                                 plan.metric(primary).label, arm_labels):
         add(path, "figure", [b.arm for b in bars])
 
     histories: dict[str, list[list[dict[str, float]]]] = {}
@@ -218,7 +206,8 @@ def run_analysis(root: Path, plan_path: Path | None = None,
         notes += [f"learning curve: {why}; run left out of fig_curves" for why in missing]
     if histories:
         shown = [a for a in arms if a in histories]
-        for path in figures.plot_curves(histories, shown, colors, primary, directions, out):
+        for path in figures.plot_curves(histories, shown, colors, primary, directions, out,
+                                        metric_labels, arm_labels):
             add(path, "figure", shown)
     else:
         notes.append("learning curves skipped: no run has a usable metrics.jsonl")
@@ -230,7 +219,7 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     table_path = out / "table_main.tex"
     run_counts = {a: len(by_arm[a]) for a in arms}
     write_text(table_path, tables.render_table(arms, metrics, stats, directions, decimals,
-                                                  run_counts, header))
+                                                  run_counts, header, metric_labels, arm_labels))
     add(table_path, "table", list(arms))
     numbers_path = out / "numbers.tex"
     write_text(numbers_path, numbers.render_numbers_tex(quantities, header, omitted))
@@ -249,7 +238,12 @@ def run_analysis(root: Path, plan_path: Path | None = None,
         "min_seeds": MIN_SEEDS,
         "significance_rule": SIGNIFICANCE_RULE,
         "direction_rule": DIRECTION_RULE,
-        "metrics": {m: {"direction": directions[m], "decimals": decimals[m]} for m in metrics},
+        "metrics": {m: {"direction": directions[m], "decimals": decimals[m],
+                        "label": plan.metric(m).label,
+                        "min_effect": plan.metric(m).min_effect,
+                        "min_effect_relative": plan.metric(m).min_effect_relative}
+                    for m in metrics},
+        "pairing": plan.evaluation.pairing,
         "arms": {arm: _arm_json(by_arm[arm], stats[arm], stat_runs[arm]) for arm in arms},
         "comparisons": comparisons,
         "quantities": [q.as_json() for q in quantities],
@@ -265,6 +259,100 @@ def run_analysis(root: Path, plan_path: Path | None = None,
     write_text(readme_path, render_readme(summary))
     written += [summary_path, readme_path]
     return AnalysisResult(summary=summary, out_dir=out, written=written)
+
+
+def _one_design_per_arm(collected, runs: list[UsedRun], notes: list[str]) -> list[UsedRun]:
+    """Only the runs of each arm's latest design (the args of its latest run.started, up to a
+    design-preserving OOM retry): an arm whose plan or `retry: adjust` changed its args never
+    mixes old-design seeds into its statistics."""
+    from ..retrypolicy import same_design
+
+    latest = collected.latest_args
+    keep = []
+    for run in runs:
+        design = latest.get(run.arm, run.args)
+        if same_design(run.args, design):
+            keep.append(run)
+        else:
+            notes.append(f"{run.run_id}: arm {run.arm} seed {run.seed} ran with "
+                         f"{' '.join(run.args) or 'no args'}, but the arm's latest design is "
+                         f"{' '.join(design) or 'no args'}; left out so the arm does not mix "
+                         "designs (re-run that seed with rstack run)")
+    return keep
+
+
+def _compare_arms(plan, arms: list[str], baseline: str, metrics: list[str],
+                  by_arm: dict[str, list[UsedRun]], stats: dict[str, dict[str, Summary]],
+                  stat_runs: dict[str, dict[str, list[str]]], decimals: dict[str, int]
+                  ) -> tuple[list[dict], list[numbers.Quantity], list[str]]:
+    """Every arm against the baseline on every metric both have (rstack.analysis.compare), Holm
+    over the comparisons with a declared direction, as summary.json entries and macros."""
+    raw: list[tuple[Comparison, tuple[str, ...]]] = []
+    for arm in arms:
+        if arm == baseline:
+            continue
+        for m in metrics:
+            if m not in stats[arm] or m not in stats[baseline]:
+                continue
+            spec = plan.metric(m)
+            treat = {r.seed: r.metrics[m] for r in by_arm[arm] if m in r.metrics}
+            base = {r.seed: r.metrics[m] for r in by_arm[baseline] if m in r.metrics}
+            paired = plan.paired and set(treat) == set(base) and None not in treat
+            flags: tuple[str, ...] = ()
+            if plan.paired and not paired:
+                flags = (f"pairing: seed, but the ok runs' seeds differ (arm {sorted(treat)}, "
+                         f"baseline {sorted(base)}): Welch used",)
+            seeds = sorted(treat) if paired else None
+            c = compare([treat[s] for s in seeds] if paired else list(stats[arm][m].values),
+                        [base[s] for s in seeds] if paired else list(stats[baseline][m].values),
+                        direction=spec.direction, min_effect=spec.min_effect,
+                        min_effect_relative=spec.min_effect_relative, paired=paired,
+                        alpha=ALPHA, arm=arm, baseline_arm=baseline, metric=m)
+            if flags:
+                c = replace(c, flags=flags + c.flags)
+            raw.append((c, tuple(stat_runs[arm][m]) + tuple(stat_runs[baseline][m])))
+    family = [i for i, (c, _) in enumerate(raw) if c.direction is not None]
+    adjusted = dict(zip(family, holm([raw[i][0] for i in family])))
+    entries, quantities, omitted = [], [], []
+    for i, (c, ids) in enumerate(raw):
+        c = adjusted.get(i) or replace(c, p_adjusted=None)
+        m, arm, d = c.metric, c.arm, decimals[c.metric]
+        entry = {key: value for key, value in c.as_json().items()
+                 if key not in ("mean_treatment", "mean_baseline", "significant")}
+        s_arm, s_base = stats[arm][m], stats[baseline][m]
+        overlap = (None if s_arm.ci_low is None or s_base.ci_low is None else
+                   not (s_arm.ci_high < s_base.ci_low or s_base.ci_high < s_arm.ci_low))
+        entry.update({
+            "n": s_arm.n, "n_baseline": s_base.n, "significant": c.significant,
+            # The names an older summary.json used, kept for its readers (the paper audit).
+            "delta": c.diff, "rel_delta": c.rel_diff, "p_value": c.p,
+            "improved": None if c.improvement is None else c.improvement > 0,
+            "ci_overlap": overlap, "run_ids": list(ids)})
+        entries.append(entry)
+        stem = (arm, "Vs", baseline, m)
+
+        def q(suffix: str, value: float, text: str, stat: str) -> None:
+            quantities.append(numbers.Quantity(numbers.macro_name(*stem, suffix), value, text,
+                                               ids, arm, m, stat, baseline))
+
+        q("Delta", c.diff, numbers.fmt_fixed(c.diff, d, signed=True), "delta")
+        if c.ci_low is not None and c.ci_high is not None:
+            q("DeltaLow", c.ci_low, numbers.fmt_fixed(c.ci_low, d, signed=True), "diff_ci_low")
+            q("DeltaHigh", c.ci_high, numbers.fmt_fixed(c.ci_high, d, signed=True),
+              "diff_ci_high")
+        else:
+            omitted.append(f"{arm} vs {baseline} {m}: no interval of the difference "
+                           f"({'; '.join(c.flags) or 'too few values'})")
+        if c.rel_diff is not None:
+            pct = 100 * c.rel_diff
+            q("RelDeltaPct", pct, numbers.fmt_fixed(pct, 1, signed=True), "rel_delta_pct")
+        if c.p is not None:
+            q("PValue", c.p, numbers.fmt_p(c.p), "p_value")
+        else:
+            omitted.append(f"{arm} vs {baseline} {m}: no p-value ({'; '.join(c.flags)})")
+        if c.p_adjusted is not None:
+            q("PAdj", c.p_adjusted, numbers.fmt_p(c.p_adjusted), "p_adjusted")
+    return entries, quantities, omitted
 
 
 def _arm_json(runs: list[UsedRun], stats: dict[str, Summary],

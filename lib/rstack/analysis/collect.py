@@ -21,6 +21,7 @@ class UsedRun:
     finished_ts: str
     finished_line: int
     output_dir: str  # project-relative (results/<run_id>)
+    args: tuple[str, ...] = ()  # the run's args (run.started), to keep one design per arm
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Collected:
     ledger: LedgerStamp
     runs: list[UsedRun]  # ledger order of their run.finished records
     notes: list[str] = field(default_factory=list)
+    latest_args: dict[str, tuple[str, ...]] = field(default_factory=dict)  # arm -> its latest run.started's args
 
     @property
     def arms(self) -> list[str]:
@@ -108,7 +110,8 @@ def collect_runs(root: Path, plan=None) -> Collected:
         later_failure.pop(key, None)
         latest[key] = UsedRun(run_id=run_id, arm=arm, seed=row.seed, metrics=metrics,
                               finished_ts=str(row.finished_ts), finished_line=line,
-                              output_dir=str(row.output_dir or f"results/{run_id}"))
+                              output_dir=str(row.output_dir or f"results/{run_id}"),
+                              args=tuple(row.args))
     for key, failed in sorted(later_failure.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         notes.append(f"arm {key[0]} seed {key[1]}: a later attempt {failed} did not finish ok; "
                      f"using the earlier ok run {latest[key].run_id}")
@@ -117,7 +120,8 @@ def collect_runs(root: Path, plan=None) -> Collected:
                         sha256=sha256_file_or_none(index.ledger_path) or hashlib.sha256().hexdigest(),
                         line_count=index.line_count, damage=index.problems,
                         damage_count=index.damage_count + int(index.torn_tail), latest_ts=index.latest_ts)
-    return Collected(ledger=stamp, runs=runs, notes=notes)
+    latest_args = {row.arm: tuple(row.args) for row in index.runs() if isinstance(row.arm, str)}
+    return Collected(ledger=stamp, runs=runs, notes=notes, latest_args=latest_args)
 
 
 def load_history(root: Path, run: UsedRun) -> tuple[list[dict[str, float]] | None, str | None]:

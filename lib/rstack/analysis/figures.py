@@ -8,6 +8,7 @@ never compute statistics themselves; the bar chart draws the intervals it is giv
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,8 +92,48 @@ def _label(metric: str) -> str:
     return metric.replace("_", " ").replace("$", r"\$")
 
 
-def _direction_note(direction: str) -> str:
-    return "lower is better" if direction == "minimize" else "higher is better"
+def _axis_label(metric: str, direction: str | None, label: str | None = None) -> str:
+    """The metric's display name, with "(lower/higher is better)" only from a declared direction."""
+    text = _label(label or metric)
+    note = {"minimize": "lower is better", "maximize": "higher is better"}.get(direction or "")
+    return f"{text}\n({note})" if note else text
+
+
+def _compact(value: float, _pos=None) -> str:
+    """Tick text that stays short: 1,500 -> 1.5k, 20,000 -> 20k, 2e6 -> 2M."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+def _step_axis(ax) -> None:
+    """At most 5 integer step ticks, in compact text, so long runs' labels never overlap."""
+    from matplotlib import ticker
+
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, integer=True, min_n_ticks=2))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_compact))
+
+
+def _value_axis(ax) -> None:
+    from matplotlib import ticker
+
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(nbins=5))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: f"{v:.4g}"))
+
+
+def log_band(means, stds):
+    """The +-1 std band as a log axis draws it: symmetric in log space, [m / (1 + s/m), m + s].
+
+    mean - std can be 0 or negative (a noisy loss near zero), or positive but tiny, and either
+    would pull the axis down by decades; the mirrored lower edge is always positive and never
+    below m / 2 when s <= m.
+    """
+    import numpy as np
+
+    means, stds = np.asarray(means, float), np.asarray(stds, float)
+    upper = means + stds
+    return means * means / upper, upper
 
 
 def curve_metrics(histories: dict[str, list[list[dict[str, float]]]], primary: str) -> list[str]:
@@ -107,17 +148,20 @@ def curve_metrics(histories: dict[str, list[list[dict[str, float]]]], primary: s
 
 
 def plot_curves(histories: dict[str, list[list[dict[str, float]]]], arms: list[str],
-                colors: dict[str, str], primary: str, directions: dict[str, str],
-                out_dir: Path) -> list[Path]:
+                colors: dict[str, str], primary: str, directions: dict[str, str | None],
+                out_dir: Path, labels: dict[str, str] | None = None,
+                arm_labels: dict[str, str] | None = None) -> list[Path]:
     """Mean over seeds per arm with a band of +-1 sample std (where >= 2 seeds have the step)."""
     import numpy as np
 
     plt = _pyplot()
     metrics = curve_metrics(histories, primary)
+    labels, arm_labels = labels or {}, arm_labels or {}
     with plt.rc_context(STYLE):
         width = min(TEXT_IN, max(COLUMN_IN, 2.6 * len(metrics) + 0.4))
         fig, axes = plt.subplots(1, len(metrics), figsize=(width, 2.35), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
+            bands = []
             for arm in arms:
                 by_step: dict[float, list[float]] = {}
                 for rows in histories.get(arm, []):
@@ -137,17 +181,22 @@ def plot_curves(histories: dict[str, list[list[dict[str, float]]]], arms: list[s
                 n_runs = len(histories.get(arm, []))
                 color = colors[arm]
                 marker = "o" if len(steps) <= 12 else None
-                ax.plot(steps, means, color=color, label=f"{arm} (n={n_runs})", marker=marker,
-                        markersize=2.5)
+                ax.plot(steps, means, color=color, label=f"{arm_labels.get(arm, arm)} (n={n_runs})",
+                        marker=marker, markersize=2.5)
                 band = ~np.isnan(stds)
                 if band.any():
-                    ax.fill_between(steps[band], (means - stds)[band], (means + stds)[band],
-                                    color=color, alpha=0.2, linewidth=0)
+                    bands.append((steps[band], means[band], stds[band], color))
             ax.set_xlabel("step")
-            note = _direction_note(directions.get(metric, "maximize"))
-            ax.set_ylabel(f"{_label(metric)}\n({note})")
-            if _wants_log(ax):
+            ax.set_ylabel(_axis_label(metric, directions.get(metric), labels.get(metric)))
+            log = _wants_log(ax)
+            for xs, ms, ss, color in bands:
+                low, high = log_band(ms, ss) if log else (ms - ss, ms + ss)
+                ax.fill_between(xs, low, high, color=color, alpha=0.2, linewidth=0)
+            if log:
                 _log_axis(ax)
+            else:
+                _value_axis(ax)
+            _step_axis(ax)
             ax.margins(x=0.02)
         handles, labels = axes[0][0].get_legend_handles_labels()
         if handles:
@@ -173,13 +222,17 @@ def _log_axis(ax) -> None:
     from matplotlib import ticker
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    low, high = ax.get_ylim()
+    # 1-2-5 steps over up to ~2 decades; beyond that they crowd the axis, so decades only.
+    subs = (1.0, 2.0, 5.0) if high / max(low, 1e-300) <= 300 else (1.0,)
+    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _pos: f"{value:g}"))
     ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
-def plot_bar(bars: list[ArmBar], colors: dict[str, str], metric: str, direction: str,
-             out_dir: Path) -> list[Path]:
+def plot_bar(bars: list[ArmBar], colors: dict[str, str], metric: str, direction: str | None,
+             out_dir: Path, label: str | None = None,
+             arm_labels: dict[str, str] | None = None) -> list[Path]:
     """Mean of the primary metric per arm, 95% CI error bars, and each seed's value as a dot."""
     plt = _pyplot()
     with plt.rc_context(STYLE):
@@ -200,13 +253,18 @@ def plot_bar(bars: list[ArmBar], colors: dict[str, str], metric: str, direction:
             ax.scatter([x + o for o in offsets], bar.values, s=9, color="white",
                        edgecolors="#222222", linewidths=0.6, zorder=4)
         labels = []
+        arm_labels = arm_labels or {}
         for bar in bars:
             n = len(bar.values)
             note = f"n={n}" if n >= 2 else f"n={n}, no CI"
-            labels.append(f"{bar.arm}\n({note})")
+            # Long names wrap (at most two lines) rather than run into the next arm's label.
+            name = textwrap.shorten(_label(arm_labels.get(bar.arm, bar.arm)), 40, placeholder="...")
+            labels.append("\n".join(textwrap.wrap(name, 14)[:2]) + f"\n({note})")
         ax.set_xticks(xs)
-        ax.set_xticklabels(labels)
-        ax.set_ylabel(f"{_label(metric)}\n({_direction_note(direction)})")
+        slant = len(bars) > 5  # many arms: slanted labels need less width than wrapped ones
+        ax.set_xticklabels(labels, rotation=25 if slant else 0, ha="right" if slant else "center")
+        ax.set_ylabel(_axis_label(metric, direction, label))
+        _value_axis(ax)
         ax.grid(axis="x", visible=False)
         ax.axhline(0, color="#444444", linewidth=0.6, zorder=1)
         _pad_ylim(ax, bars)

@@ -9,6 +9,33 @@ def _num(value, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
+def _interval(c: dict, kind: str, d: int) -> str:
+    low, high = c.get(f"{kind}_low"), c.get(f"{kind}_high")
+    return "-" if low is None or high is None else f"[{low:+.{d}f}, {high:+.{d}f}]"
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}%"
+
+
+def _p(value) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def comparison_line(c: dict, d: int) -> str:
+    """One comparison as the CLI prints it: diff [CI], test, p (Holm), verdict."""
+    direction = c["direction"] or "direction not declared"
+    ci = _interval(c, "ci", d)
+    p = f"p={_p(c['p'])}" if c["p"] is not None else "no p-value"
+    if c.get("p_adjusted") is not None and c["p_adjusted"] != c["p"]:
+        p += f" (Holm {_p(c['p_adjusted'])})"
+    test = "paired t" if c["paired"] else "Welch"
+    line = (f"  {c['arm']} vs {c['baseline']}, {c['metric']} ({direction}): diff "
+            f"{c['diff']:+.{d}f} {ci} ({_pct(c['rel_diff'])}), {test}, {p}: {c['verdict']}")
+    flags = [f for f in c.get("flags") or [] if not f.startswith("direction not declared")]
+    return line + (f"  [{'; '.join(flags)}]" if flags else "")
+
+
 def render_readme(summary: dict) -> str:
     ledger = summary["ledger"]
     lines = [
@@ -40,14 +67,16 @@ def render_readme(summary: dict) -> str:
                          f"{_num(s['std'], d)} | {ci} | {'; '.join(s['flags'])} |")
     lines += ["", "## Comparisons against the baseline", ""]
     if summary["comparisons"]:
-        lines += ["| arm | metric | delta | rel. delta | Welch p | verdict | flags |",
-                  "|---|---|---:|---:|---:|---|---|"]
+        lines += ["| arm | metric | direction | diff | 95% CI | bootstrap CI | rel. diff | test | "
+                  "p | Holm p | verdict | flags |",
+                  "|---|---|---|---:|---|---|---:|---|---:|---:|---|---|"]
         for c in summary["comparisons"]:
             d = summary["metrics"][c["metric"]]["decimals"]
-            rel = f"{100 * c['rel_delta']:+.1f}%" if c["rel_delta"] is not None else "-"
-            p = f"{c['p_value']:.3g}" if c["p_value"] is not None else "-"
-            lines.append(f"| {c['arm']} | {c['metric']} | {c['delta']:+.{d}f} | {rel} | {p} | "
-                         f"{c['verdict']} | {'; '.join(c['flags'])} |")
+            lines.append(f"| {c['arm']} | {c['metric']} | {c['direction'] or 'not declared'} | "
+                         f"{c['diff']:+.{d}f} | {_interval(c, 'ci', d)} | "
+                         f"{_interval(c, 'boot', d)} | {_pct(c['rel_diff'])} | "
+                         f"{'paired t' if c['paired'] else 'Welch'} | {_p(c['p'])} | "
+                         f"{_p(c['p_adjusted'])} | {c['verdict']} | {'; '.join(c['flags'])} |")
     else:
         lines.append("Only the baseline arm has ok runs: nothing to compare.")
     lines += ["", "## Runs used", ""]
@@ -81,11 +110,7 @@ def short_report(summary: dict, out_dir) -> str:
         flag = f"  ({'; '.join(s['flags'])})" if s["flags"] else ""
         lines.append(f"  {arm}: {primary} = {s['mean']:.{d}f}{ci} (n={s['n']}){flag}")
     for c in summary["comparisons"]:
-        if c["metric"] != primary:
-            continue
-        p = f"p={c['p_value']:.3g}" if c["p_value"] is not None else "no p-value"
-        lines.append(f"  {c['arm']} vs {c['baseline']}: delta {c['delta']:+.4g}, {p}: "
-                     f"{c['verdict']}")
+        lines.append(comparison_line(c, summary["metrics"][c["metric"]]["decimals"]))
     for note in summary["notes"]:
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Rendering only: the statistics and the number formats come from stats.py and numbers.py.
 Needs booktabs and graphicx (\\resizebox) in the preamble; every venue template loads both.
-Bold marks the best mean per metric direction; it says nothing about significance.
+Bold marks the best mean in the metric's declared direction; it says nothing about significance,
+and a metric without a declared direction has no bold and no arrow.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from ..tex import tex_escape
 from .numbers import fmt_fixed
 from .stats import MIN_SEEDS, Summary
 
-def best_arms(stats: dict[str, dict[str, Summary]], metric: str, direction: str,
+def best_arms(stats: dict[str, dict[str, Summary]], metric: str, direction: str | None,
               decimals: int) -> set[str]:
     """Arms whose printed mean is the best (ties at the printed precision all count).
 
     An arm with a single seed is not ranked while any arm has two or more: one lucky seed must
     not wear the bold.
     """
+    if direction not in ("minimize", "maximize"):
+        return set()  # no declared direction: nothing is "best"
     having = {arm: per[metric] for arm, per in stats.items() if metric in per}
     if any(s.n >= 2 for s in having.values()):
         having = {arm: s for arm, s in having.items() if s.n >= 2}
@@ -41,9 +44,13 @@ def _cell(summary: Summary | None, decimals: int, bold: bool) -> str:
 
 
 def render_table(arms: list[str], metrics: list[str], stats: dict[str, dict[str, Summary]],
-                 directions: dict[str, str], decimals: dict[str, int], run_counts: dict[str, int],
-                 header: list[str]) -> str:
-    arrows = {"minimize": r"$\downarrow$", "maximize": r"$\uparrow$"}
+                 directions: dict[str, str | None], decimals: dict[str, int],
+                 run_counts: dict[str, int], header: list[str],
+                 metric_labels: dict[str, str] | None = None,
+                 arm_labels: dict[str, str] | None = None) -> str:
+    arrows = {"minimize": r" $\downarrow$", "maximize": r" $\uparrow$"}
+    metric_labels, arm_labels = metric_labels or {}, arm_labels or {}
+    undeclared = any(directions.get(m) not in arrows for m in metrics)
     best = {m: best_arms(stats, m, directions[m], decimals[m]) for m in metrics}
     any_small = any(s.n < MIN_SEEDS for per in stats.values() for s in per.values())
     any_single = any(s.n < 2 for per in stats.values() for s in per.values()) and any(
@@ -55,6 +62,7 @@ def render_table(arms: list[str], metrics: list[str], stats: dict[str, dict[str,
         r"  \caption{Results per arm: mean $\pm$ half-width of the 95\% confidence interval "
         r"(Student $t$) over seeds; $n$ is the number of seeds. Bold: best mean per metric "
         r"($\downarrow$ lower is better, $\uparrow$ higher is better"
+        + (r"; no arrow: direction not declared, not ranked" if undeclared else "")
         + (r"; arms with one seed are not ranked" if any_single else "") + ")."
         + (r" \dag: fewer than three seeds, interval unreliable or absent." if any_small else "")
         + "}",
@@ -65,11 +73,13 @@ def render_table(arms: list[str], metrics: list[str], stats: dict[str, dict[str,
         "  \\begin{tabular}{l" + "r" * (len(metrics) + 1) + "}",
         r"    \toprule",
         "    Arm & $n$ & " + " & ".join(
-            f"{tex_escape(m)} {arrows[directions[m]]}" for m in metrics) + r" \\",
+            f"{tex_escape(metric_labels.get(m) or m)}{arrows.get(directions.get(m), '')}"
+            for m in metrics) + r" \\",
         r"    \midrule",
     ]
     for arm in arms:
         cells = [_cell(stats[arm].get(m), decimals[m], arm in best[m]) for m in metrics]
-        lines.append(f"    {tex_escape(arm)} & {run_counts[arm]} & " + " & ".join(cells) + r" \\")
+        lines.append(f"    {tex_escape(arm_labels.get(arm) or arm)} & {run_counts[arm]} & "
+                     + " & ".join(cells) + r" \\")
     lines += [r"    \bottomrule", r"  \end{tabular}}", r"\end{table}"]
     return "\n".join(lines) + "\n"

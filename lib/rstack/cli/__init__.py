@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "status": "rstack.cli.status:status_command",
     "demo": "rstack.cli.demo:demo_command",
     "preflight": "rstack.cli.preflight:preflight_command",
+    "review": "rstack.cli.review:review_command",
+    "program": "rstack.cli.program:program_group",
 }
 
 

@@ -20,11 +20,12 @@ from .options import json_option, project_option
 def analyze_command(plan_path: Path | None, out_dir: Path | None, as_json: bool, project) -> None:
     """Statistics, figures, table, numbers.tex and summary.json from the ledger's ok runs.
 
-    Per arm and metric: n, mean, sample std, 95% Student-t interval; against the baseline arm:
-    delta, relative delta, Welch p. Significant = p < 0.05, non-overlapping intervals and at
-    least 3 seeds per arm, in either direction; the verdict says better or worse. Fewer than 3
-    seeds is flagged everywhere. Exit 1: no ok runs, the baseline
-    arm has none, or the plan is missing/invalid.
+    Per arm and metric: n, mean, sample std, 95% Student-t interval. Against the baseline arm,
+    per metric: the difference in means with its 95% interval (paired t by seed, else Welch),
+    a bootstrap interval, Holm-adjusted p and a verdict in the plan's declared direction (better,
+    worse, no detectable difference, min_effect verdicts; "direction not declared" when the plan
+    gives none). Fewer than 3 seeds is flagged and never a difference. Exit 1: no ok runs, the
+    baseline arm has none, or the plan is missing/invalid.
     """
     from ..analysis import run_analysis
 

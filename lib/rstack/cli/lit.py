@@ -1,4 +1,5 @@
-"""`rstack lit search|resolve|bib|verify|nearest`: literature from Semantic Scholar and arXiv.
+"""`rstack lit search|resolve|bib|verify|import|nearest|coverage|cache`: literature from Semantic
+Scholar, arXiv, OpenAlex and Crossref.
 
 Thin commands over rstack.literature; requests and numpy load only inside the commands.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..literature.papers import SOURCES
 from .options import json_option, project_option
 
 offline_option = click.option(
@@ -40,30 +42,37 @@ def _print_outcome(outcome, as_json: bool) -> None:
                f"({known} already there; + marks new)")
     for line in outcome.skipped + outcome.warnings:
         click.echo(f"warning: {line}", err=True)
+    for item in outcome.found:
+        if item.paper.retracted:
+            click.echo(f"retracted: {item.paper.key} ({item.paper.retraction}); cite it only to "
+                       "discuss the retraction", err=True)
     for error in outcome.errors:
-        click.echo(f"error: {error.message}" + (f"\n  fix: {error.hint}" if error.hint else ""),
-                   err=True)
+        click.echo(error.render(), err=True)
 
 
 @click.group("lit")
 def lit_group() -> None:
-    """Search Semantic Scholar and arXiv, keep papers in the lit-review ledger, write and verify
-    BibTeX. A paper may cite only what an API returned and the ledger recorded."""
+    """Search Semantic Scholar, arXiv, OpenAlex and Crossref, keep papers in the lit-review ledger,
+    write and verify BibTeX, check that the review covers the idea. A paper may cite only what an
+    API returned and the ledger recorded."""
 
 
 @lit_group.command("search")
 @click.argument("query")
-@click.option("--source", type=click.Choice(["s2", "arxiv", "all"]), default="all",
-              show_default=True, help="Which API to ask.")
-@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True,
-              help="Results asked of each source.")
+@click.option("--source", type=click.Choice(SOURCES + ("all",)), default="all",
+              show_default=True,
+              help="Which API to ask; all = every source in config lit_sources.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Results asked of each source (more than one page is paged).")
 @click.option("--year", metavar="RANGE", help="Publication years: 2019-2024, 2019-, -2024, 2019.")
 @offline_option
 @json_option
 @project_option
 def search_command(query, source, limit, year, offline, as_json, project) -> None:
     """Search for QUERY, merge and dedupe the results, record new papers (exit 1 if every source
-    failed; a failure of one source is a warning and the others' papers are still recorded)."""
+    failed; a source that fails is skipped and named, and the others' papers are still recorded).
+    S2, OpenAlex and Crossref get the plain words; arXiv field syntax (ti:, au:, AND) is used
+    only with --source arxiv."""
     from ..literature.search import parse_years, search_literature
 
     try:
@@ -124,24 +133,52 @@ def bib_command(out, keys, cited, project) -> None:
 @click.argument("tex", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--bib", "bib", type=click.Path(dir_okay=False, path_type=Path),
               help="The .bib file (default: the tex's \\bibliography, else paper.bib).")
+@click.option("--resolve", is_flag=True,
+              help="First look up bib entries the ledger lacks (DOI, arXiv id, then title + first "
+                   "author) and record the unique confident matches; report each entry as "
+                   "verified, corrected (with the diff) or unverifiable.")
+@offline_option
 @json_option
 @project_option
-def verify_command(tex, bib, as_json, project) -> None:
+def verify_command(tex, bib, resolve, offline, as_json, project) -> None:
     """Check that every \\cite key of TEX (default paper.tex) has a bib entry, and every bib entry
-    matches an API-sourced ledger paper on title, year and first author; exit 1 on any problem."""
+    matches an API-sourced ledger paper on title, year and first author, and cites no retracted
+    paper; exit 1 on any problem."""
+    from ..literature.bibresolve import render_verify, resolve_for_tex
     from ..literature.verify import verify_citations
 
     # Paths given on the command line are the shell's (cwd-relative); the default is the project's.
-    report = verify_citations(project, tex.resolve() if tex else project / "paper.tex",
-                              bib.resolve() if bib else None)
+    tex_path = tex.resolve() if tex else project / "paper.tex"
+    bib_path = bib.resolve() if bib else None
+    resolved = resolve_for_tex(project, tex_path, bib_path, offline=offline) if resolve else []
+    report = verify_citations(project, tex_path, bib_path)
+    if as_json:
+        data = report.as_json()
+        if resolve:
+            data["resolve"] = [r.as_json() for r in resolved]
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_verify(report, resolved))
+    if not report.ok:
+        sys.exit(1)
+
+
+@lit_group.command("import")
+@click.argument("bib", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@offline_option
+@json_option
+@project_option
+def import_command(bib, offline, as_json, project) -> None:
+    """Record the papers of BIB in the lit-review ledger: each entry is looked up by DOI, arXiv
+    id, then title + first author, and reported as verified, corrected (the bib disagrees with
+    the API: the diff) or unverifiable (what was tried); exit 1 if any entry is unverifiable."""
+    from ..literature.bibresolve import resolve_bib
+
+    report = resolve_bib(project, bib.resolve(), offline=offline)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
-        for problem in report.problems:
-            click.echo(problem.render())
-        verdict = "ok" if report.ok else f"FAIL: {len(report.problems)} problem(s)"
-        click.echo(f"{verdict}: {len(report.cited)} cited key(s), {len(report.bib_keys)} bib "
-                   f"entr(ies), {report.checked} matched the ledger ({report.tex_path})")
+        click.echo(report.render())
     if not report.ok:
         sys.exit(1)
 
@@ -166,3 +203,49 @@ def nearest_command(text, k, as_json, project) -> None:
                    f"{_short(n.paper.title, 70)}")
     if not found:
         click.echo("no ledger paper shares a term with the text (rstack lit search first)")
+
+
+@lit_group.command("coverage")
+@click.argument("idea", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@project_option
+def coverage_command(idea, as_json, project) -> None:
+    """Rank ledger papers by TF-IDF similarity to IDEA (default idea.md) and judge the review: the
+    [@key]s of lit-review.md (or, before it exists, the whole ledger) scoring at least
+    lit_coverage_min_score are on-topic; fewer than lit_coverage_min_papers is THIN (exit 1), as
+    is a [@key] not in the ledger or an author-year citation typed from memory in IDEA. Off-topic
+    keys are listed."""
+    from ..literature.coverage import coverage
+
+    report = coverage(project, idea.resolve() if idea else None)
+    click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False) if as_json
+               else report.render())
+    if not report.ok:
+        sys.exit(1)
+
+
+@lit_group.group("cache")
+def cache_group() -> None:
+    """The response cache of the literature APIs (.rstack/cache/lit/)."""
+
+
+@cache_group.command("stats")
+@json_option
+@project_option
+def cache_stats_command(as_json, project) -> None:
+    """How many responses are cached, their size and age, per source."""
+    from ..literature.cache import cache_stats
+
+    stats = cache_stats(project)
+    click.echo(json.dumps(stats.as_json(), indent=2) if as_json else stats.render())
+
+
+@cache_group.command("clear")
+@project_option
+def cache_clear_command(project) -> None:
+    """Delete every cached response (the next search asks the APIs again; --offline then finds
+    nothing). The ledger is untouched."""
+    from ..literature.cache import clear_cache
+
+    removed, size = clear_cache(project)
+    click.echo(f"removed {removed} cached response(s), {size / 1e6:.2f} MB")

@@ -6,9 +6,11 @@ import json
 
 import click
 
+from ..paper.venues import VENUES
+from ..tex import LATEX_ENGINES
 from .options import json_option, project_option
 
-VENUE_CHOICE = click.Choice(("arxiv", "neurips", "icml", "iclr", "acl"))
+VENUE_CHOICE = click.Choice(VENUES)
 
 
 @click.group("paper")
@@ -39,7 +41,7 @@ def new_command(venue, title, force, as_json, project) -> None:
 
 
 @paper_group.command("build")
-@click.option("--engine", type=click.Choice(("auto", "tectonic", "latexmk", "pdflatex")),
+@click.option("--engine", type=click.Choice(("auto", *LATEX_ENGINES)),
               default=None, help="Override the `latex_engine` config key for this build.")
 @json_option
 @project_option

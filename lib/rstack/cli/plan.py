@@ -17,7 +17,8 @@ def _load(project, plan_path):
     plan = load_plan(plan_path or default_plan_path(project))
     problems = check_plan_files(plan, project)
     if problems:
-        raise PlanError("\n".join(problems), hint="fix execution.script, then: rstack plan check")
+        raise PlanError("\n".join(problems), hint="fix the file(s) named above, then: rstack plan "
+                        "check")
     return plan
 
 
@@ -35,8 +36,13 @@ def check_command(plan_path, as_json, project) -> None:
     plan = _load(project, plan_path)
     if as_json:
         click.echo(json.dumps({"ok": True, "path": str(plan.path), "sha256": plan.sha256,
-                               "arms": list(plan.arms), "seeds": plan.seeds}))
+                               "arms": list(plan.arms), "seeds": plan.seeds,
+                               "metrics": {n: m.as_json() for n, m in plan.metrics.items()},
+                               "pairing": plan.evaluation.pairing,
+                               "warnings": list(plan.warnings)}))
         return
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}")
     click.echo(f"ok: {plan.path.name} ({len(plan.arms)} arm(s) x {len(plan.seeds)} seed(s), "
                f"profile {plan.profile}, sha256 {plan.sha256[:12]})")
 

@@ -21,27 +21,35 @@ from .options import json_option, project_option
               help="RSS cap of the whole process tree [default: min(4096, half of RAM)].")
 @click.option("--seed", type=int, default=0, help="Seed passed as --seed N to both runs.")
 @click.option("--no-determinism", is_flag=True, help="Skip the second (same-seed) run.")
+@click.option("--arms", "all_arms", is_flag=True,
+              help="Also smoke-run every arm of the plan (its args); FAIL when two arms with "
+                   "different args give identical metrics (a flag that is not wired).")
 @click.option("--python", "python", metavar="PATH", default=None,
               help="Interpreter that runs the script [default: the one running rstack].")
 @project_option
 def preflight_command(script, extra_args, as_json, budget_s, stall_s, memory_mb, seed,
-                      no_determinism, python, project) -> None:
+                      no_determinism, python, all_arms, project) -> None:
     """Run SCRIPT's --smoke-test on CPU, contained, and check what it wrote.
 
     Checks: compile, imports, the smoke run (crash, hang, smoke flag ignored, memory), metrics.json,
     metrics.jsonl (NaN/Inf), divergence, and determinism (a second run with the same seed).
-    Arguments after `--` are passed to the script. Inside a project the verdict is appended to
-    .rstack/experiments.jsonl. Exit codes: 0 PASS, 1 FAIL, 2 usage or internal error.
+    Arguments after `--` are passed to the script. It rehearses the real run: in the project root,
+    with the plan's execution.python, as `python SCRIPT ARGS... --output-dir D --seed N`; with a
+    plan, the smoke metrics must include every metric the plan compares. Inside a project the
+    verdict is appended to .rstack/experiments.jsonl. Exit codes: 0 PASS, 1 FAIL, 2 usage or internal error.
     """
-    from ..preflight import format_human, is_project, record_preflight, run_preflight
+    from ..preflight import (check_arms_wired, format_human, is_project, plan_arm_args,
+                             record_preflight, rehearsal, run_preflight)
     from ..procwatch import terminate_as_interrupt
 
+    limits = dict(budget_s=budget_s, stall_s=stall_s, memory_mb=memory_mb, seed=seed,
+                  **rehearsal(project, script, python))
     try:
         with terminate_as_interrupt():  # killed preflight still kills the script's processes
-            result = run_preflight(script, budget_s=budget_s, stall_s=stall_s,
-                                   memory_mb=memory_mb, seed=seed,
-                                   determinism=not no_determinism, python=python,
-                                   extra_args=extra_args)
+            result = run_preflight(script, determinism=not no_determinism,
+                                   extra_args=extra_args, **limits)
+            if all_arms and result.passed:
+                result = check_arms_wired(script, plan_arm_args(project), **limits)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # preflight could not judge the script: not a verdict

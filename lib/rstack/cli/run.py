@@ -70,19 +70,15 @@ def run_command(plan_path, arms, seeds, profile, jobs, dry_run, resume, name, ti
     # no run.finished record, so they stop the runs the way Ctrl-C does.
     with terminate_as_interrupt():
         report = start(request)
-    final = report.final_results()
     if as_json:
         click.echo(json.dumps({"interrupted": report.interrupted, "refusals": report.refusals,
+                               "retries": report.retries, "summary": report.summary_line(),
                                "runs": [{"run_id": r.spec.run_id, "arm": r.spec.arm,
                                          "seed": r.spec.seed, "status": r.status,
                                          "category": r.category, "metrics": r.metrics}
                                         for r in report.results]}))
     else:
-        counts: dict[str, int] = {}
-        for result in final:
-            counts[result.status] = counts.get(result.status, 0) + 1
-        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no runs"
-        click.echo(f"{len(final)} run(s): {summary}")
+        click.echo(report.summary_line())
     if report.interrupted:
         raise RunError("interrupted: runs in flight were recorded killed",
                        hint="rstack run --resume runs what is left")
@@ -102,8 +98,13 @@ def _print_dry_run(data: dict, as_json: bool) -> None:
     click.echo(f"{len(data['runs'])} run(s) on {data['profile']}; estimate "
                f"${data['total_estimate_usd']:.2f}; dry run: nothing started")
     if data.get("runner"):
+        spec = dict(data["runner"])
+        script = spec.pop("script", None)  # a batch script is shown as the file it will be
         click.echo("runner spec:")
-        click.echo(json.dumps(data["runner"], indent=2))
+        click.echo(json.dumps(spec, indent=2))
+        if script:
+            click.echo("batch script:")
+            click.echo(script.rstrip("\n"))
 
 
 @click.group("runs")

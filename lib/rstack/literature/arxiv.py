@@ -14,15 +14,13 @@ from dataclasses import dataclass, field
 
 from .. import config
 from .errors import NotFoundError, ServiceError
-from .papers import Paper, clean_text, make_ids, normalize_arxiv_id
-from .transport import ARXIV, Body, Transport
+from .papers import Paper, arxiv_version, clean_text, make_ids, normalize_arxiv_id
+from .query import arxiv_query
+from .transport import ARXIV, Body, Transport, collect_pages
 
 ATOM = "http://www.w3.org/2005/Atom"
 ARXIV_NS = "http://arxiv.org/schemas/atom"
 MAX_RESULTS = 200
-_FIELD_PREFIX = re.compile(r"\b(?:ti|au|abs|co|jr|cat|rn|id|all|submittedDate):")
-_TERMS = re.compile(r'"[^"]+"|\S+')
-_BOOLEAN = {"AND", "OR", "ANDNOT"}
 
 
 @dataclass
@@ -49,12 +47,11 @@ def _text(elem: ET.Element, ns: str, name: str) -> str | None:
     return clean_text(found.text) if found is not None else None
 
 
-def build_search_query(query: str, years: tuple[int | None, int | None] | None = None) -> str:
-    """Free text becomes `all:w1 AND all:w2`; a query that already uses field prefixes is kept."""
-    text = query.strip()
-    if not _FIELD_PREFIX.search(text):
-        terms = [t for t in _TERMS.findall(text) if t.upper() not in _BOOLEAN]
-        text = " AND ".join(f"all:{t}" for t in terms)
+def build_search_query(query: str, years: tuple[int | None, int | None] | None = None, *,
+                       fielded: bool = True) -> str:
+    """Free text becomes `all:w1 AND all:w2`; the user's field syntax is kept when `fielded`
+    (they asked arXiv alone), else reduced to its words (query.arxiv_query)."""
+    text = arxiv_query(query, fielded=fielded)
     if years and (years[0] or years[1]):
         lo = f"{years[0] or 1991}01010000"
         hi = f"{years[1] or 9999}12312359"
@@ -161,29 +158,44 @@ def _base() -> str:
 
 
 def search_request(query: str, *, limit: int,
-                   years: tuple[int | None, int | None] | None = None) -> tuple[str, dict]:
-    """The URL and query parameters of a search (what the cache key is computed from)."""
-    return _base(), {"search_query": build_search_query(query, years), "start": 0,
-                     "max_results": min(max(limit, 1), MAX_RESULTS)}
+                   years: tuple[int | None, int | None] | None = None, start: int = 0,
+                   fielded: bool = True) -> tuple[str, dict]:
+    """The URL and query parameters of a search page (what the cache key is computed from)."""
+    return _base(), {"search_query": build_search_query(query, years, fielded=fielded),
+                     "start": start, "max_results": min(max(limit, 1), MAX_RESULTS)}
 
 
 def search(transport: Transport, query: str, *, limit: int,
-           years: tuple[int | None, int | None] | None = None) -> ArxivResult:
+           years: tuple[int | None, int | None] | None = None,
+           fielded: bool = True) -> ArxivResult:
+    """Up to `limit` papers, page after page of at most MAX_RESULTS."""
     what = f"search {query!r}"
-    url, params = search_request(query, limit=limit, years=years)
-    return transport.get(ARXIV, url, params, parse=lambda body: parse_feed(body, what),
-                         what=what, explain=error_summary)
+
+    def fetch(offset: int, count: int, cursor):
+        url, params = search_request(query, limit=count, years=years, start=offset,
+                                     fielded=fielded)
+        result = transport.get(ARXIV, url, params, parse=lambda body: parse_feed(body, what),
+                               what=what, explain=error_summary)
+        return result, True
+
+    return collect_pages(limit, MAX_RESULTS, fetch)
 
 
 def get_paper(transport: Transport, arxiv_id: str) -> Paper:
-    """One paper by arXiv id (version ignored); NotFoundError when arXiv does not know it."""
+    """One paper by arXiv id; a versioned id (`2104.12255v1`) asks for that version, whose link
+    the paper then carries. NotFoundError when arXiv does not know it."""
     norm = normalize_arxiv_id(arxiv_id) or arxiv_id
-    what = f"id {norm}"
-    result = transport.get(ARXIV, _base(), {"id_list": norm, "start": 0, "max_results": 1},
+    version = arxiv_version(arxiv_id)
+    what = f"id {norm}{version or ''}"
+    result = transport.get(ARXIV, _base(), {"id_list": norm + (version or ""), "start": 0,
+                                            "max_results": 1},
                            parse=lambda body: parse_feed(body, what), what=what,
                            explain=error_summary)
     for paper in result.papers:
         if paper.ids.get("arxiv") == norm:
+            if version:
+                paper.url = f"https://arxiv.org/abs/{norm}{version}"
+                paper.pdf_url = f"https://arxiv.org/pdf/{norm}{version}"
             return paper
     raise NotFoundError(f"arXiv {what}: not found (the feed has no entry for it)",
                         service="arxiv", hint="check the id, e.g. 1706.03762 or hep-th/9901001")

@@ -1,12 +1,17 @@
 """BibTeX from ledger paper records, written with bibtexparser (v2).
 
-@inproceedings for conference venues, @article for other venues, @misc with eprint fields for
-arXiv-only papers. Only fields the record holds are written: a missing year is left out, never
-invented. Titles keep their capitalization (double braces) and escape LaTeX's special characters.
+The entry type comes from the venue type the source gave (S2 publicationVenue/publicationTypes/
+journal, OpenAlex source and work types, Crossref types): @article with `journal`,
+@inproceedings with `booktitle`, @misc (with eprint fields for arXiv) for preprints; only a record
+without a venue type falls back to reading the venue's name. Only fields the record holds are
+written: a missing year is left out, never invented. HTML entities are decoded before LaTeX
+escaping; titles keep their capitalization (double braces); every author is a name bibtex can
+read (`Last, First`, or braced as a unit), so `bibtex` never stops on "Too many commas in name".
 """
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +47,42 @@ def latex_escape(text: str) -> str:
                    for index, part in enumerate(parts))
 
 
+_SUFFIX = re.compile(r"^(?:jr|sr|ii|iii|iv)\.?$", re.I)
+_AND_WORD = re.compile(r"(?:^|\s)and(?:\s|$)", re.I)
+
+
+def _text(value: str) -> str:
+    """Decoded (`&amp;` -> `&`), single-spaced, braces kept only when they balance."""
+    text = " ".join(html.unescape(value).split())
+    depth = 0
+    for ch in text:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    return text if depth == 0 else text.replace("{", "").replace("}", "")
+
+
+def bib_name(name: str) -> str:
+    """One author as bibtex reads it. `First Last` stays; a trailing Jr./III becomes
+    `Last, Jr., First`; a name bibtex would misread (more than one comma, a word "and") is
+    braced as a unit, so it prints as written instead of stopping bibtex."""
+    text = latex_escape(_text(name).replace("{", "").replace("}", ""))
+    words = text.split()
+    commas = text.count(",")
+    if _AND_WORD.search(text) or commas > 1:
+        return "{" + text + "}"
+    if commas == 0 and len(words) > 2 and _SUFFIX.match(words[-1]):
+        return f"{words[-2]}, {words[-1]}, {' '.join(words[:-2])}"
+    return text
+
+
 def entry_type(paper: Paper) -> str:
+    if paper.venue_type is not None:
+        if paper.venue and paper.venue_type == "journal":
+            return "article"
+        if paper.venue and paper.venue_type == "conference":
+            return "inproceedings"
+        return "misc"
     venue = (paper.venue or "").strip()
     if venue and venue.lower() not in _PREPRINT_VENUES:
         if _JOURNAL.search(venue):
@@ -55,15 +95,18 @@ def paper_to_entry(paper: Paper):
     from bibtexparser.model import Entry, Field
 
     kind = entry_type(paper)
-    fields = [Field("title", "{" + latex_escape(paper.title) + "}")]
+    venue = latex_escape(_text(paper.venue or ""))
+    fields = [Field("title", "{" + latex_escape(_text(paper.title)) + "}")]
     if paper.authors:
-        fields.append(Field("author", " and ".join(paper.authors)))
+        fields.append(Field("author", " and ".join(bib_name(a) for a in paper.authors)))
     if paper.year is not None:
         fields.append(Field("year", str(paper.year)))
     if kind == "inproceedings":
-        fields.append(Field("booktitle", latex_escape(paper.venue or "")))
+        fields.append(Field("booktitle", venue))
     elif kind == "article":
-        fields.append(Field("journal", latex_escape(paper.venue or "")))
+        fields.append(Field("journal", venue))
+    elif venue and not paper.ids.get("arxiv") and venue.lower() not in _PREPRINT_VENUES:
+        fields.append(Field("howpublished", venue))
     arxiv_id = paper.ids.get("arxiv")
     if arxiv_id:
         fields.append(Field("eprint", arxiv_id))

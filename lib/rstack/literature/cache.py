@@ -92,3 +92,73 @@ class ResponseCache:
         target = self.path_for(key)
         atomic.write_text(target, json.dumps(record, ensure_ascii=False))
         return target
+
+
+@dataclass
+class CacheStats:
+    dir: str
+    entries: int = 0
+    bytes: int = 0
+    oldest: str | None = None
+    newest: str | None = None
+    by_service: dict[str, int] | None = None
+    unreadable: int = 0
+
+    def as_json(self) -> dict:
+        return {"dir": self.dir, "entries": self.entries, "bytes": self.bytes,
+                "oldest": self.oldest, "newest": self.newest,
+                "by_service": self.by_service or {}, "unreadable": self.unreadable}
+
+    def render(self) -> str:
+        services = ", ".join(f"{k} {v}" for k, v in sorted((self.by_service or {}).items()))
+        lines = [f"{self.entries} cached response(s), {self.bytes / 1e6:.2f} MB in {self.dir}"]
+        if self.entries:
+            lines.append(f"by service: {services}; fetched {self.oldest} .. {self.newest}")
+        if self.unreadable:
+            lines.append(f"{self.unreadable} unreadable entr(ies) (a miss each; clear removes them)")
+        return "\n".join(lines)
+
+
+def _entries(root: Path) -> list[Path]:
+    directory = lit_cache_dir(Path(root))
+    # Response entries are named by their sha256 key; pacing.json and the lock are not entries.
+    return sorted(p for p in directory.glob("*.json") if len(p.stem) == 64) \
+        if directory.is_dir() else []
+
+
+def cache_stats(root: Path) -> CacheStats:
+    """How many responses the cache holds, how big, how old, per service (by configured URL)."""
+    from .. import config
+
+    bases = {name: str(config.get(f"{name}_api_url")).rstrip("/")
+             for name in ("s2", "arxiv", "openalex", "crossref")}
+    stats = CacheStats(str(lit_cache_dir(Path(root))), by_service={})
+    stamps = []
+    for path in _entries(root):
+        stats.entries += 1
+        try:
+            stats.bytes += path.stat().st_size
+            data = json.loads(path.read_text(encoding="utf-8"))
+            url, stamp = str(data["url"]), str(data["fetched_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            stats.unreadable += 1
+            continue
+        stamps.append(stamp)
+        service = next((n for n, b in bases.items() if b and url.startswith(b)), "other")
+        stats.by_service[service] = stats.by_service.get(service, 0) + 1
+    if stamps:
+        stats.oldest, stats.newest = min(stamps), max(stamps)
+    return stats
+
+
+def clear_cache(root: Path) -> tuple[int, int]:
+    """Delete every cached response (not the pacing state); returns (entries, bytes) removed."""
+    removed = size = 0
+    for path in _entries(root):
+        try:
+            size += path.stat().st_size
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
+    return removed, size

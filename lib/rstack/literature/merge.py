@@ -9,17 +9,25 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .papers import Paper
+from .papers import Paper, normalize_title
 
-SOURCE_ORDER = {"s2": 0, "arxiv": 1}
+SOURCE_ORDER = {"s2": 0, "arxiv": 1, "openalex": 2, "crossref": 3}
 
 
 def _absorb(into: Paper, other: Paper) -> None:
     if not into.authors and other.authors:
         into.authors = list(other.authors)
+    # The venue's type travels with the venue it describes, never onto another source's venue.
+    if into.venue_type is None and other.venue_type is not None and (
+            into.venue is None or normalize_title(into.venue) == normalize_title(other.venue)):
+        into.venue_type = other.venue_type
     for name in ("year", "venue", "abstract", "url", "pdf_url", "primary_category"):
         if getattr(into, name) is None and getattr(other, name) is not None:
             setattr(into, name, getattr(other, name))
+    if other.retracted and not into.retracted:
+        into.retracted, into.retraction = True, other.retraction
+    elif into.retracted is None and other.retracted is not None:
+        into.retracted, into.retraction = other.retracted, other.retraction
     if other.citation_count is not None:
         into.citation_count = max(into.citation_count or 0, other.citation_count)
     for id_name, value in other.ids.items():
@@ -66,11 +74,20 @@ class LedgerIndex:
         self.by_identity: dict[str, Paper] = {}
         self.by_key: dict[str, Paper] = {}
         self.papers: list[Paper] = []
+        marks = []
         for record in records:
+            if record.get("type") == "retraction":
+                marks.append(record)  # a later record saying a recorded paper is retracted
+                continue
             paper = Paper.from_record(record)
             if not paper.key or paper.key in self.by_key:
                 continue  # the first record of a key is the one that counts
             self.add(paper)
+        for mark in marks:
+            paper = self.by_key.get(mark.get("key"))
+            if paper is not None:
+                paper.retracted = True
+                paper.retraction = mark.get("notice") or f"{mark.get('source')} says retracted"
 
     def add(self, paper: Paper) -> None:
         self.papers.append(paper)

@@ -41,6 +41,14 @@ def _weights(counts: Counter, idf: dict[str, float]) -> dict[str, float]:
     return {term: (1.0 + math.log(n)) * idf[term] for term, n in counts.items() if term in idf}
 
 
+def phrase_terms(text: str) -> list[str]:
+    """Words with a plural `s` dropped, plus each pair of adjacent words (`sparse_attention`):
+    a two-word term shared with the idea says more about a topic than one common word."""
+    words = [t[:-1] if len(t) > 3 and t.endswith("s") and not t.endswith("ss") else t
+             for t in tokenize(text)]
+    return words + [f"{a}_{b}" for a, b in zip(words, words[1:])]
+
+
 def rank(text: str, papers: list[Paper], k: int = 10) -> list[Neighbour]:
     """The k papers most similar to text (score > 0 only), best first.
 

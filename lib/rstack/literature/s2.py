@@ -7,7 +7,6 @@ the environment (S2_API_KEY) and goes only into the `x-api-key` request header.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -15,9 +14,14 @@ from urllib.parse import quote
 from .. import config
 from .errors import ServiceError
 from .papers import Paper, clean_text, make_ids
-from .transport import S2, Body, Transport
+from .query import plain_query
+from .transport import S2, Body, Transport, collect_pages, json_body
 
-FIELDS = ("paperId,externalIds,title,abstract,year,venue,authors,citationCount,openAccessPdf,url")
+FIELDS = ("paperId,externalIds,title,abstract,year,venue,authors,citationCount,openAccessPdf,url,"
+          "publicationTypes,journal,publicationVenue")
+# S2's venue names that mean "only on a preprint server" (its `journal.name` for those is "ArXiv").
+PREPRINT_VENUES = frozenset({"arxiv", "arxiv.org", "corr", "biorxiv", "medrxiv", "ssrn",
+                             "chemrxiv", "research square", "preprints"})
 MAX_LIMIT = 100
 API_KEY_ENV = "S2_API_KEY"
 
@@ -40,20 +44,30 @@ def _base() -> str:
 
 def parse_json(body: Body, what: str):
     """The JSON document of a body, or a ServiceError saying what came back instead."""
-    text = body.text
-    stripped = text.lstrip()
-    if "html" in body.content_type.lower() or stripped[:1] == "<":
-        raise ServiceError(
-            f"Semantic Scholar {what}: got an HTML page instead of JSON (HTTP {body.status}); "
-            "the service or a proxy in between is failing",
-            service="s2", kind="bad-body", hint="try again later; nothing was cached")
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ServiceError(
-            f"Semantic Scholar {what}: malformed JSON ({exc.msg} at char {exc.pos} of "
-            f"{len(text)}; truncated?)",
-            service="s2", kind="bad-body", hint="try again later; nothing was cached") from None
+    return json_body(body, what, S2)
+
+
+def venue_and_type(item: dict) -> tuple[str | None, str | None]:
+    """The venue name and its type from `publicationVenue` (typed), `journal`, `venue` and
+    `publicationTypes`: a PNAS paper is a journal article whatever its name says."""
+    pub = item.get("publicationVenue") if isinstance(item.get("publicationVenue"), dict) else {}
+    journal = item.get("journal") if isinstance(item.get("journal"), dict) else {}
+    types = [t for t in item.get("publicationTypes") or [] if isinstance(t, str)]
+    venue = clean_text(pub.get("name")) or clean_text(item.get("venue"))
+    journal_name = clean_text(journal.get("name"))
+    if (venue or "").lower() in PREPRINT_VENUES:
+        return venue, "preprint"
+    if pub.get("type") in ("journal", "conference"):
+        return venue, pub["type"]
+    if "Conference" in types:
+        return venue, "conference"
+    if journal_name and journal_name.lower() not in PREPRINT_VENUES:
+        return venue or journal_name, "journal"
+    if "JournalArticle" in types or "Review" in types:
+        return venue, "journal" if venue else None
+    if "Book" in types or "BookSection" in types:
+        return venue, "book"
+    return venue, None
 
 
 def paper_from_item(item) -> tuple[Paper | None, str | None]:
@@ -72,11 +86,12 @@ def paper_from_item(item) -> tuple[Paper | None, str | None]:
     year = item.get("year")
     pdf = item.get("openAccessPdf") if isinstance(item.get("openAccessPdf"), dict) else {}
     count = item.get("citationCount")
+    venue, venue_type = venue_and_type(item)
     return Paper(
         title=title,
         authors=[a for a in authors if a],
         year=year if isinstance(year, int) and not isinstance(year, bool) else None,
-        venue=clean_text(item.get("venue")),
+        venue=venue, venue_type=venue_type,
         ids=make_ids(s2=paper_id, doi=external.get("DOI"), arxiv=external.get("ArXiv")),
         abstract=clean_text(item.get("abstract")),
         url=item.get("url") if isinstance(item.get("url"), str) and item.get("url") else None,
@@ -86,13 +101,21 @@ def paper_from_item(item) -> tuple[Paper | None, str | None]:
     ), None
 
 
-def search_request(query: str, *, limit: int, year: str | None = None) -> tuple[str, dict]:
-    """The URL and query parameters of a search (what the cache key is computed from)."""
-    params = {"query": query, "limit": min(max(limit, 1), MAX_LIMIT), "offset": 0,
-              "fields": FIELDS}
+def search_request(query: str, *, limit: int, year: str | None = None,
+                   offset: int = 0) -> tuple[str, dict]:
+    """The URL and query parameters of a search page (what the cache key is computed from);
+    the query is reduced to plain words (S2 has no query syntax; hyphenated terms match nothing)."""
+    params = {"query": plain_query(query), "limit": min(max(limit, 1), MAX_LIMIT),
+              "offset": offset, "fields": FIELDS}
     if year:
         params["year"] = year
     return _base() + "/paper/search", params
+
+
+def parse_page(body: Body, what: str) -> tuple[S2Result, bool]:
+    """A search page and whether S2 says another follows (its `next` offset)."""
+    doc = parse_json(body, what)
+    return parse_search(body, what), isinstance(doc, dict) and isinstance(doc.get("next"), int)
 
 
 def parse_search(body: Body, what: str) -> S2Result:
@@ -113,10 +136,15 @@ def parse_search(body: Body, what: str) -> S2Result:
 
 
 def search(transport: Transport, query: str, *, limit: int, year: str | None = None) -> S2Result:
+    """Up to `limit` papers, page after page of at most MAX_LIMIT."""
     what = f"search {query!r}"
-    url, params = search_request(query, limit=limit, year=year)
-    return transport.get(S2, url, params, parse=lambda body: parse_search(body, what), what=what,
-                         headers=_headers())
+
+    def fetch(offset: int, count: int, cursor):
+        url, params = search_request(query, limit=count, year=year, offset=offset)
+        return transport.get(S2, url, params, parse=lambda body: parse_page(body, what),
+                             what=what, headers=_headers())
+
+    return collect_pages(limit, MAX_LIMIT, fetch)
 
 
 def get_paper(transport: Transport, paper_id: str) -> Paper:

@@ -13,16 +13,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import config
 from ..ledger import Ledger
 from ..paths import state_dir
-from . import arxiv, s2
+from . import arxiv, crossref, openalex, s2
 from .errors import LiteratureError, NotFoundError, ServiceError
 from .keys import assign_keys
 from .merge import LedgerIndex, merge_papers
-from .papers import Paper, is_arxiv_id, normalize_arxiv_id, normalize_doi
-from .transport import Transport
+from .papers import SOURCES, Paper, arxiv_version, is_arxiv_id, normalize_arxiv_id, normalize_doi
+from .query import plain_query
+from .transport import DOWN_KINDS, Transport
 
-SOURCE_CHOICES = ("s2", "arxiv", "all")
+SOURCE_CHOICES = SOURCES + ("all",)
+LEDGER_TYPES = ["paper", "retraction"]  # what LedgerIndex needs to know a paper and its state
 _YEARS = re.compile(r"^(\d{4})?-(\d{4})?$|^(\d{4})$")
 _S2_SHA = re.compile(r"^[0-9a-f]{40}$")
 _S2_PREFIXES = ("DOI", "ARXIV", "CORPUSID", "MAG", "ACL", "PMID", "PMCID", "URL")
@@ -55,6 +58,13 @@ class SourceError:
     def as_json(self) -> dict:
         return {"source": self.source, "kind": self.kind, "message": self.message,
                 "hint": self.hint}
+
+    def render(self) -> str:
+        """`skipped s2 (rate-limited): ...` for a source that is out for this command, else
+        `openalex (not-found): ...`, for the human form."""
+        head = "skipped " if self.kind in DOWN_KINDS else ""
+        return (f"{head}{self.source} ({self.kind}): {self.message}"
+                + (f"\n  fix: {self.hint}" if self.hint else ""))
 
 
 @dataclass
@@ -129,16 +139,23 @@ def _record(root: Path, outcome: LitOutcome, papers: list[Paper], search_record:
 def _record_locked(root: Path, outcome: LitOutcome, papers: list[Paper],
                    search_record: dict | None, query_label: str) -> None:
     ledger = Ledger(root, "lit-review")
-    read = ledger.read(types=["paper"])
+    read = ledger.read(types=LEDGER_TYPES)
     if read.damage:
         outcome.warnings.append(f"{ledger.path}: {len(read.damage)} damaged line(s) ignored "
                                 "(rstack log check lit-review)")
     index = LedgerIndex(read.records)
     fresh: list[Paper] = []
+    marks: list[dict] = []
     for paper in papers:
         known = index.find(paper)
         if known is not None:
             paper.key = known.key
+            if paper.retracted and not known.retracted:
+                # Records are never rewritten: a later retraction is a record of its own.
+                marks.append({"type": "retraction", "key": known.key,
+                              "source": ",".join(paper.sources), "notice": paper.retraction,
+                              "query": query_label})
+                known.retracted, known.retraction = True, paper.retraction
             outcome.found.append(FoundPaper(paper, False))
         else:
             fresh.append(paper)
@@ -150,32 +167,52 @@ def _record_locked(root: Path, outcome: LitOutcome, papers: list[Paper],
         search_record["keys"] = [f.paper.key for f in outcome.found]
         records.append(search_record)
     records.extend(paper.to_record(query_label) for paper in fresh)
+    records.extend(marks)
     if records:
         ledger.append_many(records)
     outcome.recorded = len(fresh)
     outcome.ledger_path = str(ledger.path)
 
 
+def enabled_sources() -> list[str]:
+    """The sources `--source all` asks, in the fixed SOURCES order (config `lit_sources`)."""
+    wanted = set(config.get("lit_sources"))
+    return [name for name in SOURCES if name in wanted]
+
+
+def _search_one(transport: Transport, name: str, query: str, *, limit: int, year: str | None,
+                years, fielded: bool):
+    if name == "s2":
+        return s2.search(transport, query, limit=limit, year=year)
+    if name == "arxiv":
+        return arxiv.search(transport, query, limit=limit, years=years, fielded=fielded)
+    if name == "openalex":
+        return openalex.search(transport, plain_query(query), limit=limit, years=years)
+    return crossref.search(transport, plain_query(query), limit=limit, years=years)
+
+
 def search_literature(root: Path, query: str, *, source: str = "all", limit: int = 10,
                       year: str | None = None, offline: bool = False,
                       transport: Transport | None = None) -> LitOutcome:
-    """Search S2 and/or arXiv, merge and dedupe, record new papers; raises if every source failed."""
+    """Search one source or every enabled one, merge and dedupe, record new papers; a source
+    that fails is skipped and named; raises only if every source failed."""
     if not query.strip():
         raise LiteratureError("the search query is empty", hint='rstack lit search "QUERY"')
     if source not in SOURCE_CHOICES:
         raise LiteratureError(f"unknown source {source!r}; use one of {', '.join(SOURCE_CHOICES)}")
+    if not (query.strip() if source == "arxiv" else plain_query(query)):
+        raise LiteratureError(f"the search query {query!r} has no words to search for",
+                              hint='rstack lit search "WORDS OF THE TOPIC"')
     years = parse_years(year)
     transport = transport or Transport(root, offline=offline)
     outcome = LitOutcome(query=query, source=source, offline=offline)
     results: list[list[Paper]] = []
     counts: dict = {}
-    wanted = ["s2", "arxiv"] if source == "all" else [source]
+    wanted = enabled_sources() if source == "all" else [source]
     for name in wanted:
         try:
-            if name == "s2":
-                got = s2.search(transport, query, limit=limit, year=year)
-            else:
-                got = arxiv.search(transport, query, limit=limit, years=years)
+            got = _search_one(transport, name, query, limit=limit, year=year, years=years,
+                              fielded=source == "arxiv")
         except ServiceError as exc:
             outcome.errors.append(SourceError(name, exc.kind, exc.message, exc.hint))
             counts[name] = None
@@ -211,10 +248,11 @@ def parse_identifier(text: str) -> tuple[str, str]:
     if prefix.upper() == "ARXIV" and rest:
         norm = normalize_arxiv_id(rest)
         if norm:
-            return "arxiv", norm
+            return "arxiv", norm + (arxiv_version(rest) or "")
         raise ValueError(f"{raw!r}: {rest!r} is not an arXiv id (e.g. 1706.03762)")
     if is_arxiv_id(raw):
-        return "arxiv", normalize_arxiv_id(raw) or raw
+        # A version (2104.12255v1) is kept: resolving it asks arXiv for that version.
+        return "arxiv", (normalize_arxiv_id(raw) or raw) + (arxiv_version(raw) or "")
     if prefix.upper() == "DOI" and rest:
         doi = normalize_doi(rest)
         if doi:
@@ -230,36 +268,56 @@ def parse_identifier(text: str) -> tuple[str, str]:
                      "ARXIV:1706.03762, CorpusId:N, or a bare arXiv id")
 
 
-def resolve_paper(root: Path, identifier: str, *, offline: bool = False,
-                  transport: Transport | None = None) -> LitOutcome:
-    """Fetch one paper by id (S2 and, for arXiv ids, arXiv too), and record it if new."""
-    kind, ident = parse_identifier(identifier)
-    transport = transport or Transport(root, offline=offline)
-    outcome = LitOutcome(query=identifier, source="all" if kind == "arxiv" else "s2",
-                         offline=offline)
-    attempts = [("s2", lambda: s2.get_paper(transport, f"ARXIV:{ident}" if kind == "arxiv"
-                                                else ident))]
+def lookup_attempts(transport: Transport, kind: str, ident: str) -> list[tuple[str, object]]:
+    """(source, fetch) pairs that look one paper up by a parsed id: an arXiv id asks S2 and
+    arXiv, a DOI asks S2, OpenAlex and Crossref, any other S2-style id asks S2."""
     if kind == "arxiv":
-        attempts.append(("arxiv", lambda: arxiv.get_paper(transport, ident)))
+        norm = normalize_arxiv_id(ident) or ident
+        attempts = [("s2", lambda: s2.get_paper(transport, f"ARXIV:{norm}")),
+                    ("arxiv", lambda: arxiv.get_paper(transport, ident))]
+        # A versioned id asks for that version: arXiv's answer for it comes first in the merge
+        # (its title, date and links), S2 fills what it lacks.
+        return attempts[::-1] if arxiv_version(ident) else attempts
+    if ident.startswith("DOI:"):
+        doi = ident[4:]
+        return [("s2", lambda: s2.get_paper(transport, ident)),
+                ("openalex", lambda: openalex.get_work(transport, doi)),
+                ("crossref", lambda: crossref.get_work(transport, doi))]
+    return [("s2", lambda: s2.get_paper(transport, ident))]
+
+
+def fetch_by_id(transport: Transport, kind: str, ident: str
+                ) -> tuple[list[Paper], list[SourceError]]:
+    """Every source's answer for one id, merged (one paper, or none), and each source's error."""
     found: list[list[Paper]] = []
-    for name, fetch in attempts:
+    errors: list[SourceError] = []
+    for name, fetch in lookup_attempts(transport, kind, ident):
         try:
             found.append([fetch()])
         except ServiceError as exc:
-            outcome.errors.append(SourceError(name, exc.kind, exc.message, exc.hint))
+            errors.append(SourceError(name, exc.kind, exc.message, exc.hint))
+    return merge_papers(found), errors
+
+
+def resolve_paper(root: Path, identifier: str, *, offline: bool = False,
+                  transport: Transport | None = None) -> LitOutcome:
+    """Fetch one paper by id from every source that knows that kind of id, record it if new."""
+    kind, ident = parse_identifier(identifier)
+    transport = transport or Transport(root, offline=offline)
+    outcome = LitOutcome(query=identifier, source="all" if kind == "arxiv" or
+                         ident.startswith("DOI:") else "s2", offline=offline)
+    merged, outcome.errors = fetch_by_id(transport, kind, ident)
     outcome.network_calls = transport.network_calls
     outcome.cache_hits = transport.cache_hits
     outcome.warnings.extend(transport.warnings)
-    if not found:
+    if not merged:
         details = "; ".join(e.message for e in outcome.errors)
-        error_cls = NotFoundError if all(e.kind == "not-found" for e in outcome.errors) else None
         hint = next((e.hint for e in outcome.errors if e.hint), None)
-        if error_cls is not None:
+        if all(e.kind == "not-found" for e in outcome.errors):
             raise NotFoundError(f"{identifier}: not found ({details}); nothing was recorded",
                                 service=outcome.source, hint=hint)
         raise LiteratureError(f"{identifier}: could not be fetched ({details}); "
                               "nothing was recorded", hint=hint)
-    merged = merge_papers(found)
     outcome.counts = {"found": len(merged)}
     _record(root, outcome, merged, None, f"resolve:{identifier}")
     return outcome

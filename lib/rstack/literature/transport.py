@@ -43,6 +43,12 @@ class Service:
 
 S2 = Service("s2", "Semantic Scholar")
 ARXIV = Service("arxiv", "arXiv")
+OPENALEX = Service("openalex", "OpenAlex")
+CROSSREF = Service("crossref", "Crossref")
+SERVICES = {service.name: service for service in (S2, ARXIV, OPENALEX, CROSSREF)}
+# Failures that will not go away within one command: after one, the service is skipped for the
+# rest of the command (a verify --resolve of 300 entries must not wait out 300 rate limits).
+DOWN_KINDS = frozenset({"rate-limited", "unreachable", "timeout"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,50 @@ class Body:
     text: str
     url: str
     from_cache: bool
+
+
+def json_body(body: Body, what: str, service: Service):
+    """The JSON document of a body, or a ServiceError saying what came back instead."""
+    text = body.text
+    if "html" in body.content_type.lower() or text.lstrip()[:1] == "<":
+        raise ServiceError(
+            f"{service.label} {what}: got an HTML page instead of JSON (HTTP {body.status}); "
+            "the service or a proxy in between is failing",
+            service=service.name, kind="bad-body", hint="try again later; nothing was cached")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ServiceError(
+            f"{service.label} {what}: malformed JSON ({exc.msg} at char {exc.pos} of "
+            f"{len(text)}; truncated?)",
+            service=service.name, kind="bad-body", hint="try again later; nothing was cached"
+        ) from None
+
+
+def collect_pages(limit: int, page_size: int, fetch: Callable[[int, int, Any], tuple[Any, Any]]):
+    """Ask page after page until `limit` papers, a short page, or no next page.
+
+    `fetch(offset, count, cursor)` returns (result, next): result has `papers`, `total` and
+    `skipped`; `next` is the cursor of the next page (anything truthy for offset paging), or
+    None when the source says there is none. Returns the first result, holding every page.
+    """
+    first = None
+    offset, cursor = 0, None
+    while True:
+        count = min(page_size, limit - offset)
+        result, cursor = fetch(offset, count, cursor)
+        got = len(result.papers) + len(result.skipped)
+        if first is None:
+            first = result
+        else:
+            first.papers.extend(result.papers)
+            first.skipped.extend(result.skipped)
+        offset += got
+        if got < count or not cursor or offset >= limit or (
+                first.total is not None and offset >= first.total):
+            break
+    del first.papers[limit:]
+    return first
 
 
 def _retry_class():
@@ -232,6 +282,7 @@ class Transport:
         self.network_calls = 0
         self.cache_hits = 0
         self.warnings: list[str] = []
+        self.down: dict[str, ServiceError] = {}  # service name -> the failure that took it out
 
     @property
     def session(self):
@@ -268,7 +319,16 @@ class Transport:
                 hint="run the same command once without --offline (network needed), "
                      "or install a cache snapshot into .rstack/cache/lit/",
             )
-        response = self._send(service, url, params, what, headers, explain or _api_message)
+        if service.name in self.down:
+            first = self.down[service.name]
+            raise ServiceError(f"{service.label} {what}: skipped ({first.kind} earlier in this "
+                               "command)", service=service.name, kind=first.kind, hint=first.hint)
+        try:
+            response = self._send(service, url, params, what, headers, explain or _api_message)
+        except ServiceError as exc:
+            if exc.kind in DOWN_KINDS:
+                self.down[service.name] = exc
+            raise
         content_type = response.headers.get("Content-Type", "")
         body = Body(response.status_code, content_type, response.text, url, False)
         value = parse(body)

@@ -20,7 +20,7 @@ from .merge import LedgerIndex
 from .papers import Paper, make_ids, normalize_title
 
 PROBLEM_KINDS = ("missing-file", "bib-parse-error", "duplicate-bib-key", "missing-bib-entry",
-                 "not-in-ledger", "not-from-api", "metadata-mismatch")
+                 "not-in-ledger", "not-from-api", "metadata-mismatch", "retracted")
 
 _COMMENT = re.compile(r"(?<!\\)%.*")
 _CITE = re.compile(r"\\[a-zA-Z]*cite[a-zA-Z]*\*?\s*(?:\[[^\]]*\]\s*)*\{([^{}]*)\}")
@@ -82,6 +82,22 @@ class VerifyReport:
                 "ledger": self.ledger_path, "cited_keys": sorted(self.cited),
                 "bib_entries": len(self.bib_keys), "entries_matched": self.checked,
                 "counts": self.counts(), "problems": [p.as_json() for p in self.problems]}
+
+
+def retracted_problem(key: str, paper: Paper, file: str | None = None,
+                      line: int | None = None) -> Problem:
+    """The problem of citing a paper a source says is retracted (verify and the audit report it)."""
+    return Problem("retracted", f"{key!r} cites a retracted paper ({paper.retraction or 'retracted'})",
+                   key=key, file=file, line=line,
+                   hint="cite it only to discuss the retraction; otherwise remove the citation")
+
+
+def retracted_citations(root, keys) -> list[Problem]:
+    """A `retracted` problem for each of KEYS whose ledger paper a source says is retracted: the
+    one library call for anything that cites ledger keys (the paper audit, lit-review.md)."""
+    index = LedgerIndex(Ledger(Path(root), "lit-review").read(types=["paper", "retraction"]).records)
+    return [retracted_problem(key, index.by_key[key]) for key in keys
+            if key in index.by_key and index.by_key[key].retracted]
 
 
 def _strip_comments(text: str) -> list[str]:
@@ -146,9 +162,16 @@ def latex_to_text(value: str) -> str:
 
 
 def _first_author(value: str | None) -> str | None:
+    """The first name of an author list; an `and` inside braces ({A and B Team}) is no separator."""
     if not value or not value.strip():
         return None
-    return _AND.split(latex_to_text(value).strip())[0].strip() or None
+    depth, cut = 0, len(value)
+    for index, ch in enumerate(value):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth == 0 and _AND.match(value, index) and ch.isspace():
+            cut = index
+            break
+    return latex_to_text(value[:cut]).strip() or None
 
 
 def _year(value: str | None) -> int | None:
@@ -271,7 +294,7 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
                 line=int(uses[0].split(":")[1]),
                 hint=f"rstack lit bib --cited {tex.name} --out {bib.name}  (after finding the "
                      "paper with rstack lit search / resolve)"))
-    index = LedgerIndex(ledger.read(types=["paper"]).records)
+    index = LedgerIndex(ledger.read(types=["paper", "retraction"]).records)
     for key, entry in entries.items():
         fields = {name.lower(): str(f.value) for name, f in entry.fields_dict.items()}
         line = (entry.start_line or 0) + 1
@@ -297,6 +320,8 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
                       "cite the key that prints")))
             continue
         report.checked += 1
+        if paper.retracted:
+            report.problems.append(retracted_problem(key, paper, bib.name, line))
         diff = _compare(fields, paper)
         if diff:
             report.problems.append(Problem(

@@ -19,9 +19,10 @@ from pathlib import Path
 from .. import atomic, config, paths
 from ..errors import PaperError
 from ..hashing import sha256_file_or_none as sha256_file
+from ..tex import LATEX_ENGINES
 from .venues import VENUES, load_venue
 
-ENGINES = ("tectonic", "latexmk", "pdflatex")
+ENGINES = LATEX_ENGINES
 BUILD_RECORD = "paper-build.json"
 LATEX_OUTDIR = "latex"
 ENGINE_TIMEOUT_S = 300

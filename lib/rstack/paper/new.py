@@ -140,7 +140,10 @@ def new_paper(root: Path, venue_name: str | None = None, *, title: str | None = 
 
     bib = build_bib(root)  # every paper the lit-review ledger holds, in ledger order
     keys = [k for k in bib.keys if k]
-    cites = "~\\citep{" + ",".join(keys) + "}" if keys else ""
+    # A skeleton, not a citation list: a \\citep of every ledger paper invites padding. The keys
+    # are listed in a comment so the writer knows what the ledger holds.
+    cites = ("\n% Literature ledger keys (cite only where a paper supports a sentence): "
+             + ", ".join(keys)) if keys else ""
     skeleton = skeleton_path().read_text(encoding="utf-8")
     replacements = {
         "<<VENUE>>": venue.name,

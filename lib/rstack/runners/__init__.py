@@ -26,6 +26,8 @@ RUNNERS: dict[str, RunnerEntry] = {entry.profile: entry for entry in (
     RunnerEntry("ssh", "ssh", "SshRunner", "any host ssh reaches (ssh_hosts), detached and monitored"),
     RunnerEntry("vastai", "vastai", "VastaiRunner", "a rented Vast.ai GPU box, then the ssh runner"),
     RunnerEntry("modal", "modal_app", "ModalRunner", "a Modal container per run"),
+    RunnerEntry("slurm", "slurm", "SlurmRunner",
+                "a SLURM job array (sbatch here, or on slurm_host over ssh)"),
 )}
 PROFILES: tuple[str, ...] = tuple(RUNNERS)
 

@@ -24,12 +24,12 @@ __all__ = ["ARTIFACT_MISMATCH", "EXCLUDE_DIRS", "LOG_FILE", "STATUSES", "STATUS_
 LOG_FILE = "stdout.log"
 # Every status a finished run can have (records.py's run.finished enum and `runs list --status`
 # derive from this tuple).
-STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost")
+STATUSES = ("ok", "failed", "timeout", "oom", "diverged", "killed", "lost", "check-failed")
 # How a diagnosis category becomes a run status; everything else is `failed`.
 STATUS_BY_CATEGORY = {
     "timeout": "timeout", "cuda-oom": "oom", "memory": "oom", "divergence": "diverged",
     "metrics-nonfinite": "diverged", "interrupted": "killed", "killed-by-signal": "killed",
-    "host-lost": "lost", "preempted": "lost",
+    "host-lost": "lost", "preempted": "lost", "check-failed": "check-failed",
 }
 # Runner-level failure that no script output explains: the copy that came back does not match
 # what the remote side wrote (its row in rstack.incidents has no retry policy).
@@ -57,6 +57,7 @@ class RunSpec:
     attempt: int = 1
     retry_of: str | None = None
     name: str | None = None  # ad hoc runs
+    tags: dict | None = None  # who asked for the run, e.g. {"program": NAME, "trial": N}
 
     @classmethod
     def from_compiled(cls, run: "CompiledRun", script: str) -> "RunSpec":
@@ -121,6 +122,11 @@ class Runner:
     def default_jobs(cls, specs: list[RunSpec]) -> int:
         """How many runs go at once when --jobs is not given."""
         return 1
+
+    def followers(self, jobs: int, specs: list[RunSpec]) -> int:
+        """How many runs rstack follows at once: `jobs`, unless the runner throttles elsewhere
+        (a SLURM array's %N) and must follow every task of a batch at once."""
+        return jobs
 
     def dry_run_spec(self, specs: list[RunSpec]) -> dict | None:
         """What --dry-run shows about this runner (an app spec, a batch script), offline."""

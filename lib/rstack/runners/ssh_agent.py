@@ -101,7 +101,8 @@ def main(argv=None):
     _write_atomic(os.path.join(STATE, "exit.json"), json.dumps({
         "exit_code": exit_code, "signal": sig, "reason": reason,
         "duration_s": round(time.time() - started, 3)}))
-    return 0
+    # The script's status as the agent's own, so a scheduler's accounting (sacct) shows FAILED.
+    return exit_code if exit_code is not None else 128 + (sig or 0)
 
 
 if __name__ == "__main__":
