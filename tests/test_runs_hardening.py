@@ -176,7 +176,7 @@ def test_resume_reruns_runs_of_an_older_script_and_status_lists_them_superseded(
         handle.write("# a changed script\n")
     stage = project_status(project).stages["runs"]
     assert stage.data["superseded"] == 1 and stage.state == "missing"
-    assert "1 superseded (older script or plan)" in stage.detail
+    assert "1 superseded (older script)" in stage.detail
     collected = collect_runs(project)
     assert collected.runs == [] and any("superseded" in note for note in collected.notes)
     listed = json.loads(cli("runs", "list", "--json").output)["runs"]

@@ -828,10 +828,9 @@ def prepare(request: RunRequest) -> Prepared:
         index = runview.load(root)
         for row, started, _ in index.iter_records(index.in_flight()):
             (reattach if row.run_id in index.remote else orphans).append(started)
-        # Done with this script and plan, or still running remotely (re-attached below):
-        # neither is started again. A run of another script or plan version is superseded.
-        version = (provenance(root, specs[0].script, plan).script_sha256 if specs else None,
-                   plan.sha256 if plan else None)
+        # Done with this script, or still running remotely (re-attached below):
+        # neither is started again. A run of another script version is superseded.
+        version = (provenance(root, specs[0].script, plan).script_sha256 if specs else None,)
         done = index.done_keys() | {index.inflight[s["run_id"]].done_key for s in reattach}
         keep = []
         for spec in specs:

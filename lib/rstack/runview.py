@@ -1,5 +1,5 @@
 """The one read model of ledgered runs: run.started joined with run.finished, what is in flight,
-done keys (script + plan version), superseded runs, spend and run-id lookup.
+done keys (with the script version), superseded runs, spend and run-id lookup.
 
 Status, `runs list/show`, `--resume`, reproduce, analysis and the cost guard all read runs through
 `load(root)`. The ledger is streamed once; the compact index is cached in `.rstack/cache/` and
@@ -20,7 +20,7 @@ from typing import Iterator
 from . import paths
 from .ledger import Ledger, LineProblem
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 CACHE_FILE = "runview.json"
 ROWS_CACHE_FILE = "runview-rows.json"
 _PROBE = 65536  # bytes hashed at the head and before the cached size
@@ -70,12 +70,13 @@ class RunRow:
 
     @property
     def version(self) -> tuple:
-        """What a run's result depends on besides its args: the script and the plan it ran."""
-        return (self.script_sha256, self.plan_sha256)
+        """What a run's result depends on besides its args: the script it ran. (A plan edit that
+        changes an arm's design changes its args; other plan edits leave its runs valid.)"""
+        return (self.script_sha256,)
 
     @property
     def done_key(self) -> tuple:
-        """(arm, seed, args, script sha256, plan sha256): what --resume skips when it is ok."""
+        """(arm, seed, args, script sha256): what --resume skips when it is ok."""
         return (self.arm, self.seed, tuple(self.args), *self.version)
 
 
@@ -116,7 +117,7 @@ class RunIndex:
     root: Path
     ledger_path: Path
     inflight: dict[str, RunRow] = field(default_factory=dict)
-    # "[arm, script sha, plan sha]" -> {"ok": n, "failed": n, "ok_seeds": [...], "failed_seeds": [...]}
+    # "[arm, script sha]" -> {"ok": n, "failed": n, "ok_seeds": [...], "failed_seeds": [...]}
     groups: dict[str, dict] = field(default_factory=dict)
     done: set[tuple] = field(default_factory=set)
     run_cost: float = 0.0
@@ -242,7 +243,7 @@ class RunIndex:
 
     def _current(self, current: dict[str, tuple] | None, versions: dict[str, tuple]):
         """Is (arm, version) a current version? None on either side cannot tell versions
-        apart: a plan's script that is not there now, or a run ledgered without a plan."""
+        apart: a plan's script that is not there now."""
         merged = dict(versions)
         merged.update(current or {})
 
@@ -252,8 +253,8 @@ class RunIndex:
         return is_current
 
     def current_versions(self, current: dict[str, tuple] | None = None) -> dict[str, tuple]:
-        """The version each arm counts runs of: `current[arm]` where given (the plan's script and
-        plan hashes now), else the version of the arm's most recently started run."""
+        """The version each arm counts runs of: `current[arm]` where given (the plan's script's
+        hash now), else the version of the arm's most recently started run."""
         versions: dict[str, tuple] = {}
         for row in self.rows.values():
             if row.arm is not None:
@@ -263,7 +264,7 @@ class RunIndex:
 
     def split_current(self, current: dict[str, tuple] | None = None
                       ) -> tuple[list[RunRow], list[RunRow]]:
-        """(runs of each arm's current version, superseded runs of an older script or plan)."""
+        """(runs of each arm's current version, superseded runs of an older script)."""
         is_current = self._current(current, self.current_versions(current))
         now, old = [], []
         for row in self.rows.values():
@@ -476,13 +477,13 @@ def _save(root: Path, index: RunIndex) -> None:
 
 
 def current_versions_for(root: Path, plan) -> dict[str, tuple]:
-    """{arm: (sha256 of the plan's script now, plan sha256)} for a loaded plan's arms."""
+    """{arm: (sha256 of the plan's script now,)} for a loaded plan's arms."""
     from .hashing import sha256_file_or_none
 
     if plan is None:
         return {}
     script = sha256_file_or_none(Path(root) / plan.script)
-    return {arm: (script, plan.sha256) for arm in plan.execution.arms}
+    return {arm: (script,) for arm in plan.execution.arms}
 
 
 def default_plan_versions(root: Path) -> dict[str, tuple]:

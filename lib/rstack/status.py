@@ -216,7 +216,7 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
 
 
 def _runs_stage(root: Path, plan, index) -> Stage:
-    """Runs of each arm's current script and plan version; older ones are listed as superseded."""
+    """Runs of each arm's current script version; older ones are listed as superseded."""
     from . import config
     from .runview import current_versions_for
 
@@ -236,7 +236,7 @@ def _runs_stage(root: Path, plan, index) -> Stage:
                         + (f", {c['running']} running" if c["running"] else "")
                         for arm, c in sorted(per_arm.items())) or "no runs yet"
     if superseded:
-        summary += f"; {superseded} superseded (older script or plan)"
+        summary += f"; {superseded} superseded (older script)"
     summary += f"; spent ${spent:.2f} of ${float(cap):.2f} cap"
     if not per_arm:
         return Stage("runs", "missing", summary, data)

@@ -68,7 +68,7 @@ def _numeric_metrics(metrics: object) -> dict[str, float]:
 def collect_runs(root: Path, plan=None) -> Collected:
     """The runs an analysis should use, with a note for every run it passed over and why.
 
-    Only runs of each arm's current script and plan version count (rstack.runview); older ones
+    Only runs of each arm's current script version count (rstack.runview); older ones
     are noted as superseded, never mixed in.
     """
     from .. import runview
@@ -82,7 +82,7 @@ def collect_runs(root: Path, plan=None) -> Collected:
     later_failure: dict[tuple[str, int | None], str] = {}
     notes: list[str] = []
     if old:
-        notes.append(f"{len(old)} run(s) of an older script or plan version are superseded and "
+        notes.append(f"{len(old)} run(s) of an older script version are superseded and "
                      f"not used: {', '.join(r.run_id for r in old[:5])}"
                      + (" ..." if len(old) > 5 else ""))
     done = sorted((row for row in current if row.finished), key=lambda row: row.finished_line)
