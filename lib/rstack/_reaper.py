@@ -27,7 +27,16 @@ def _prctl(option, value):
 
 
 def _children(pid):
-    """Direct children of pid, from /proc (the shim's own tree only)."""
+    """Direct children of pid: from /proc/PID/task/*/children when the kernel has it (a few
+    microseconds, so the shim exits right after the command), else a scan of /proc."""
+    try:
+        found = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/children") as handle:
+                found.extend(int(p) for p in handle.read().split())
+        return found
+    except (OSError, ValueError):
+        pass
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
