@@ -252,6 +252,17 @@ def write_knowledge(root: Path, store: Store, program: Program, claim: dict) -> 
               "mean": mean, "impact": None, "claim": claim["id"], "claim_status": claim["status"],
               "verified_by": claim["verifier"], "reason": notes.get(claim["status"]),
               "artifacts": p["artifacts"], "program_sha256": program.sha256}
+    # The numbers the log shows: the independent re-run's when there is one, else the member's
+    # own trial seeds (as reported), both through the program's comparison.
+    shown = v.get("stage")
+    if shown is None and first is not None:
+        shown = decide.compare_stage(
+            "trial", {int(k): x for k, x in first["values"].items()},
+            {int(k): x for k, x in first["champion_values"].items()}, direction=program.direction,
+            min_effect=program.min_effect, alpha=program.alpha).as_json()
+    if shown is not None:
+        record.update({"diff": shown["diff"], "ci_low": shown["ci_low"],
+                       "ci_high": shown["ci_high"], "n": shown["n"]})
     records = [record]
     if claim["status"] == "verified":
         stage = v["stage"]
