@@ -40,7 +40,8 @@ class Server:
         self.start()
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([RSTACK, "program", "serve", "--port", "0", *self.args],
+        port = self.url.rsplit(":", 1)[1] if self.url else "0"  # a restart keeps its port
+        self.proc = subprocess.Popen([RSTACK, "program", "serve", "--port", port, *self.args],
                                      cwd=self.root, env=clean_env(self.home), text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.url = self.proc.stdout.readline().strip()
