@@ -30,7 +30,8 @@ def _parse_args(text: str) -> dict:
     kwargs: dict = {}
     tokens = shlex.split(text)
     names = {"--stall": ("stall_s", float), "--budget": ("budget_s", float),
-             "--memory-mb": ("memory_mb", float), "--seed": ("seed", int)}
+             "--memory-mb": ("memory_mb", float), "--seed": ("seed", int),
+             "--full-steps": ("full_steps", int)}
     i = 0
     while i < len(tokens):
         token = tokens[i]

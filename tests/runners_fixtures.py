@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,14 +30,24 @@ def slurm_cluster_reason() -> str | None:
     """Why no SLURM cluster answers here (None when one does)."""
     if not shutil.which("sbatch") or not shutil.which("sinfo"):
         return "no SLURM client here (CI installs slurmctld slurmd slurm-client munge; .ci/slurm-up)"
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
-                             timeout=20)
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer in 20 s (is slurmctld running? sudo .ci/slurm-up)"
-    states = out.stdout.split()
-    if out.returncode != 0 or not any(s.rstrip("*") in ("idle", "mixed", "allocated")
-                                      for s in states):
+    # A node finishing an earlier test's job ('completing') or coming back after the NODE_FAIL
+    # test is busy, not absent: wait for it instead of skipping the rest of the SLURM tests.
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True,
+                                 timeout=20)
+        except subprocess.TimeoutExpired:
+            return "sinfo did not answer in 20 s (is slurmctld running? sudo .ci/slurm-up)"
+        states = [s.rstrip("*~#") for s in out.stdout.split()]
+        up = out.returncode == 0 and any(s in ("idle", "mixed", "allocated") for s in states)
+        transient = out.returncode == 0 and any(
+            s in ("completing", "mixing", "powering_up", "reboot_issued") or "completing" in s
+            for s in states)
+        if up or not transient or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    if not up:
         return (f"no SLURM node is up (sinfo: {(out.stdout + out.stderr).strip()[:120]!r}); "
                 "start the single-node cluster with sudo .ci/slurm-up")
     return None

@@ -332,7 +332,9 @@ def test_minimize_metric_that_rises_is_worse_in_every_output(project, cli):
 def test_the_audit_refuses_better_for_a_minimize_metric_that_rose(project, cli):
     """The same summary.json the analysis wrote: 'significantly better' next to the arm whose
     train_ece rose is refused; 'significantly worse' is accepted."""
-    from rstack.paper.audit import AuditReport, Source, audit_claims
+    from rstack.paper.audit import (AuditReport, Prose, Source, audit_claims, audit_directions,
+                                    load_study)
+    from rstack.plan import load_plan
     write_project(project)
     declare_metrics(project, "    val_loss: {direction: minimize}\n"
                              "    train_ece: {direction: minimize}\n")
@@ -342,15 +344,20 @@ def test_the_audit_refuses_better_for_a_minimize_metric_that_rose(project, cli):
         record_metrics_run(project, "treatment", seed, {"val_loss": 1.0 + seed / 9, "train_ece": ece})
     assert cli("analyze").exit_code == 0
     summary = _summary(project)
+    study = load_study(summary, load_plan(project / "experiment-plan.md"))
 
     def claims(sentence):
         report = AuditReport(tex="paper.tex")
-        audit_claims(report, Source("\\begin{document}\n" + sentence + "\n"), summary)
-        return [f.message for f in report.findings if f.check == "claims"]
+        source = Source("\\begin{document}\n" + sentence + "\n", root=project)
+        prose = Prose(source.text, study.arms_in)
+        audit_claims(report, source, summary, study, prose)
+        audit_directions(report, source, prose, study)
+        return [f.message for f in report.findings if f.severity == "error"]
 
     refused = claims("The treatment arm is significantly better on train\\_ece than the baseline.")
-    assert refused and "goes the other way" in refused[0] and "train_ece: worse" in refused[0]
-    assert claims("The treatment arm is significantly worse on train\\_ece than the baseline.") == []
+    assert refused and any("train_ece" in m for m in refused), refused
+    assert claims("The treatment arm is significantly worse on train\\_ece than the "
+                  "baseline.") == []
 
 
 def test_figure_labels_only_from_a_declared_direction():

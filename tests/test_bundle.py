@@ -87,7 +87,8 @@ def test_verify_catches_a_changed_byte(analysed, cli, tmp_path):
     assert result.exit_code == 1
     rel = f"results/{ids['treatment'][0]}/metrics.json"
     assert f"changed: {rel}: sha256 " in result.output
-    assert "FAIL (1 problem(s))" in result.output
+    assert f"ledger: {rel}: sha256 " in result.output  # and the ledger's artifact hash disagrees
+    assert "FAIL (2 problem(s))" in result.output
 
 
 def test_verify_catches_missing_and_extra_files(analysed, cli, tmp_path):
@@ -216,3 +217,154 @@ def test_stamp_notes_only_runs_finished_after_the_analysis(analysed, cli, tmp_pa
     out = _create(cli, tmp_path / "b2")
     assert ("note: 1 run(s) finished after `rstack analyze`; re-run `rstack analyze` so the "
             "analysis matches the bundled ledger") in out.output
+
+
+# -- issue 18: secrets, credential files, forged results, malformed inputs ----------------------
+
+
+def test_create_redacts_secrets_in_stdout_logs_and_says_so(analysed, cli, tmp_path):
+    root, ids = analysed
+    log = root / "results" / ids["baseline"][0] / "stdout.log"
+    log.write_text(log.read_text() + "connecting with DB_PASS=hunter2hunter2 to "
+                   "https://bob:pw123456@db.example/x\n")
+    out = tmp_path / "b"
+    result = _create(cli, out)
+    rel = f"results/{ids['baseline'][0]}/stdout.log"
+    assert f"note: {rel}: secrets redacted" in result.output
+    bundled = (out / rel).read_text()
+    assert "hunter2" not in bundled and "pw123456" not in bundled and "[REDACTED]" in bundled
+    assert rel in json.loads((out / "stamp.json").read_text())["redacted"]
+    verified = cli("bundle", "verify", out)
+    assert verified.exit_code == 0, verified.output
+
+
+def test_create_leaves_credential_files_and_ignored_files_out(analysed, cli, tmp_path):
+    root, _ = analysed
+    for rel in (".env", ".aws/credentials", ".netrc", "id_rsa", "scratch/big.tmp"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("AKIAABCDEFGHIJKLMNOP\n")
+    (root / ".gitignore").write_text("scratch/\n")
+    out = tmp_path / "b"
+    result = _create(cli, out)
+    code = sorted(p.relative_to(out / "code").as_posix() for p in (out / "code").rglob("*")
+                  if p.is_file())
+    assert not {".env", ".aws/credentials", ".netrc", "id_rsa", "scratch/big.tmp"} & set(code)
+    assert "train.py" in code and "note: .env: a credential file" in result.output
+
+
+def test_create_leaves_committed_credential_files_out(analysed, cli, tmp_path):
+    root, _ = analysed
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    (root / ".env").write_text("DB_PASS=x\n")
+    (root / ".gitignore").write_text(".rstack/\nresults/\nanalysis/\n")
+    subprocess.run(git + ["init", "-q"], cwd=root, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=root, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "c"], cwd=root, check=True)
+    out = tmp_path / "b"
+    _create(cli, out)
+    assert not (out / "code" / ".env").exists() and (out / "code" / "train.py").is_file()
+
+
+def test_verify_catches_a_forged_result_with_recomputed_checksums(analysed, cli, tmp_path):
+    from rstack.bundle import write_checksums
+
+    root, ids = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    target = out / "results" / ids["treatment"][0] / "metrics.json"
+    target.write_text(target.read_text().replace("{", '{"forged": 1, ', 1))
+    write_checksums(out)
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1
+    rel = f"results/{ids['treatment'][0]}/metrics.json"
+    assert f"ledger: {rel}: sha256 " in result.output
+    assert "but the bundled ledger's run.finished artifacts say" in result.output
+
+
+def test_verify_catches_a_result_file_the_ledger_never_recorded(analysed, cli, tmp_path):
+    from rstack.bundle import write_checksums
+
+    root, ids = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    (out / "results" / ids["treatment"][0] / "extra.json").write_text("{}")
+    write_checksums(out)
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1
+    assert "is not among the artifacts the bundled ledger recorded" in result.output
+
+
+@pytest.mark.parametrize("content", [
+    b"\xff\xfe not utf-8\n",
+    ("0" * 64 + "  ../../etc/passwd\n").encode(),
+    ("0" * 64 + "  /etc/passwd\n").encode(),
+    ("z" * 64 + "  README.md\n").encode(),
+])
+def test_verify_reports_a_malformed_checksums_file(analysed, cli, tmp_path, content):
+    root, _ = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    (out / "checksums.sha256").write_bytes(content)
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "malformed: " in result.output
+
+
+@pytest.mark.parametrize("stamp", ['[1, 2]', '{"run_ids": 5, "ledger_sha256": 7}',
+                                   '{"run_ids": ["../../x", null]}', "\xff"])
+def test_verify_reports_a_malformed_stamp(analysed, cli, tmp_path, stamp):
+    from rstack.bundle import write_checksums
+
+    root, _ = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    (out / "stamp.json").write_bytes(stamp.encode("latin-1"))
+    write_checksums(out)
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception,
+                                                                             SystemExit)
+    assert "stamp" in result.output
+
+
+def test_create_and_verify_count_the_same_files(analysed, cli, tmp_path):
+    out = tmp_path / "b"
+    created = _create(cli, out)
+    verified = cli("bundle", "verify", out)
+    count = len((out / "checksums.sha256").read_text().splitlines())
+    assert f"({count} files," in created.output
+    assert f"{count} file(s) checked: OK" in verified.output
+
+
+def test_untracked_paper_files_make_the_stamp_dirty(analysed, cli, tmp_path):
+    root, _ = analysed
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    (root / ".gitignore").write_text(".rstack/\nresults/\nanalysis/\n")
+    subprocess.run(git + ["init", "-q"], cwd=root, check=True)
+    subprocess.run(git + ["add", "train.py", "experiment-plan.md", ".gitignore"], cwd=root,
+                   check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "c"], cwd=root, check=True)
+    (root / "paper.tex").write_text("\\documentclass{article}\n")
+    (root / "review.md").write_text("notes\n")
+    out = tmp_path / "b"
+    _create(cli, out)
+    stamp = json.loads((out / "stamp.json").read_text())
+    assert stamp["dirty"] is True and {"paper.tex", "review.md"} <= set(stamp["untracked"])
+
+
+def test_verify_refuses_a_stamp_that_exempts_a_result_from_the_ledger_check(analysed, cli,
+                                                                            tmp_path):
+    from rstack.bundle import write_checksums
+
+    root, ids = analysed
+    out = tmp_path / "b"
+    _create(cli, out)
+    rel = f"results/{ids['treatment'][0]}/metrics.json"
+    (out / rel).write_text('{"val_loss": 0.0001}')
+    stamp = json.loads((out / "stamp.json").read_text())
+    stamp["redacted"] = [rel]
+    (out / "stamp.json").write_text(json.dumps(stamp))
+    write_checksums(out)
+    result = cli("bundle", "verify", out)
+    assert result.exit_code == 1
+    assert "stamp.json: redacted may list only stdout.log files" in result.output
+    assert f"ledger: {rel}: sha256" in result.output

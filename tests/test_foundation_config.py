@@ -171,3 +171,64 @@ def test_default_file_mentions_every_key_commented(isolated_home):
 def test_float_values_print_exactly(cli, cfg_file, raw, shown):
     assert cli("config", "set", "max_cost_usd", raw).output == f"max_cost_usd = {shown}\n"
     assert cli("config", "get", "max_cost_usd").output == f"{shown}\n"
+
+
+# -- issue 18: hostile config files (items 15, 18, 22) ------------------------------------------
+
+
+def test_a_config_symlinked_elsewhere_is_refused_and_never_echoed(cli, cfg_file, tmp_path):
+    target = tmp_path / "shadow"
+    target.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\ndaemon: SECRETLINE\n")
+    cfg_file.symlink_to(target)
+    for args in (("config", "get", "venue"), ("config", "list"), ("config", "set", "venue", "icml")):
+        result = cli(*args)
+        assert result.exit_code == 1, args
+        assert "is a symbolic link" in result.output
+        assert "SECRET" not in result.output
+    assert target.read_text().startswith("root:")  # never written through
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfev\x00e\x00n\x00u\x00e\x00", "is UTF-16 text; save it as UTF-8"),
+    (b"venue: icml\n\x00\x01\x02binary", "holds NUL bytes"),
+    (b"venue: \xe9cml\n", "not UTF-8 text"),
+    (b"a: &a [x, x, x, x]\nb: &b [*a, *a, *a, *a]\nc: [*b, *b, *b, *b]\n", "YAML anchors"),
+    (b"venue: {nested: mapping}\n", "invalid value"),
+    (b"ssh_config: [a, list]\n", "expected a string"),
+    (b"max_cost_usd: null\n", "invalid value"),
+    (b"max_retries: " + b"9" * 400 + b"\n", "invalid value"),
+    (b"max_cost_usd: " + b"9" * 400 + b"\n", "invalid value"),
+    (b"ssh_hosts: [{a: b}]\n", "expected a string"),
+])
+def test_malformed_config_files_get_a_clear_message(cli, cfg_file, content, message):
+    cfg_file.write_bytes(content)
+    result = cli("config", "list")
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert "SECRET" not in result.output
+
+
+def test_a_config_that_is_a_fifo_or_huge_is_refused_without_hanging(cli, cfg_file):
+    os.mkfifo(cfg_file)
+    result = cli("config", "get", "venue")
+    assert result.exit_code == 1 and "is a FIFO (named pipe), not a regular file" in result.output
+    cfg_file.unlink()
+    cfg_file.write_bytes(b"# " + b"x" * (config.MAX_CONFIG_BYTES + 1) + b"\n")
+    result = cli("config", "get", "venue")
+    assert result.exit_code == 1 and "over the" in result.output and "limit" in result.output
+
+
+def test_concurrent_config_set_loses_no_update(cfg_file):
+    """issue 18 item 22: 8 processes each set their own key 20 times; none is lost."""
+    import subprocess
+    import sys
+
+    keys = ["experiment_checkpoint", "max_retries", "vastai_disk_gb", "lit_max_retries",
+            "ssh_remote_dir", "ssh_python", "vastai_image", "ssh_config"]
+    script = ("import sys\nfrom rstack import config\n"
+              "for i in range(1, 21):\n"
+              "    config.set_value(sys.argv[1], str(i))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, key]) for key in keys]
+    assert all(proc.wait(timeout=120) == 0 for proc in procs)
+    cfg = config.ConfigFile.load()
+    assert {key: str(cfg.raw(key)) for key in keys} == {key: "20" for key in keys}

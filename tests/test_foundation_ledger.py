@@ -251,10 +251,12 @@ def test_tail_filters_by_type_and_limits(cli, project):
     assert cli("log", "tail", "experiments", "-n", "0").exit_code == 2
 
 
-def test_ledger_where_a_path_component_is_a_file(cli, tmp_path):
+def test_ledger_where_a_path_component_is_a_file(cli, tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
-    result = cli("log", "append", "experiments", NOTE, "--project", blocker / "proj")
+    # (--project refuses a missing directory itself; RSTACK_PROJECT reaches the ledger)
+    monkeypatch.setenv("RSTACK_PROJECT", str(blocker / "proj"))
+    result = cli("log", "append", "experiments", NOTE)
     assert result.exit_code == 1
     target = blocker / "proj" / ".rstack" / "experiments.jsonl"
     assert result.output == (f"Error: cannot write ledger {target}: {blocker} is a file, not a "
@@ -347,3 +349,143 @@ def test_log_append_refuses_records_only_rstack_commands_write(cli, project, led
     assert not paths.ledger_path(project, ledger_name).exists()
     # The library (what those commands call) still appends them.
     Ledger(project, ledger_name, fsync=False).append(record)
+
+
+# -- issue 18: hostile ledgers and inputs (items 15, 16, 17, 23, 24) ----------------------------
+
+BIG = "9" * 400
+
+
+def _run_started(**extra) -> dict:
+    record = {"v": 1, "type": "run.started", "ts": "2026-01-01T00:00:00.000Z", "run_id": "r1",
+              "arm": "a", "seed": 0, "args": [], "command": ["python", "t.py"],
+              "output_dir": "results/r1", "profile": "local", "host": "h", "plan_sha256": None,
+              "config_hash": SHA, "git_commit": None, "git_dirty": None, "script": "t.py",
+              "script_sha256": SHA, "timeout_s": 10, "cost_estimate_usd": 0, "attempt": 1,
+              "retry_of": None}
+    record.update(extra)
+    return record
+
+
+def _write_ledger(project, *lines: str) -> Path:
+    path = paths.ledger_path(project, "experiments")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize("bad", [
+    json.dumps(_run_started(seed=int(BIG))),
+    json.dumps(_run_started(timeout_s=int(BIG))),
+    json.dumps({"v": 1, "type": "note", "ts": "2026-01-01T00:00:00Z", "text": "x", "n": int(BIG)}),
+    '{"v": 1, "type": "note", "ts": "2026-01-01T00:00:00Z", "text": "x", "n": ' + "9" * 5001 + "}",
+    '{"v": 1, "type": "note", "ts": "2026-01-01T00:00:00Z", "text": "x", "n": '
+    + "[" * 100000 + "]" * 100000 + "}",
+    json.dumps(_run_started(v=2, arm=None)),
+    json.dumps({**_run_started(), "v": 2, "command": "python t.py"}),
+    json.dumps({**_run_started(), "v": True}),
+    json.dumps({**_run_started(), "v": 1.0}),
+])
+def test_a_line_readers_cannot_handle_is_damage_for_every_reader(cli, project, bad):
+    """issue 18 item 16: one such line crashed log check, log repair, status, runs list."""
+    good = json.dumps(_run_started(run_id="r2"))
+    path = _write_ledger(project, good, bad)
+    result = Ledger(project, "experiments").read()
+    assert [r["run_id"] for r in result.records] == ["r2"]
+    assert [p.line for p in result.damage] == [2]
+    check = cli("log", "check", "experiments")
+    assert check.exit_code == 1 and f"{path}:2:" in check.output
+    for args in (("status",), ("runs", "list"), ("log", "tail", "experiments")):
+        assert cli(*args).exit_code in (0, 1), args
+    repair = cli("log", "repair", "experiments")
+    assert repair.exit_code == 0 and "moved line(s) 2" in repair.output
+    assert path.read_text() == good + "\n"
+
+
+def test_a_record_of_a_newer_version_that_reads_as_v1_is_kept_with_a_warning(project):
+    _write_ledger(project, json.dumps({**_run_started(), "v": 2, "extra": 1}))
+    result = Ledger(project, "experiments").read()
+    assert len(result.records) == 1 and result.damage == []
+    assert [p.kind for p in result.problems] == ["unknown-version"]
+
+
+def test_append_refuses_integers_readers_cannot_hold(project):
+    with pytest.raises(RecordError, match="beyond 64 bits"):
+        Ledger(project, "experiments").append({"type": "note", "text": "x", "n": int(BIG)})
+    with pytest.raises(RecordError, match="field v: expected 1"):
+        Ledger(project, "experiments").append({"type": "note", "text": "x", "v": True})
+
+
+def test_a_ledger_that_is_a_symlink_is_refused(cli, project, tmp_path):
+    """issue 18 item 15: appends went through the link and repair replaced it."""
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text('{"v": 1, "type": "note", "ts": "2026-01-01T00:00:00Z", "text": "x"}\n{bad\n')
+    path = paths.ledger_path(project, "experiments")
+    path.parent.mkdir()
+    path.symlink_to(outside)
+    for args in (("log", "append", "experiments", NOTE), ("log", "repair", "experiments"),
+                 ("log", "check", "experiments")):
+        result = cli(*args)
+        assert result.exit_code == 1, args
+        assert f"{path} is a symbolic link" in result.output
+    assert path.is_symlink() and outside.read_text().endswith("{bad\n")
+
+
+def test_a_ledger_that_is_a_fifo_or_directory_is_refused(cli, project):
+    path = paths.ledger_path(project, "experiments")
+    path.parent.mkdir()
+    os.mkfifo(path)
+    result = cli("log", "check", "experiments")
+    assert result.exit_code == 1 and "is a FIFO (named pipe), not a regular file" in result.output
+    path.unlink()
+    path.mkdir()
+    result = cli("log", "append", "experiments", NOTE)
+    assert result.exit_code == 1 and f"{path} is a directory, not a file" in result.output
+
+
+def test_repair_keeps_the_ledgers_mode(cli, project):
+    path = _write_ledger(project, json.dumps(_run_started()), "{bad")
+    path.chmod(0o444)
+    assert cli("log", "repair", "experiments").exit_code == 0
+    assert path.stat().st_mode & 0o777 == 0o444
+
+
+@pytest.mark.parametrize("data", [
+    '{"type": "note", "text": "ok"}\n{"type": "note", "text": "\\ud800"}\n',
+    b'{"type": "note", "text": "ok"}\n{"type": "note", "text": "\xff"}\n',
+])
+def test_stdin_batch_with_bad_unicode_appends_nothing(cli, project, data):
+    """issue 18 item 17: a lone surrogate or invalid UTF-8 crashed after a partial append."""
+    result = cli("log", "append", "experiments", "--stdin", input=data)
+    assert result.exit_code == 1 and "nothing was appended" in result.output
+    assert not paths.ledger_path(project, "experiments").exists()
+
+
+def test_stdin_splits_records_only_at_newlines(cli, project):
+    data = '{"type": "note", "text": "a\u2028b\u0085c"}\n'
+    result = cli("log", "append", "experiments", "--stdin", input=data)
+    assert result.exit_code == 0, result.output
+    [record] = Ledger(project, "experiments").records()
+    assert record["text"] == "a\u2028b\u0085c"
+
+
+def test_a_failed_append_leaves_no_torn_bytes(project, tmp_path):
+    """issue 18 item 23: a full disk left a torn 47 KB line while saying nothing was written."""
+    import subprocess
+    import sys
+
+    path = _write_ledger(project, json.dumps(_run_started()))
+    before = path.read_bytes()
+    script = ("import resource, signal, sys\n"
+              "from rstack.ledger import Ledger\nfrom rstack.errors import LedgerError\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + 1000}, "
+              f"{len(before) + 1000}))\n"
+              "try:\n"
+              f"    Ledger(sys.argv[1], 'experiments', fsync=False).append("
+              "{'type': 'note', 'text': 'x' * 50000})\n"
+              "except LedgerError as exc:\n    print(exc.message)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(project)], capture_output=True,
+                         text=True, timeout=60)
+    assert "nothing was written" in out.stdout, out.stdout + out.stderr
+    assert path.read_bytes() == before

@@ -353,6 +353,51 @@ def test_hand_typed_record_does_not_block_the_api_record(cli, project, standard_
     assert problem.hint == "cite the API record of this paper instead: wang2020linformer"
 
 
+# -- issue 18 items 20, 24: every bib the paper names, \nocite{*}, NUL bytes --------------------
+
+_FORGED = "@misc{forged2024paper, title={A Paper No API Returned}, author={Nobody}, year={2024}}\n"
+
+
+def test_every_bib_in_the_bibliography_list_is_verified(cli, filled):
+    clean_paper(cli, filled)
+    tex = filled / "paper.tex"
+    tex.write_text(tex.read_text().replace("\\bibliography{paper}", "\\bibliography{paper, extra}")
+                   .replace("Transformers~", "Forged~\\cite{forged2024paper} Transformers~"))
+    (filled / "extra.bib").write_text(_FORGED)
+    report = verify_citations(filled, "paper.tex", None)
+    assert [(p.kind, p.key, p.file) for p in report.problems] == [
+        ("not-in-ledger", "forged2024paper", "extra.bib")]
+    assert report.as_json()["bibs"] == [str(filled / "paper.bib"), str(filled / "extra.bib")]
+    result = cli("lit", "verify")
+    assert result.exit_code == 1 and "not-in-ledger: extra.bib:1:" in result.stdout
+
+
+def test_a_missing_second_bib_is_a_problem(cli, filled):
+    clean_paper(cli, filled)
+    tex = filled / "paper.tex"
+    tex.write_text(tex.read_text().replace("\\bibliography{paper}", "\\bibliography{paper,gone}"))
+    report = verify_citations(filled, "paper.tex", None)
+    assert [(p.kind, p.file) for p in report.problems] == [("missing-file", str(filled / "gone.bib"))]
+
+
+def test_nocite_star_cites_every_entry_of_every_bib(cli, filled):
+    clean_paper(cli, filled)
+    tex = filled / "paper.tex"
+    tex.write_text(tex.read_text().replace("\\bibliography{paper}",
+                                           "\\nocite{*}\\bibliography{paper,extra}"))
+    (filled / "extra.bib").write_text(_FORGED)
+    report = verify_citations(filled, "paper.tex", None)
+    assert report.as_json()["cites_all"] is True
+    assert "forged2024paper" in report.cited
+    assert [(p.kind, p.key) for p in report.problems] == [("not-in-ledger", "forged2024paper")]
+
+
+def test_a_bib_with_nul_bytes_is_refused(cli, filled):
+    clean_paper(cli, filled)
+    bib = filled / "paper.bib"
+    bib.write_bytes(bib.read_bytes() + b"\n@misc{x\x00y, title={t}}\n")
+    report = verify_citations(filled, "paper.tex", None)
+    assert any(p.kind == "bib-parse-error" and "NUL" in p.message for p in report.problems)
 # Real names and venues that broke or bent the bib: an S2 author with three commas (PNAS,
 # 10.1073/pnas.1414271111), a corporate author with commas and "and", accents, a Jr. suffix, an
 # HTML entity in an S2 venue (Chaos, Solitons &amp; Fractals), a typed conference and journal.

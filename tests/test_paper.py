@@ -440,3 +440,69 @@ def test_style_comment_matches_the_citation_style(venue):
     numeric = "numbers" in (options.group("opts") or "").split(",")
     assert ("numeric citations" in header) == numeric, header
     assert ("author-year citations" in header) == (not numeric), header
+
+
+@pytest.mark.parametrize("engine", ["pdflatex", "latexmk"])
+def test_build_cannot_read_files_outside_the_project(project, cli, tmp_path, engine):
+    """issue 18 item 13: \\openin/\\read of an absolute path or a dotfile, and \\write18."""
+    if not shutil.which(engine):
+        pytest.skip(f"{engine} is not installed")
+    secret = tmp_path / "outside-secret.txt"
+    secret.write_text("TOPSECRETLINE\n")
+    (project / ".modal.toml").write_text("TOPSECRETDOT\n")
+    (project / "paper.tex").write_text(
+        "\\documentclass{article}\n\\newread\\f\n\\begin{document}\n"
+        f"\\openin\\f={secret}\n"
+        "\\ifeof\\f \\typeout{RS-DENIED-ABS}\\else\\read\\f to\\x \\typeout{RS-READ:\\x}\\fi\n"
+        "\\openin\\f=.modal.toml\n"
+        "\\ifeof\\f \\typeout{RS-DENIED-DOT}\\else\\read\\f to\\y \\typeout{RS-READ:\\y}\\fi\n"
+        "\\immediate\\write18{echo RS-SHELL-RAN > shell-ran.txt}\n"
+        "hello\n\\end{document}\n")
+    result = cli("paper", "build", "--engine", engine)
+    assert result.exit_code == 0, result.output
+    log = next((project / ".rstack" / "latex").glob("*.log")).read_text(errors="replace")
+    assert "RS-DENIED-ABS" in log and "RS-DENIED-DOT" in log
+    assert "TOPSECRET" not in log and "RS-READ" not in log
+    assert not (project / "shell-ran.txt").exists()
+
+
+def test_venue_fetch_refuses_a_zip_bomb(cli, templates_copy, http_files, monkeypatch):
+    """issue 18 item 21: a 2 MB zip expanded to 2.1 GB."""
+    from rstack.paper import venues
+
+    monkeypatch.setattr(venues, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    files, base = http_files
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("bomb.sty", b"\0" * (4 * 1024 * 1024))
+    files["/bomb.zip"] = buffer.getvalue()
+    result = cli("venue", "fetch", "icml", "--url", f"{base}/bomb.zip")
+    assert result.exit_code == 1
+    assert "unpacks to more than 1 MiB; nothing was kept" in result.output
+    assert not (templates_copy / "latex" / "icml" / "official").exists()
+
+
+def test_venue_fetch_refuses_an_archive_of_too_many_files(cli, templates_copy, http_files,
+                                                          monkeypatch):
+    from rstack.paper import venues
+
+    monkeypatch.setattr(venues, "MAX_ARCHIVE_ENTRIES", 10)
+    files, base = http_files
+    files["/many.zip"] = _zip({f"f{i}.sty": b"x" for i in range(11)})
+    result = cli("venue", "fetch", "icml", "--url", f"{base}/many.zip")
+    assert result.exit_code == 1
+    assert "holds more than 10 files; nothing was kept" in result.output
+
+
+def test_venue_fetch_counts_what_a_member_really_unpacks_to(monkeypatch):
+    """A member whose header understates its size is stopped while reading."""
+    from rstack.errors import PaperError
+    from rstack.paper import venues
+
+    monkeypatch.setattr(venues, "MAX_UNPACKED_BYTES", 1000)
+    data = _zip({"a.sty": b"y" * 5000})
+    # Forge the sizes in both headers (local and central) to 10 bytes.
+    forged = data.replace((5000).to_bytes(4, "little"), (10).to_bytes(4, "little"))
+    with pytest.raises(PaperError) as info:
+        venues._zip_members(forged)
+    assert "nothing was kept" in info.value.message

@@ -649,3 +649,44 @@ def test_citations_are_checked_in_the_bib_the_paper_uses(proj, cli):
     assert [(f["file"], f["message"].split(":")[0]) for f in cites] == [
         ("refs.bib", "metadata-mismatch")]
     assert "vaswani2017attention" in cites[0]["message"] and "2016" in cites[0]["message"]
+
+
+@pytest.mark.parametrize("planted, needle", [
+    ("\\newread\\f\\openin\\f=/etc/passwd\\read\\f to\\x", "\\openin reads a file"),
+    ("\\input{/etc/passwd}", "\\input{/etc/passwd} names a file outside the project"),
+    ("\\input /etc/hostname", "\\input{/etc/hostname} names a file outside"),
+    ("\\input{~/.modal.toml}", "\\input{~/.modal.toml} names a file outside"),
+    ("\\include{../../secret}", "\\include{../../secret} names a file outside"),
+    ("\\includegraphics[width=2cm]{/home/alice/.ssh/id_rsa}", "\\includegraphics{/home/alice"),
+])
+def test_file_access_outside_the_project_is_flagged(proj, cli, planted, needle):
+    """issue 18 item 13: the audit passed a paper that \\openin/\\read /etc/passwd."""
+    text = (proj / "paper.tex").read_text()
+    marker = "\\section{Discussion and Limitations}"
+    (proj / "paper.tex").write_text(text.replace(marker, planted + "\n" + marker))
+    line = next(n for n, l in enumerate((proj / "paper.tex").read_text().splitlines(), 1)
+                if planted in l)
+    code, report = _audit(cli)
+    assert code == 1 and report["checks"]["build"] == "fail"
+    found = [f for f in report["findings"] if needle in f["message"]]
+    assert found and found[0]["line"] == line
+
+
+def test_relative_inputs_are_not_flagged():
+    from rstack.paper.file_access import find_file_access
+
+    text = "\\input{analysis/numbers.tex}\\includegraphics{analysis/fig.pdf}\\bibliography{paper}"
+    assert list(find_file_access(text)) == []
+
+
+def test_a_build_error_without_a_line_is_not_printed_as_none(proj, cli):
+    """issue 18 item 23: `paper.tex:None:` in audit output."""
+    path = proj / ".rstack" / "paper-build.json"
+    record = json.loads(path.read_text())
+    record.update(ok=False, errors=[{"file": "paper.tex", "line": None,
+                                     "message": "Emergency stop."}])
+    path.write_text(json.dumps(record))
+    result = cli("paper", "audit")
+    assert result.exit_code == 1
+    assert "None" not in result.output
+    assert "the last build failed (paper.tex: Emergency stop.)" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import json
 import shutil
 import sys
@@ -138,6 +139,10 @@ MALFORMED = [
     ("execution.seeds", "0,1,2", "execution.seeds: must be a non-empty list of integers >= 0, got '0,1,2'"),
     ("execution.seeds", [], "execution.seeds: must be a non-empty list of integers >= 0"),
     ("execution.seeds_reason", "", "execution.seeds_reason: must be a non-empty string, got ''"),
+    # issue 18 item 18: numbers no reader can use
+    ("execution.seeds", [0, 1, 10 ** 400], "execution.seeds: must be a non-empty list of integers >= 0"),
+    ("execution.timeout_s", 10 ** 400, "execution.timeout_s: must be a number > 0, got 1000000"),
+    ("execution.max_cost_usd", -(10 ** 400), "execution.max_cost_usd: must be a number >= 0 or null"),
     ("execution.timeout_s", 0, "execution.timeout_s: must be a number > 0, got 0"),
     ("execution.timeout_s", "1h", "execution.timeout_s: must be a number > 0, got '1h'"),
     ("execution.timeout_s", _DELETE, "execution.timeout_s: missing"),
@@ -435,3 +440,28 @@ def test_plan_check_prints_warnings_and_python_must_exist(tmp_path, monkeypatch)
     assert payload["metrics"]["acc"] == {"name": "acc", "direction": "maximize", "min_effect": 0.02,
                                          "min_effect_relative": True, "label": None}
     assert payload["pairing"] == "seed" and len(payload["warnings"]) == 1
+
+
+# -- issue 18 item 18: plan files that are not plain UTF-8 text files ----------------------------
+
+
+def _plan_path(tmp_path):
+    return tmp_path / "experiment-plan.md"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: os.mkfifo(p), "is a FIFO (named pipe), not a regular file"),
+    (lambda p: p.symlink_to("/dev/zero"), "is a symbolic link"),
+    (lambda p: p.mkdir(), "is a directory, not a regular file"),
+    (lambda p: p.write_bytes(b"---\n" + b"# x\n" * 300_000), "limit for this file"),
+    (lambda p: p.write_bytes("---\nx: 1\n---\n".encode("utf-16")), "is UTF-16 text"),
+    (lambda p: p.write_bytes(b"---\n\x00\x01binary\n---\n"), "holds NUL bytes"),
+    (lambda p: p.write_text("---\na: &a [x, x, x]\nb: [*a, *a, *a]\n---\n"),
+     "YAML anchors and aliases"),
+])
+def test_plan_files_that_are_not_text_get_a_clear_message(tmp_path, make, message):
+    path = _plan_path(tmp_path)
+    make(path)
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    assert message in info.value.message

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from rstack.ledger import Ledger
-from rstack.preflight import (compare_metrics, contained_env, default_memory_mb, is_secret_name,
+from rstack.secrets import is_secret_name
+from rstack.preflight import (compare_metrics, contained_env, default_memory_mb,
                               run_preflight)
 
 from preflight_fixtures import load_cases, stage
@@ -542,3 +543,30 @@ def test_arms_with_different_args_but_identical_smoke_metrics_fail(cli, project)
     result = cli("preflight", "train.py", "--arms")
     assert result.exit_code == 0, result.output
     assert "2 arm(s) give different smoke metrics" in result.output
+
+
+def test_memory_growth_extrapolation():
+    from rstack.preflight import memory_growth
+    history = [{"step": s} for s in range(50)]
+    rising = [(i * 0.2, 20.0 + 1.0 * i) for i in range(40)]  # +39 MB over 50 steps
+    assert memory_growth(rising, history, 5000, 4096) is None  # ~3.9 GB: under the cap
+    message = memory_growth(rising, history, 20000, 4096)
+    assert message.startswith("memory grew 39 MB over the smoke run's 50 steps (~0.78 MB/step); "
+                              "at 20000 steps that is ~15620 MB, over the 4096 MB cap")
+    flat = [(i * 0.2, 80.0 + (i % 3)) for i in range(40)]  # noise, no trend
+    assert memory_growth(flat, history, 10**6, 4096) is None
+    assert memory_growth(rising, history, None, 4096) is None  # no full step count: no claim
+
+
+def test_rehearsal_reads_the_full_step_count_from_the_plan(project):
+    import io
+    from runs_fixtures import plan_front
+    from ruamel.yaml import YAML
+    from rstack.preflight import rehearsal
+    (project / "train.py").write_text("print(1)\n")
+    buf = io.StringIO()
+    YAML().dump(plan_front({"a": ["--steps", "4000"], "b": ["--steps", "8000"]}), buf)
+    (project / "experiment-plan.md").write_text("---\n" + buf.getvalue() + "---\n")
+    kw = rehearsal(project, project / "train.py")
+    assert kw["full_steps"] == 8000 and kw["cwd"] == project.resolve()
+    assert kw["required_metrics"] == ["val_loss"] and kw["python"] is None

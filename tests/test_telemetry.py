@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from rstack import paths, telemetry
+from rstack.errors import TelemetryError
 
 
 class Collector:
@@ -116,7 +117,7 @@ def test_error_text_is_sanitized_before_it_is_written(cli, isolated_home):
     [event] = logged_events()
     assert event["error_text"] == (
         "failed reading ~/proj/data.csv and ~/x; api_key=[REDACTED] token: [REDACTED] "
-        "password=[REDACTED] Authorization: [REDACTED] url https://[REDACTED]@example.org/x "
+        "password=[REDACTED] Authorization: Bearer [REDACTED] url https://[REDACTED]@example.org/x "
         "key [REDACTED] gh [REDACTED] aws [REDACTED] blob [REDACTED] loss=0.25")
     raw = telemetry.events_path().read_text()
     for secret in ("abc123def", "tok_99", "hunter2", "eyJhbGci", "bob:pw", "sk-ant", "ghp_",
@@ -264,3 +265,23 @@ def test_log_does_not_wait_for_a_slow_sync(cli, collector):
     assert [e["skill"] for e in collector.events] == ["first"]
     assert [e["skill"] for e in logged_events()] == ["first", "second"]
     assert telemetry.status()["unsynced"] == 1
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("--skill", "ghp_abcdefghijklmnopqrstuvwxyz0123 token", "--skill must be a skill's folder name"),
+    ("--skill", "/home/alice/secret", "--skill must be a skill's folder name"),
+    ("--skill", "", "--skill must be a skill's folder name"),
+    ("--error-class", "DB_PASS=hunter2", "--error-class must be an exception name"),
+])
+def test_free_text_fields_are_validated_not_stored(cli, field, value, message):
+    cli("config", "set", "telemetry", "community")
+    args = ["telemetry", "log", "--skill", "research", "--outcome", "error", field, value]
+    result = cli(*args)
+    assert result.exit_code == 1 and message in result.output
+    assert not telemetry.events_path().exists()
+
+
+def test_duration_must_be_finite(cli):
+    cli("config", "set", "telemetry", "anonymous")
+    with pytest.raises(TelemetryError):
+        telemetry.log_event("research", "success", float("nan"))

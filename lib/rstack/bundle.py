@@ -13,14 +13,15 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from . import __version__, paths
+from . import __version__, outbound, paths, secrets
 from .compute import probe_gpus
 from .gitstate import git, project_git_state
 from .errors import BundleError
@@ -30,6 +31,7 @@ from .ledger import utc_now
 from .review import FINDINGS_FILE, REVIEW_FILE  # the meta-review travels with the paper
 
 CHECKSUMS = "checksums.sha256"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 STAMP = "stamp.json"
 STAMP_VERSION = 1
 # Never copied from a project that is not in git: state, outputs bundled separately, caches.
@@ -76,7 +78,10 @@ def _copy_code_fromgit(root: Path, state: dict, dest: Path, notes: list[str]) ->
     with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
         members = []
         for member in tar.getmembers():
-            if member.issym() or member.islnk():
+            if outbound.is_denied(member.name):
+                notes.append(f"{member.name}: a credential file; never copied out of the project "
+                             "(it is committed: remove it from git and rotate what it holds)")
+            elif member.issym() or member.islnk():
                 notes.append(f"code: link {member.name} not bundled (links are not checksummed)")
             elif member.isfile() or member.isdir():
                 members.append(member)
@@ -97,22 +102,42 @@ def _is_bundle(path: Path) -> bool:
 
 
 def _copy_code_files(root: Path, dest: Path, skip: set[Path], notes: list[str]) -> None:
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames
-                             if d not in _SKIP_DIRS and (here / d).resolve() not in skip
-                             and not _is_bundle(here / d))
-        for name in sorted(filenames):
-            src = here / name
-            if src.is_symlink() or not src.is_file() or name.endswith(".pyc"):
-                continue
-            rel = src.relative_to(root)
-            if src.stat().st_size > _MAX_CODE_FILE:
-                notes.append(f"code: {rel.as_posix()} is over 50 MB; not bundled")
-                continue
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
+    """The project's files as they are now, minus what may not leave it (rstack.outbound)."""
+    bundles: dict[Path, bool] = {}
+
+    def in_bundle(path: Path) -> bool:
+        for parent in path.relative_to(root).parents:
+            here = root / parent
+            if here != root and bundles.setdefault(here, _is_bundle(here)):
+                return True
+        return False
+
+    for src in outbound.project_files(root, skip_dirs=_SKIP_DIRS, skip=skip,
+                                      max_size=_MAX_CODE_FILE, notes=notes):
+        if src.is_symlink() or src.name.endswith(".pyc") or in_bundle(src):
+            continue
+        target = dest / src.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+
+
+def _redact_logs(bundle: Path, notes: list[str]) -> list[str]:
+    """Redact secrets in the bundled runs' stdout logs (rstack.secrets); returns their paths.
+
+    Only logs: a log is not evidence for a number, while metrics and checkpoints are pinned by the
+    ledger's artifact hashes and must stay byte for byte."""
+    from .runners.base import LOG_FILE
+
+    redacted = []
+    for log in sorted((bundle / "results").glob(f"*/{LOG_FILE}")):
+        text = log.read_bytes().decode("utf-8", errors="surrogateescape")
+        clean = secrets.redact(text)
+        if clean != text:
+            log.write_bytes(clean.encode("utf-8", errors="surrogateescape"))
+            rel = log.relative_to(bundle).as_posix()
+            notes.append(f"{rel}: secrets redacted (they were printed by the run; rotate them)")
+            redacted.append(rel)
+    return redacted
 
 
 def environment_files(dest: Path) -> None:
@@ -251,6 +276,7 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
                 shutil.copy2(src, work / "ledgers" / src.name)
         for run_id, rel in sorted(runs.items()):
             shutil.copytree(root / rel, work / "results" / run_id, symlinks=True)
+        redacted = _redact_logs(work, notes)
         shutil.copytree(summary_path.parent, work / "analysis", symlinks=True)
         paper_files = sorted(p for p in root.iterdir() if p.is_file() and (
             p.suffix in _PAPER_SUFFIXES or p.name in ("paper.pdf", REVIEW_FILE, FINDINGS_FILE)))
@@ -268,10 +294,16 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
         if problem:
             notes.append(f"{problem}; re-run `rstack analyze` so the analysis matches the "
                          "bundled ledger")
+        untracked = _untracked(root) if state else []
+        if untracked:
+            notes.append("untracked files (not in the commit): " + ", ".join(untracked[:20])
+                         + (" ..." if len(untracked) > 20 else "") + "; `git add` and commit them")
         stamp = {
             "version": STAMP_VERSION,
             "commit": state["commit"] if state else None,
-            "dirty": state["dirty"] if state else None,
+            "dirty": (state["dirty"] or bool(untracked)) if state else None,
+            "untracked": untracked,
+            "redacted": redacted,
             "code_source": "git-archive" if state else "files",
             "rstack_version": __version__,
             "created_at": utc_now(),
@@ -292,7 +324,13 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return BundleReport(out=out, stamp=stamp, files=count + 1, notes=notes)
+    return BundleReport(out=out, stamp=stamp, files=count, notes=notes)
+
+
+def _untracked(root: Path) -> list[str]:
+    """Files git does not ignore and does not track (a paper written after the last commit)."""
+    proc = git(root, "ls-files", "-z", "--others", "--exclude-standard")
+    return sorted(item for item in (proc.stdout.split("\0") if proc else []) if item)
 
 
 def _bundle_readme(stamp: dict) -> str:
@@ -330,10 +368,20 @@ def verify_bundle(bundle: Path) -> VerifyReport:
         problem("missing", CHECKSUMS, "checksums.sha256 is missing: nothing can be verified")
         return report
     expected: dict[str, str] = {}
-    for lineno, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = listing.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem("malformed", CHECKSUMS, f"checksums.sha256 is not UTF-8 text ({exc.reason} at "
+                f"byte {exc.start}): nothing can be verified")
+        return report
+    for lineno, line in enumerate(text.splitlines(), start=1):
         digest, sep, rel = line.partition("  ")
-        if not sep or len(digest) != 64 or not rel:
+        if not sep or not _HEX64.fullmatch(digest) or not rel:
             problem("malformed", f"{CHECKSUMS}:{lineno}", f"not `<sha256>  <path>`: {line!r}")
+            continue
+        if not _safe_relative(rel):
+            problem("malformed", f"{CHECKSUMS}:{lineno}",
+                    f"{rel!r} is not a path inside the bundle (absolute or with ..)")
             continue
         expected[rel] = digest
     present = {p.as_posix(): p for p in _bundle_files(bundle)}
@@ -355,24 +403,110 @@ def verify_bundle(bundle: Path) -> VerifyReport:
     return report
 
 
+def _safe_relative(rel: str) -> bool:
+    pure = PurePosixPath(rel)
+    return not pure.is_absolute() and ".." not in pure.parts and "\\" not in rel and "\0" not in rel
+
+
 def _check_stamp(bundle: Path, report: VerifyReport, problem) -> None:
-    """stamp.json must agree with the files: the ledger's hash, a results dir per run id."""
+    """stamp.json must agree with the files (the ledger's hash, one results dir per run id and no
+    other), and every results/ file with the artifact hashes the bundled ledger recorded."""
     path = bundle / STAMP
     if not path.is_file():
         if STAMP not in {p["path"] for p in report.problems}:
             problem("missing", STAMP, "stamp.json is missing")
         return
     try:
-        stamp = json.loads(path.read_text(encoding="utf-8"))
+        stamp = json.loads(path.read_bytes().decode("utf-8"))
     except ValueError as exc:
         problem("malformed", STAMP, f"stamp.json is not valid JSON ({exc})")
         return
+    if not isinstance(stamp, dict):
+        problem("malformed", STAMP, f"stamp.json must be a JSON object, got {type(stamp).__name__}")
+        return
+    run_ids = stamp.get("run_ids")
+    if not isinstance(run_ids, list) or not all(
+            isinstance(r, str) and r and _safe_relative(r) and "/" not in r for r in run_ids):
+        problem("stamp", STAMP, "stamp.json: run_ids must be a list of run ids (no / or ..)")
+        run_ids = []
+    ledger_sha = stamp.get("ledger_sha256")
+    if ledger_sha is not None and not (isinstance(ledger_sha, str) and _HEX64.fullmatch(ledger_sha)):
+        problem("stamp", STAMP, "stamp.json: ledger_sha256 must be a sha256 hex digest or null")
+        ledger_sha = None
+    from .runners.base import LOG_FILE
+
+    redacted = stamp.get("redacted") or []  # only logs may be redacted in a bundle
+    if not isinstance(redacted, list) or not all(
+            isinstance(r, str) and PurePosixPath(r).name == LOG_FILE for r in redacted):
+        problem("stamp", STAMP, f"stamp.json: redacted may list only {LOG_FILE} files")
+        redacted = []
     ledger = bundle / "ledgers" / "experiments.jsonl"
-    if stamp.get("ledger_sha256") and ledger.is_file():
-        if sha256_file(ledger) != stamp["ledger_sha256"]:
+    if ledger_sha and ledger.is_file():
+        if sha256_file(ledger) != ledger_sha:
             problem("stamp", "ledgers/experiments.jsonl",
                     "ledgers/experiments.jsonl does not match stamp.json's ledger_sha256")
-    for run_id in stamp.get("run_ids") or []:
+    for run_id in run_ids:
         if not (bundle / "results" / run_id).is_dir():
             problem("stamp", f"results/{run_id}", f"results/{run_id}: run named in stamp.json "
                     "has no results directory")
+    results = bundle / "results"
+    present = sorted(p.name for p in results.iterdir()) if results.is_dir() else []
+    for name in sorted(set(present) - set(run_ids)):
+        problem("stamp", f"results/{name}", f"results/{name}: not a run named in stamp.json")
+    if ledger.is_file():
+        _check_artifacts(bundle, ledger, [r for r in run_ids if r in present], set(redacted),
+                         problem)
+
+
+def _ledger_artifacts(ledger: Path, run_ids: set[str]) -> dict[str, dict[str, str]]:
+    """run_id -> {path inside its output dir: sha256} from the bundled ledger's records."""
+    output_dirs: dict[str, str] = {}
+    artifacts: dict[str, list] = {}
+    with open(ledger, "rb") as handle:
+        for raw in handle:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue
+            if not isinstance(record, dict) or record.get("run_id") not in run_ids:
+                continue
+            if record.get("type") == "run.started" and isinstance(record.get("output_dir"), str):
+                output_dirs[record["run_id"]] = record["output_dir"].rstrip("/")
+            elif record.get("type") == "run.finished" and isinstance(record.get("artifacts"), list):
+                artifacts[record["run_id"]] = record["artifacts"]
+    out: dict[str, dict[str, str]] = {}
+    for run_id, items in artifacts.items():
+        base = output_dirs.get(run_id, f"results/{run_id}") + "/"
+        out[run_id] = {item["path"][len(base):]: item.get("sha256") for item in items
+                       if isinstance(item, dict) and isinstance(item.get("path"), str)
+                       and item["path"].startswith(base)}
+    return out
+
+
+def _check_artifacts(bundle: Path, ledger: Path, run_ids: list[str], redacted: set[str],
+                     problem) -> None:
+    recorded = _ledger_artifacts(ledger, set(run_ids))
+    for run_id in run_ids:
+        if run_id not in recorded:
+            problem("ledger", f"results/{run_id}",
+                    f"results/{run_id}: the bundled ledger has no run.finished for this run")
+            continue
+        expected = recorded[run_id]
+        base = bundle / "results" / run_id
+        found = {p.relative_to(base).as_posix(): p for p in base.rglob("*")
+                 if p.is_file() and not p.is_symlink()}
+        for sub, file in sorted(found.items()):
+            rel = f"results/{run_id}/{sub}"
+            if rel in redacted:
+                continue  # a log redacted on purpose (stamp.json lists it)
+            if sub not in expected:
+                problem("ledger", rel, f"{rel}: is not among the artifacts the bundled ledger "
+                        "recorded for this run")
+                continue
+            actual = sha256_file(file)
+            if actual != expected[sub]:
+                problem("ledger", rel, f"{rel}: sha256 {actual} but the bundled ledger's "
+                        f"run.finished artifacts say {expected[sub]}")
+        for sub in sorted(set(expected) - set(found)):
+            problem("ledger", f"results/{run_id}/{sub}", f"results/{run_id}/{sub}: recorded by "
+                    "the bundled ledger but missing from the bundle")

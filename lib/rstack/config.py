@@ -7,27 +7,40 @@ own auth store. Writes are atomic (temp file + rename), keep the user's comments
 
 from __future__ import annotations
 
+import fcntl
 import io
 import math
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from urllib.parse import urlparse
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from . import atomic, paths
+from . import atomic, paths, safeio
 from .errors import ConfigError
 from .paper.venues import VENUES
 from .runners import PROFILES
 from .tex import LATEX_ENGINES
 
+MAX_CONFIG_BYTES = 256 * 1024  # a config is a few dozen lines; a bigger file is not one
+_MAX_INT = 2 ** 63
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+
+
+def _short(raw: Any, limit: int = 60) -> str:
+    """A value as shown in a message: repr, cut short (a 400-digit number is not echoed whole)."""
+    try:
+        text = repr(raw)
+    except ValueError:  # an int too long for repr
+        return "(a number too long to show)"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass(frozen=True)
@@ -75,7 +88,12 @@ class Key:
         return value
 
     def _parse(self, raw: Any) -> Any:
-        bad = ValueError(f"invalid value {raw!r} for {self.name}: expected {self.describe_allowed()}")
+        if isinstance(raw, (dict, list, tuple)) and self.kind != "list":
+            shape = "a mapping" if isinstance(raw, dict) else "a list"
+            raise ValueError(f"invalid value for {self.name}: expected {self.describe_allowed()}, "
+                             f"got {shape}")
+        bad = ValueError(f"invalid value {_short(raw)} for {self.name}: expected "
+                         f"{self.describe_allowed()}")
         if self.kind == "enum":
             text = str(raw).strip()
             if text not in self.choices:
@@ -97,7 +115,7 @@ class Key:
                 value = int(str(raw).strip())
             except ValueError:
                 raise bad from None
-            if self.minimum is not None and value < self.minimum:
+            if (self.minimum is not None and value < self.minimum) or abs(value) >= _MAX_INT:
                 raise bad
             return value
         if self.kind == "float":
@@ -122,6 +140,10 @@ class Key:
             if raw is None:
                 return []
             if isinstance(raw, (list, tuple)):
+                if not all(isinstance(item, (str, int, float)) and not isinstance(item, bool)
+                           for item in raw):
+                    raise ValueError(f"invalid value for {self.name}: expected a string for "
+                                     "each item of the list")
                 items = [str(item).strip() for item in raw]
             else:
                 items = [part.strip() for part in str(raw).split(",")]
@@ -240,6 +262,8 @@ for _key in (
     Key("vastai_start_timeout_s", "float", 600.0,
         "How long a new Vast.ai instance may take to reach `running`.", minimum=1),
     Key("vastai_poll_s", "float", 5.0, "Seconds between Vast.ai status polls.", minimum=0.05),
+    Key("env_allow", "list", [], "Environment variables (names or patterns like WANDB_*) that "
+        "training scripts may see although the secret policy would remove them."),
     Key("slurm_host", "str", "",
         "The slurm profile's login node, reached over ssh (empty: sbatch runs on this machine)."),
     Key("slurm_partition", "str", "", "sbatch --partition (empty: the cluster's default).",
@@ -336,13 +360,19 @@ class ConfigFile:
     @classmethod
     def load(cls, path: Path | None = None) -> "ConfigFile":
         path = Path(path) if path else paths.config_path()
-        if not path.exists():
-            return cls(path, CommentedMap(), exists=False)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.strerror})",
-                              hint=f"check the file's permissions: chmod 600 {path}") from None
+            text = safeio.decode_text(path, safeio.read_regular(path, max_bytes=MAX_CONFIG_BYTES))
+        except FileNotFoundError:
+            return cls(path, CommentedMap(), exists=False)
+        except safeio.UnsafeInput as exc:
+            raise ConfigError(f"{exc}; the file was left untouched",
+                              hint=f"move {path} aside and re-run ./setup (or `rstack config set "
+                                   "KEY VALUE`) to write a fresh config") from None
+        alias = safeio.yaml_alias_line(text)
+        if alias is not None:
+            raise ConfigError(f"{path}:{alias}: YAML anchors and aliases (&name, *name) are not "
+                              "allowed in the config; the file was left untouched",
+                              hint=f"write each value out in full on line {alias} of {path}")
         try:
             data = _yaml().load(text)
         except MarkedYAMLError as exc:
@@ -354,8 +384,10 @@ class ConfigFile:
                 hint=f"edit line {mark.line + 1 if mark else '?'} of {path}, or move the file aside "
                      "and re-run ./setup to write fresh defaults",
             ) from None
-        except YAMLError as exc:
-            raise ConfigError(f"{path}: malformed YAML ({exc}); the file was left untouched",
+        except (YAMLError, RecursionError, ValueError) as exc:
+            # Never echo the content: the message names the error's type only.
+            raise ConfigError(f"{path}: malformed YAML ({type(exc).__name__}); the file was left "
+                              "untouched",
                               hint=f"fix {path} by hand or move it aside") from None
         if data is None:
             return cls(path, CommentedMap(), exists=True, header=text)
@@ -452,26 +484,48 @@ def resolve_all(cfg: ConfigFile | None = None) -> list[Resolved]:
     return [resolve(name, cfg) for name in sorted(KEYS)]
 
 
+@contextmanager
+def _write_lock(path: Path) -> Iterator[None]:
+    """Serialise read-modify-write of one config file across processes (a sidecar lock file, as
+    the ledgers do: the config itself is replaced by rename on every save)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot lock {path} for writing ({exc.strerror})",
+                          hint=f"make {path.parent} writable") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def set_value(name: str, raw: str, path: Path | None = None) -> Any:
     key = known_key(name)
     try:
         value = key.parse(raw)
     except ValueError as exc:
         raise ConfigError(str(exc), hint=f"rstack config set {name} <{key.describe_allowed()}>") from None
-    cfg = ConfigFile.load(path)
-    cfg.data[name] = key.to_yaml(value)
-    cfg.save()
+    path = Path(path) if path else paths.config_path()
+    with _write_lock(path):
+        cfg = ConfigFile.load(path)
+        cfg.data[name] = key.to_yaml(value)
+        cfg.save()
     return value
 
 
 def unset(name: str, path: Path | None = None) -> bool:
     """Remove a key from the file (its default applies again). Returns whether it was set."""
     known_key(name)
-    cfg = ConfigFile.load(path)
-    if name not in cfg.data:
-        return False
-    del cfg.data[name]
-    cfg.save()
+    path = Path(path) if path else paths.config_path()
+    with _write_lock(path):
+        cfg = ConfigFile.load(path)
+        if name not in cfg.data:
+            return False
+        del cfg.data[name]
+        cfg.save()
     return True
 
 

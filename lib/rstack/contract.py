@@ -95,9 +95,25 @@ def validate_metrics_object(data: Any, *, where: str = METRICS_FILE) -> dict:
     return data
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ContractError(f"{METRICS_FILE}: key {key!r} appears twice; which value counts "
+                                "is undefined", category="metrics-invalid", key=key,
+                                hint="write each metric once (json.dump of a dict cannot repeat)")
+        seen[key] = value
+    return seen
+
+
 def validate_metrics_file(path: str | os.PathLike) -> dict:
     """Read and check metrics.json; raises ContractError metrics-missing / metrics-invalid."""
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # Never follow it: a link to /etc/shadow would be read into the error message.
+        raise ContractError(f"{path} is {'a symbolic link' if path.is_symlink() else 'not a regular file'}"
+                            "; metrics.json must be a regular file the script wrote",
+                            category="metrics-invalid", hint="write the file itself with json.dump")
     if not path.is_file():
         raise ContractError(f"{path} was not written", category="metrics-missing",
                             hint=f"write the final metrics to os.path.join(args.output_dir, "
@@ -112,7 +128,9 @@ def validate_metrics_file(path: str | os.PathLike) -> dict:
         raise ContractError(f"{path}: not UTF-8 text (byte {exc.start})", category="metrics-invalid",
                             hint="write it with json.dump") from None
     try:
-        data = json.loads(text)  # NaN/Infinity parse here so the offending key can be named
+        # NaN/Infinity parse here so the offending key can be named; a repeated key is refused
+        # (json.loads would keep the last value silently).
+        data = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         line = text.splitlines()[exc.lineno - 1] if exc.lineno - 1 < len(text.splitlines()) else ""
         raise ContractError(

@@ -24,7 +24,7 @@ from .errors import RStackError
 SNAPSHOT = "literature/arxiv-snapshot.json"
 DRAFT = "paper-draft.tex"
 # Files the pipeline writes; the demo's own git repository ignores them.
-GITIGNORE = ".rstack/\nresults/\nanalysis/\nbundle/\n*.pdf\n*.sty\n"
+GITIGNORE = ".rstack/\nresults/\nanalysis/*\n!analysis/notes.md\nbundle/\n*.pdf\n*.sty\n"
 
 
 class DemoError(RStackError):

@@ -139,6 +139,9 @@ INCIDENTS: dict[str, Incident] = _registry(
     Incident("flag-not-wired", "Arms differ in args but not in results",
              "{detail}; the flag that differs is probably parsed but never used: assert that it "
              "changes runtime behaviour (wire it into the model/optimizer), then preflight again"),
+    Incident("memory-growth", "Memory grows every step",
+             "{detail}; something accumulates per step (a list of losses or tensors that keep "
+             "their graph, a cache): store .item() values, detach, or clear it"),
     Incident("history-steps", "metrics.jsonl steps missing or going backwards",
              "{detail}; write {{\"step\": global_step, ...}} on every metrics.jsonl line, never "
              "decreasing"),

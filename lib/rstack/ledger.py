@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,10 +24,15 @@ from typing import Any, Iterable, Iterator
 
 import jsonlines
 
-from . import paths
+from . import paths, secrets
 from .errors import LedgerError, RecordError
-from .records import (LEDGERS, RECORD_TYPES, SCHEMA_VERSION, WRITTEN_BY, find_non_finite,
-                      validate)
+from .records import (LEDGERS, MAX_INT, RECORD_TYPES, SCHEMA_VERSION, WRITTEN_BY,
+                      find_non_finite, validate)
+
+
+# Records that hold what a literature API returned, verbatim: citation checks compare them with
+# the .bib byte for byte, and no script output reaches them. Every other record is redacted.
+_VERBATIM_TYPES = frozenset({"paper", "search"})
 
 
 def utc_now() -> str:
@@ -45,14 +51,26 @@ def _finite_float(text: str) -> float:
     return value
 
 
-_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if len(text) > 18 and not -MAX_INT <= value < MAX_INT:
+        raise ValueError(f"integer of {len(text.lstrip('-'))} digits is beyond 64 bits")
+    return value
+
+
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float,
+                                   parse_int=_bounded_int)
 
 
 def strict_loads(text: str | bytes) -> Any:
-    """json.loads that refuses NaN and ±Infinity, as the ledgers do."""
+    """json.loads that refuses NaN, ±Infinity, integers beyond 64 bits and nesting too deep to
+    walk, as the ledgers do (each a ValueError, so a reader reports the line and goes on)."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
-    return _STRICT_DECODER.decode(text)
+    try:
+        return _STRICT_DECODER.decode(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def dumps_record(record: dict) -> str:
@@ -115,6 +133,23 @@ class RepairResult:
 
 
 def _os_error(path: Path, exc: OSError, doing: str) -> LedgerError:
+    if exc.errno == errno.ELOOP:
+        return LedgerError(f"cannot {doing} {path}: {path} is a symbolic link; a ledger must be "
+                           "a regular file inside .rstack/ (nothing is written through a link)",
+                           hint=f"replace the link with the file it points to: cp --remove-"
+                                f"destination \"$(readlink -f {path})\" {path}")
+    if exc.errno == errno.EISDIR:
+        return LedgerError(f"cannot {doing} {path}: {path} is a directory, not a file",
+                           hint=f"move {path} aside")
+    if exc.errno == errno.EROFS:
+        return LedgerError(f"cannot {doing} {path}: read-only file system",
+                           hint="remount it read-write, or run inside a project on a writable "
+                                "disk (--project DIR)")
+    if exc.errno in (errno.EACCES, errno.EPERM) and path.exists() and not os.access(path, os.W_OK) \
+            and "write" in doing:
+        return LedgerError(f"cannot {doing} {path}: the file is read-only",
+                           hint=f"chmod u+w {path}  (if it was made read-only on purpose, leave "
+                                "it and record elsewhere)")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         # Name the directory that exists and refused, not a `.rstack` that was never created.
         refusing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), path.parent)
@@ -128,8 +163,9 @@ def _os_error(path: Path, exc: OSError, doing: str) -> LedgerError:
                         if p.exists() and not p.is_dir()), path.parent)
         return LedgerError(f"cannot {doing} {path}: {blocker} is a file, not a directory",
                            hint=f"move {blocker} aside, or pass --project DIR for another project")
-    if exc.errno == errno.ENOSPC:
-        return LedgerError(f"cannot {doing} {path}: the disk is full; nothing was written",
+    if exc.errno in _NO_SPACE:
+        why = "the disk is full" if exc.errno != errno.EFBIG else "the file size limit was reached"
+        return LedgerError(f"cannot {doing} {path}: {why}; nothing was written",
                            hint="free disk space, then repeat the command")
     return LedgerError(f"cannot {doing} {path}: {exc.strerror or exc}")
 
@@ -150,14 +186,35 @@ def exclusive_lock(lock_path: Path, guarded: Path, doing: str) -> Iterator[None]
         os.close(lock_fd)  # closing releases the flock
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _not_regular(path: Path, fd: int, doing: str) -> LedgerError | None:
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    from .safeio import file_kind
+
+    return LedgerError(f"cannot {doing} {path}: {path} is {file_kind(mode)}, not a regular file",
+                       hint=f"move {path} aside; a ledger is a regular file inside .rstack/")
+
+
 def append_lines(path: Path, lines: list[str], *, fsync: bool, doing: str = "write ledger") -> None:
-    """Append whole lines with one write (the caller holds the lock); never rewrites what is there."""
+    """Append whole lines with one write (the caller holds the lock); never rewrites what is there.
+
+    A write that fails part-way (a full disk) is truncated back, so "nothing was written" is true.
+    """
     data = "".join(line + "\n" for line in lines).encode("utf-8")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                     0o644)
     except OSError as exc:
         raise _os_error(path, exc, doing) from None
+    size = None
     try:
+        problem = _not_regular(path, fd, doing)
+        if problem:
+            raise problem
         size = os.fstat(fd).st_size
         # A torn last line (a writer killed mid-write) must stay its own line, or the next
         # record would be glued onto it and be lost with it.
@@ -170,7 +227,15 @@ def append_lines(path: Path, lines: list[str], *, fsync: bool, doing: str = "wri
         if fsync:
             os.fsync(fd)
     except OSError as exc:
-        raise _os_error(path, exc, doing) from None
+        error = _os_error(path, exc, doing)
+        if size is not None and os.fstat(fd).st_size != size:
+            try:
+                os.ftruncate(fd, size)  # we hold the lock: the bytes past `size` are ours
+            except OSError as trunc:
+                error = LedgerError(f"cannot {doing} {path}: {exc.strerror}; a partial line was "
+                                    f"left after byte {size} ({trunc.strerror} truncating it)",
+                                    hint=f"free disk space, then `rstack log repair` quarantines it")
+        raise error from None
     finally:
         os.close(fd)
 
@@ -198,9 +263,18 @@ class Ledger:
     # -- writing ---------------------------------------------------------------------------
 
     def prepare(self, record: Any) -> dict:
-        """Complete and validate a record without writing it (raises RecordError)."""
+        """Complete, redact and validate a record without writing it (raises RecordError)."""
         full = complete_record(record)
+        if full.get("type") not in _VERBATIM_TYPES:
+            full = secrets.redact_value(full)
         validate(self.name, full)
+        try:
+            dumps_record(full).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordError(f"a string holds {exc.object[exc.start:exc.end]!a}, a lone surrogate "
+                              "that is not valid Unicode and cannot be written as UTF-8",
+                              hint="fix the text's encoding (e.g. a Windows-1252 file read as "
+                                   "UTF-8 with surrogateescape)") from None
         return full
 
     def _locked(self):
@@ -253,11 +327,21 @@ class Ledger:
         wanted = set(types) if types else None
         result = ReadResult(self.path)
         try:
-            raw = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return result
         except OSError as exc:
             raise _os_error(self.path, exc, "read ledger") from None
+        try:
+            problem = _not_regular(self.path, fd, "read ledger")
+            if problem:
+                raise problem
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise _os_error(self.path, exc, "read ledger") from None
+        finally:
+            os.close(fd)
         result.sha256 = hashlib.sha256(raw).hexdigest()
         lines = raw.split(b"\n")
         torn_tail = lines[-1] != b""
@@ -288,10 +372,24 @@ class Ledger:
             result.problems.append(LineProblem(lineno, "invalid-record",
                                                "not a JSON object", _preview(text)))
             return
-        if record.get("v") != SCHEMA_VERSION:
+        version = record.get("v")
+        if version != SCHEMA_VERSION or type(version) is not int:
+            # Another schema version of a type this version knows is read only when it also has
+            # this version's shape: the readers (runs list, status, --resume) index the fields
+            # this version guarantees. A type only a newer rstack knows no reader here asks for.
+            try:
+                if type(version) is not int:
+                    raise RecordError(f"field v: expected an integer version, got {_short(version)}")
+                if record.get("type") in RECORD_TYPES:
+                    validate(self.name, {**record, "v": SCHEMA_VERSION}, strict=False)
+            except RecordError as exc:
+                result.problems.append(LineProblem(
+                    lineno, "invalid-record", f"schema version {_short(version)} and not readable "
+                    f"as version {SCHEMA_VERSION}: {exc.message}", _preview(text)))
+                return
             result.problems.append(LineProblem(
                 lineno, "unknown-version",
-                f"schema version {record.get('v')!r} is not {SCHEMA_VERSION}; read as is",
+                f"schema version {_short(version)} is not {SCHEMA_VERSION}; read as is",
                 _preview(text)))
             if wanted is None or record.get("type") in wanted:
                 result.entries.append((lineno, record))
@@ -352,11 +450,17 @@ class Ledger:
                     handle.write(b"".join(line + b"\n" for line in kept))
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.chmod(tmp, 0o644)
+                # Keep the ledger's own mode (a 0444 ledger stays read-only).
+                os.chmod(tmp, stat.S_IMODE(os.lstat(self.path).st_mode))
                 os.replace(tmp, self.path)
             except OSError as exc:
                 raise _os_error(self.path, exc, "repair ledger") from None
             return RepairResult(self.path, damage, quarantine, len(kept))
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _describe(kind: str, cause: BaseException) -> str:

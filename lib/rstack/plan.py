@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from . import safeio
 from .errors import RStackError
 from .paper.venues import VENUES
 from .runners import PROFILES  # noqa: F401  (the one list of profiles; plan.PROFILES re-exports it)
@@ -37,8 +38,16 @@ DEFAULT_PROTECTED = {"method": "--method", "model": "--model", "dataset": "--dat
 # Flags the runner adds itself (the artifact contract); an arm must not set them.
 CONTRACT_FLAGS = ("--output-dir", "--output_dir", "--seed", "--smoke-test", "--smoke_test")
 MIN_SEEDS = 3
-_ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
+
+def valid_arm_name(name: object) -> bool:
+    """Letters, digits, _ . - (at most 64, not starting with . _ -). fullmatch, not `$`: `$` also
+    matches before a trailing newline, which let "sgd\\n" through."""
+    return isinstance(name, str) and _ARM_NAME.fullmatch(name) is not None
+
+MAX_PLAN_BYTES = 1024 * 1024  # a plan is a page of YAML and prose
+_MAX_NUMBER = 2 ** 63  # integers beyond 64 bits reach no reader intact (float() overflows)
 SECTIONS: dict[str, tuple[str, ...]] = {
     "hypothesis": ("question", "claim", "expected_direction", "falsifiers", "baseline_arm",
                    "metrics"),  # metrics: old form, replaced by evaluation.metrics
@@ -383,7 +392,8 @@ class _Checker:
         if key not in sec or (nullable and sec.get(key) is None):
             return None
         value = sec[key]
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            abs(value) < _MAX_NUMBER if isinstance(value, int) else math.isfinite(value))
         if ok and positive and value <= 0:
             ok = False
         if ok and minimum is not None and value < minimum:
@@ -403,7 +413,11 @@ def _show(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return "(a number too long to show)"
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 def _arg_text(value: Any) -> str | None:
@@ -430,7 +444,8 @@ def _check_execution(chk: _Checker, ex: dict) -> Execution:
     raw_seeds = ex.get("seeds")
     if "seeds" in ex:
         if (not isinstance(raw_seeds, list) or not raw_seeds
-                or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in raw_seeds)):
+                or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2 ** 32
+                       for s in raw_seeds)):
             chk.problem("execution.seeds", f"must be a non-empty list of integers >= 0, got "
                         f"{_show(raw_seeds)}", ex, "seeds")
         elif len(set(raw_seeds)) != len(raw_seeds):
@@ -524,7 +539,7 @@ def _check_arms(chk: _Checker, ex: dict) -> dict[str, Arm]:
     specs: dict[str, Arm] = {}
     for name, value, parent, key in entries:
         where = f"execution.arms.{name}"
-        if not isinstance(name, str) or not _ARM_NAME.match(name):
+        if not valid_arm_name(name):
             chk.problem(where, "arm names use letters, digits, '.', '_' and '-' only", parent, key)
             continue
         if name in specs:
@@ -565,6 +580,10 @@ def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
     """Validate plan text; raise PlanError listing every problem."""
     where = where or display_path(path)
     yaml_text, body, first_line = split_front_matter(text, where)
+    alias = safeio.yaml_alias_line(yaml_text)
+    if alias is not None:
+        raise PlanError(f"{where}:{first_line + alias - 1}: YAML anchors and aliases (&name, *name) "
+                        "are not allowed in a plan", hint="write each value out in full")
     try:
         root = YAML(typ="rt").load(yaml_text)
     except MarkedYAMLError as exc:
@@ -825,16 +844,14 @@ def load_plan(path: str | os.PathLike) -> Plan:
     path = Path(path)
     where = display_path(path)
     try:
-        raw = path.read_bytes()
+        raw = safeio.read_regular(path, max_bytes=MAX_PLAN_BYTES)
+        text = safeio.decode_text(Path(where), raw)
     except FileNotFoundError:
         raise PlanError(f"{where}: no such plan file",
                         hint=f"write one from the example: cp {_template_hint()} {where}") from None
-    except OSError as exc:
-        raise PlanError(f"{where}: cannot read ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PlanError(f"{where}: not UTF-8 text", hint="save the plan as UTF-8") from None
+    except safeio.UnsafeInput as exc:
+        raise PlanError(str(exc).replace(str(path), where, 1),
+                        hint="the plan is a UTF-8 text file of at most 1 MB (rstack plan check)") from None
     plan = parse_plan(text, path=path.resolve(), where=where)
     # The digest is of the bytes on disk, so it matches `sha256sum experiment-plan.md`.
     return Plan(**{**plan.__dict__, "sha256": hashlib.sha256(raw).hexdigest()})

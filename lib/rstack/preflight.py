@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import psutil
 
-from . import contract
+from . import contract, safeio, secrets
 from .contract import ContractError
 from .errors import RStackError
 from .incidents import INCIDENTS, Diagnosis, diagnose, make_diagnosis, pip_package
@@ -37,12 +37,6 @@ DETERMINISM_RTOL = 1e-5
 DETERMINISM_ATOL = 1e-9
 TAIL_SHOWN = 20
 
-# Environment names that are never passed to a script under preflight.
-_SECRET_WORDS = ("TOKEN", "SECRET", "KEY", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
-_SECRET_PREFIXES = ("AWS_", "MODAL_", "HF_", "HUGGING_FACE_HUB_", "GOOGLE_APPLICATION_", "AZURE_",
-                    "VAST_", "WANDB_API", "OPENAI_", "ANTHROPIC_", "GH_", "GITHUB_")
-_SECRET_NAMES = frozenset({"HF_TOKEN", "S2_API_KEY", "SSH_AUTH_SOCK", "NETRC", "PGPASSWORD",
-                           "DATABASE_URL", "GIT_ASKPASS", "SSH_ASKPASS"})
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
@@ -116,16 +110,11 @@ def default_memory_mb() -> float:
     return float(min(4096, psutil.virtual_memory().total // (2 * 1024 * 1024)))
 
 
-def is_secret_name(name: str) -> bool:
-    upper = name.upper()
-    return (upper in _SECRET_NAMES or any(word in upper for word in _SECRET_WORDS)
-            or upper.startswith(_SECRET_PREFIXES))
-
-
 def contained_env(base: dict[str, str] | None = None, *, output_dir: Path, tmp_dir: Path,
                   threads: int | None = None) -> dict[str, str]:
-    """The environment a script runs in: secrets removed, no GPU, unbuffered, private TMPDIR."""
-    env = {k: v for k, v in (os.environ if base is None else base).items() if not is_secret_name(k)}
+    """The environment a script runs in: secrets removed (the one policy, rstack.secrets, with the
+    `env_allow` setting), no GPU, unbuffered, private TMPDIR."""
+    env = secrets.script_env(base=base)
     env["CUDA_VISIBLE_DEVICES"] = ""
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -285,6 +274,7 @@ def run_preflight(
     concurrent: bool | None = None,
     cwd: str | os.PathLike | None = None,
     required_metrics: Sequence[str] = (),
+    full_steps: int | None = None,
 ) -> PreflightResult:
     """Judge one script; returns a PASS/FAIL result (raises PreflightError only when it cannot run).
 
@@ -292,11 +282,14 @@ def run_preflight(
     cwd: where the script runs (rehearse the runner: the project root; default: its folder); the
     command has the runner's form, `python SCRIPT EXTRA_ARGS... --output-dir D --seed N`.
     required_metrics: metrics the plan compares; a smoke run without one of them FAILs.
+    full_steps: the real run's step count; memory that grows steadily over the smoke run is
+    extrapolated to it and FAILs `memory-growth` when it would cross the memory cap.
     """
     started = time.monotonic()
     script = Path(script).resolve()
     if not script.is_file():
-        raise PreflightError(f"{script}: no such file", hint="pass the path of the training script")
+        raise PreflightError(f"{script}: {safeio.why_not_a_file(script)}",
+                             hint="pass the path of the training script")
     try:
         source = script.read_bytes()
     except OSError as exc:
@@ -476,6 +469,10 @@ def run_preflight(
             if problem:
                 checks.append(Check(name, False, problem))
                 return result(make_diagnosis(category, problem, detail=problem))
+        growth = memory_growth(first.rss_samples, history, full_steps, memory_mb)
+        if growth:
+            checks.append(Check("memory-growth", False, growth))
+            return result(make_diagnosis("memory-growth", growth, detail=growth))
         diverged = contract.check_divergence(history)
         if diverged:
             checks.append(Check("divergence", False, diverged))
@@ -526,6 +523,33 @@ def run_preflight(
             cancel_second.set()  # a verdict is in: the determinism run is no longer needed
             second.join()
         shutil.rmtree(work_root, ignore_errors=True)
+
+
+GROWTH_MIN_MB = 20.0  # less growth over a smoke run than this is noise (allocator, imports)
+
+
+def memory_growth(samples: Sequence[tuple[float, float]], history: list[dict],
+                  full_steps: int | None, cap_mb: float) -> str | None:
+    """When RSS rises steadily through the smoke run (every later half-sample above the earlier
+    one, by GROWTH_MIN_MB in all), its per-step rate times the real run's steps; a message when
+    that would cross cap_mb, else None."""
+    steps = [r["step"] for r in history if contract.is_finite_number(r.get("step"))]
+    if not full_steps or len(samples) < 6 or len(steps) < 2:
+        return None
+    smoke_steps = max(steps) - min(steps) + 1
+    half = len(samples) // 2
+    early, late = samples[:half], samples[half:]
+    rising = all(b[1] >= a[1] for a, b in zip(late, late[1:]))
+    grown = late[-1][1] - early[0][1]
+    if not rising or grown < GROWTH_MIN_MB or smoke_steps >= full_steps:
+        return None
+    per_step = grown / smoke_steps
+    projected = late[-1][1] + per_step * (full_steps - smoke_steps)
+    if projected <= cap_mb:
+        return None
+    return (f"memory grew {grown:.0f} MB over the smoke run's {smoke_steps} steps "
+            f"(~{per_step:.2f} MB/step); at {full_steps} steps that is ~{projected:.0f} MB, over "
+            f"the {cap_mb:.0f} MB cap")
 
 
 _TRACEBACK = "Traceback (most recent call last):"
@@ -615,6 +639,12 @@ def rehearsal(root: Path, script: str | os.PathLike, python: str | None = None) 
         return out
     if python is None and plan.execution.python:
         out["python"] = python_for("local", plan, root)
+    from .guards import flag_value
+    for arm in plan.arms:  # the real run's step count, when the args say it
+        for flag in ("--steps", "--max-steps", "--max_steps", "--iters"):
+            value = flag_value(plan.arm_args(arm), flag)
+            if value is not None and value.isdigit():
+                out["full_steps"] = max(out.get("full_steps", 0), int(value))
     out["required_metrics"] = [plan.primary_metric] + [
         name for name, spec in plan.metrics.items()
         if spec.direction is not None and name != plan.primary_metric]

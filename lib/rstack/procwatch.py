@@ -53,6 +53,7 @@ class Outcome:
     log_path: Path | None = None
     output_bytes: int = 0
     extra: dict = field(default_factory=dict)
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)  # (seconds, tree RSS MB)
 
     @property
     def ok(self) -> bool:
@@ -432,6 +433,7 @@ def supervise(
     last_scan = started
     leftover = 0
     extra: dict = {}
+    rss_samples: list[tuple[float, float]] = []
     cpu_samples: deque[tuple[float, float]] = deque(maxlen=max(16, int(4 * (stall_s or 1) / poll_s)))
     try:
         # Wait first: a command that is over within one poll never pays for a process-table scan.
@@ -447,6 +449,8 @@ def supervise(
             tree.refresh(scan_escapees=scan)
             rss = tree.rss_mb()
             peak_rss = max(peak_rss, rss)
+            if len(rss_samples) < 2000:  # enough for a trend; bounded for long runs
+                rss_samples.append((round(now - started, 3), round(rss, 1)))
             if memory_mb is not None and rss > memory_mb:
                 reason = "memory"
                 break
@@ -503,6 +507,7 @@ def supervise(
         log_path=Path(log_path) if log_path is not None else None,
         output_bytes=reader.total_bytes,
         extra=extra,
+        rss_samples=rss_samples,
     )
 
 

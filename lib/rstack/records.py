@@ -174,12 +174,38 @@ WRITTEN_BY: dict[str, str] = {
 }
 
 
+# Integers a ledger may hold: what a 64-bit reader (and float()) can take. A 400-digit integer is
+# valid JSON, but every reader that averages or compares it would crash on it.
+MAX_INT = 2 ** 63
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -MAX_INT <= value < MAX_INT
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -MAX_INT <= value < MAX_INT
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def find_huge_int(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first integer beyond 64 bits inside value, or None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if -MAX_INT <= value < MAX_INT else (path or "(record)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_huge_int(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_huge_int(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 _BASE_CHECKS: dict[str, Callable[[Any], bool]] = {
@@ -254,7 +280,11 @@ def validate(ledger: str, record: Any, *, strict: bool = True) -> None:
     if bad:
         raise RecordError(f"field {bad}: NaN and Infinity are not valid JSON and are never ledgered",
                           hint="record the value as null, or fix the computation that produced it")
-    if record.get("v") != SCHEMA_VERSION:
+    huge = find_huge_int(record) if strict else None  # reads refuse them while parsing
+    if huge:
+        raise RecordError(f"field {huge}: an integer beyond 64 bits is never ledgered (no reader "
+                          "can compute with it)", hint="record it as a string, or fix its source")
+    if not _is_int(record.get("v")) or record.get("v") != SCHEMA_VERSION:
         raise RecordError(f"field v: expected {SCHEMA_VERSION}, got {record.get('v')!r}",
                           hint="omit v and it is filled in")
     rtype = record.get("type")

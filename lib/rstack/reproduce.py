@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import secrets
 from .contract import ContractError, validate_metrics_file
 from .errors import ReproduceError
 from .ledger import Ledger
@@ -177,8 +178,7 @@ def reproduce_run(root: Path, run_id: str, *, rtol: float | None = None, keep: b
         notes.append(f"the run used profile {started['profile']}; it is re-run locally")
     out_dir = Path(tempfile.mkdtemp(prefix=f"rstack-reproduce-{run_id[:40]}-"))
     cmd = _command_for(started, out_dir, notes)
-    env = dict(os.environ)
-    env["RSTACK_OUTPUT_DIR"] = str(out_dir)
+    env = secrets.script_env({"RSTACK_OUTPUT_DIR": str(out_dir)})
     timeout = started.get("timeout_s")
     start = time.monotonic()
     exit_code, reason, tail = _run(cmd, root, env, out_dir,

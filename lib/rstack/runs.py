@@ -182,7 +182,11 @@ def adhoc_specs(*, name: str, command: list[str], seeds: list[int], profile: str
                 timeout_s: float | None, gpu: str | None = None) -> list[RunSpec]:
     """`rstack run --name NAME -- python train.py ARGS`: one run per seed, contract flags added."""
     from .costs import estimate_run_usd
+    from .plan import valid_arm_name
 
+    if not valid_arm_name(name):  # it becomes the arm, a path component of every run id
+        raise RunError(f"--name {name!r}: use letters, digits, _ . - (at most 64 characters, "
+                       "starting with a letter or digit)", hint="rstack run --name quick-lr -- ...")
     if len(command) < 2 or not Path(command[0]).name.startswith("python"):
         raise RunError(f"the ad hoc command must be `python SCRIPT [ARGS...]`, got {' '.join(command)!r}",
                        hint="rstack run --name NAME -- python train.py --lr 0.1")

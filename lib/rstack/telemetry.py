@@ -8,6 +8,7 @@ unless `telemetry_url` is set, and a failed sync loses nothing.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import re
 import uuid
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, atomic, config, paths
+from . import __version__, atomic, config, paths, secrets
 from .errors import LedgerError, TelemetryError
 from .ledger import append_lines, exclusive_lock, strict_loads, utc_now
 
@@ -24,23 +25,13 @@ OUTCOMES = ("success", "error", "abort")
 MAX_ERROR_TEXT = 500
 BATCH_SIZE = 100
 
-# Values that look like credentials. Order matters: specific token shapes first, then
-# `name=value` pairs, then long opaque strings.
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"\b(?:sk|pk|rk|ak|as)-[A-Za-z0-9_-]{12,}"),  # OpenAI/Anthropic/Modal-style keys
-    re.compile(r"\bgh[opsur]_[A-Za-z0-9]{20,}"),  # GitHub tokens
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key ids
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack tokens
-    re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),  # JWTs
-]
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?i)(\b[\w-]*(?:api[_-]?key|token|secret|passw(?:or)?d|pwd|credential|auth)[\w-]*"
-    r"[\"']?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)")
-_URL_CREDENTIALS = re.compile(r"(?<=://)[^/\s:@]+:[^/\s@]+@")
-_OPAQUE = re.compile(r"\b(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{32,}={0,2}")
+# A skill is named like its folder (skills/<name>); an error class like an exception
+# (`RunError`, `rstack.errors.LedgerError`). Anything else is refused, not stored: these fields are
+# sent verbatim, so free text (a path, a token pasted by mistake) must not get in through them.
+_SKILL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_ERROR_CLASS = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,127}")
 _OTHER_HOMES = re.compile(r"(?:/home|/Users)/[^/\s]+")
-REDACTED = "[REDACTED]"
+REDACTED = secrets.REDACTED
 
 
 def sanitize(text: str | None) -> str | None:
@@ -51,11 +42,7 @@ def sanitize(text: str | None) -> str | None:
     if home and home != "/":
         text = re.sub(re.escape(home) + r"(?=/|\b|$)", "~", text)
     text = _OTHER_HOMES.sub("~", text)
-    text = _URL_CREDENTIALS.sub(REDACTED + "@", text)
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(REDACTED, text)
-    text = _SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _OPAQUE.sub(REDACTED, text)
+    text = secrets.redact(text, opaque=True)
     if len(text) > MAX_ERROR_TEXT:
         text = text[:MAX_ERROR_TEXT] + "…"
     return text
@@ -93,6 +80,17 @@ def log_event(skill: str, outcome: str, duration_s: float | None = None, *,
     """Append one event when the tier is not off; returns it (None when telemetry is off)."""
     if outcome not in OUTCOMES:
         raise TelemetryError(f"unknown outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
+    if not isinstance(skill, str) or not _SKILL_NAME.fullmatch(skill):
+        raise TelemetryError("--skill must be a skill's folder name (lowercase letters, digits, "
+                             "- and _; at most 64), e.g. research; nothing was recorded",
+                             hint="rstack telemetry log --skill research --outcome success")
+    if error_class is not None and not _ERROR_CLASS.fullmatch(error_class):
+        raise TelemetryError("--error-class must be an exception name such as RunError or "
+                             "rstack.errors.LedgerError; nothing was recorded",
+                             hint="put free text in --error-text (it is redacted)")
+    if duration_s is not None and not (isinstance(duration_s, (int, float))
+                                       and math.isfinite(duration_s) and duration_s >= 0):
+        raise TelemetryError(f"duration must be a finite number of seconds >= 0, got {duration_s!r}")
     tier = config.get("telemetry")
     if tier == "off":
         return None

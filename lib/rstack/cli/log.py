@@ -46,8 +46,16 @@ def append_command(ledger_name: str, record: str | None, from_stdin: bool, proje
         raise click.UsageError("give exactly one of RECORD or --stdin")
     ledger = Ledger(project, ledger_name)
     if from_stdin:
+        # Bytes, split at \n only: U+2028 or NEL inside a JSON string is text, not a line break.
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise RecordError(f"stdin line {line}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
+                              "nothing was appended", hint="send UTF-8 text") from None
         records = [_parse_json(line, f"stdin line {n}")
-                   for n, line in enumerate(sys.stdin.read().splitlines(), start=1) if line.strip()]
+                   for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
     else:
         records = [_parse_json(record, "RECORD")]
     written = ledger.append_many(records, by_hand=True)

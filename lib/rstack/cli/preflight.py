@@ -6,16 +6,16 @@ import json
 
 import click
 
-from .options import json_option, project_option
+from .options import FiniteFloatRange, json_option, project_option
 
 
 @click.command("preflight", context_settings={"show_default": True})
 @click.argument("script", type=click.Path(exists=True, dir_okay=False))
 @click.argument("extra_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- EXTRA_ARGS...]")
 @json_option
-@click.option("--budget", "budget_s", type=click.FloatRange(min=0.5), default=30.0, metavar="SECONDS",
+@click.option("--budget", "budget_s", type=FiniteFloatRange(min=0.5), default=30.0, metavar="SECONDS",
               help="Wall-clock limit of the smoke run; still running then = smoke flag ignored.")
-@click.option("--stall", "stall_s", type=click.FloatRange(min=0.5), default=10.0, metavar="SECONDS",
+@click.option("--stall", "stall_s", type=FiniteFloatRange(min=0.5), default=10.0, metavar="SECONDS",
               help="No output and no file activity this long = hang.")
 @click.option("--memory-mb", type=click.IntRange(min=1), default=None, metavar="N",
               help="RSS cap of the whole process tree [default: min(4096, half of RAM)].")

@@ -7,12 +7,12 @@ import sys
 
 import click
 
-from .options import json_option, project_option
+from .options import FiniteFloatRange, json_option, project_option
 
 
 @click.command("reproduce")
 @click.argument("run_id")
-@click.option("--rtol", type=click.FloatRange(min=0), default=None,
+@click.option("--rtol", type=FiniteFloatRange(min=0), default=None,
               help="Relative tolerance per metric (default: config reproduce_rtol, 1e-6).")
 @click.option("--keep", is_flag=True, help="Keep the re-run's output directory even on PASS.")
 @json_option

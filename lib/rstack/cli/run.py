@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .options import json_option, project_option
+from .options import FiniteFloatRange, json_option, project_option
 
 from ..runners import PROFILES
 from ..runners.base import STATUSES as RUN_STATUSES
@@ -22,8 +22,10 @@ def _seeds(ctx, param, value):
         seeds = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of integers, e.g. 0,1,2")
-    if not seeds or any(s < 0 for s in seeds):
-        raise click.BadParameter("give at least one seed >= 0, e.g. 0,1,2")
+    if not seeds or any(not 0 <= s < 2 ** 32 for s in seeds):
+        raise click.BadParameter("give at least one seed from 0 to 4294967295, e.g. 0,1,2")
+    if len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"seeds repeat ({value}): each seed runs once, e.g. 0,1,2")
     return seeds
 
 
@@ -38,10 +40,10 @@ def _seeds(ctx, param, value):
 @click.option("--resume", is_flag=True,
               help="Re-attach to remote runs in flight; skip arm x seed already ok.")
 @click.option("--name", help="Ad hoc run name (with -- python SCRIPT ARGS).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True),
+@click.option("--timeout", "timeout_s", type=FiniteFloatRange(min=0, min_open=True),
               help="Per-run timeout in seconds (ad hoc; overrides the plan's).")
 @click.option("--gpu", help="GPU for ad hoc modal/vastai runs.")
-@click.option("--memory-mb", type=click.FloatRange(min=1),
+@click.option("--memory-mb", type=FiniteFloatRange(min=1),
               help="Kill a local run whose process tree passes this RSS (default: its share of 90%).")
 @click.option("--keep-instance", is_flag=True, help="vastai: keep the instance after the runs.")
 @json_option

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .options import json_option
+from .options import FiniteFloatRange, json_option
 
 
 @click.group("telemetry")
@@ -18,7 +18,7 @@ def telemetry_group() -> None:
 @click.option("--skill", required=True, help="The skill that ran, e.g. research.")
 @click.option("--outcome", required=True, type=click.Choice(("success", "error", "abort")),
               help="How it ended.")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=0), default=None,
+@click.option("--duration", "duration_s", type=FiniteFloatRange(min=0), default=None,
               help="Seconds it took.")
 @click.option("--error-class", default=None, help="Error category, e.g. the exception name.")
 @click.option("--error-text", default=None, help="Error message (sanitized before it is stored).")
@@ -34,7 +34,7 @@ def log_command(skill: str, outcome: str, duration_s: float | None, error_class:
 
 
 @telemetry_group.command("sync")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(min=0.1), default=10.0,
+@click.option("--timeout", "timeout_s", type=FiniteFloatRange(min=0.1), default=10.0,
               show_default=True, help="Seconds to wait for each request.")
 def sync_command(timeout_s: float) -> None:
     """POST unsynced events to telemetry_url; silent when none is configured."""

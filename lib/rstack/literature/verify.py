@@ -68,6 +68,8 @@ class VerifyReport:
     bib_keys: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     checked: int = 0
+    bib_paths: list[str] = field(default_factory=list)  # every bib \bibliography names, in order
+    cites_all: bool = False  # \nocite{*}: every entry of every bib is cited
 
     @property
     def ok(self) -> bool:
@@ -81,7 +83,8 @@ class VerifyReport:
         return {"ok": self.ok, "tex": self.tex_path, "bib": self.bib_path,
                 "ledger": self.ledger_path, "cited_keys": sorted(self.cited),
                 "bib_entries": len(self.bib_keys), "entries_matched": self.checked,
-                "counts": self.counts(), "problems": [p.as_json() for p in self.problems]}
+                "counts": self.counts(), "problems": [p.as_json() for p in self.problems],
+                "bibs": self.bib_paths, "cites_all": self.cites_all}
 
 
 def retracted_problem(key: str, paper: Paper, file: str | None = None,
@@ -104,10 +107,11 @@ def _strip_comments(text: str) -> list[str]:
     return [_COMMENT.sub("", line) for line in text.splitlines()]
 
 
-def collect_citations(tex_path: Path, *, _seen: set[Path] | None = None
-                      ) -> tuple[dict[str, list[str]], list[str]]:
+def collect_citations(tex_path: Path, *, _seen: set[Path] | None = None,
+                      star: list[str] | None = None) -> tuple[dict[str, list[str]], list[str]]:
     """Cited keys (with file:line of each use) in a .tex file and the files it \\input's;
-    also the bibliography names the files declare. Comments are ignored."""
+    also the bibliography names the files declare. Comments are ignored. `star` (a list) gets the
+    file:line of each `\\nocite{*}`, which cites every entry."""
     seen = _seen if _seen is not None else set()
     cited: dict[str, list[str]] = {}
     bibs: list[str] = []
@@ -135,13 +139,15 @@ def collect_citations(tex_path: Path, *, _seen: set[Path] | None = None
         if kind == "cite":
             for key in match.group(1).split(","):
                 key = key.strip()
-                if key and key != "*":
+                if key == "*" and star is not None:
+                    star.append(f"{tex_path.name}:{number}")
+                elif key and key != "*":
                     cited.setdefault(key, []).append(f"{tex_path.name}:{number}")
             continue
         child = tex_path.parent / match.group(1).strip()
         if not child.suffix:
             child = child.with_suffix(".tex")
-        sub_cited, sub_bibs = collect_citations(child, _seen=seen)
+        sub_cited, sub_bibs = collect_citations(child, _seen=seen, star=star)
         for key, uses in sub_cited.items():
             cited.setdefault(key, []).extend(uses)
         bibs.extend(sub_bibs)
@@ -228,6 +234,41 @@ def _parse_bib(text: str):
         logger.setLevel(level)
 
 
+def _load_bib(report: "VerifyReport", bib: Path, tex: Path) -> list:
+    """The entries of one bib file; what is wrong with it goes into report.problems."""
+    regen = f"regenerate it: rstack lit bib --cited {tex.name} --out {bib.name}"
+    if not bib.is_file():
+        report.problems.append(Problem("missing-file", f"no such bib file: {bib}", file=str(bib),
+                                       hint="write it from the ledger: rstack lit bib --cited "
+                                            f"{tex.name} --out {bib.name}"))
+        return []
+    bib_text = bib.read_text(encoding="utf-8", errors="replace")
+    if "\0" in bib_text:
+        line = bib_text[:bib_text.index("\0")].count("\n") + 1
+        report.problems.append(Problem("bib-parse-error", "the file holds NUL bytes (binary "
+                                       "content, not BibTeX); none of its entries was read",
+                                       file=bib.name, line=line, hint=regen))
+        return []
+    library = _parse_bib(bib_text)
+    if library is None:
+        report.problems.append(Problem("bib-parse-error", "bibtexparser could not read the file",
+                                       file=bib.name, hint=regen))
+        return []
+    for block in library.failed_blocks:
+        line = (block.start_line or 0) + 1
+        if type(block).__name__ == "DuplicateBlockKeyBlock":
+            report.problems.append(Problem("duplicate-bib-key", f"bib key {block.key!r} is defined "
+                                           "more than once", key=block.key, file=bib.name,
+                                           line=line, hint="keep one entry per key"))
+        else:
+            error = getattr(block, "error", None)
+            lines = str(getattr(error, "abort_reason", None) or error or "").strip().splitlines()
+            error = lines[0] if lines else (type(error).__name__ if error else "syntax error")
+            report.problems.append(Problem("bib-parse-error", f"unparseable bib block ({error})",
+                                           file=bib.name, line=line, hint=regen))
+    return list(library.entries)
+
+
 def _resolve(root: Path, path: str | Path | None) -> Path | None:
     if path is None:
         return None
@@ -244,58 +285,46 @@ def verify_citations(root, tex_path, bib_path=None) -> VerifyReport:
     ledger = Ledger(root, "lit-review")
     report = VerifyReport(str(tex), None, str(ledger.path))
     if tex is None or not tex.is_file():
-        report.problems.append(Problem("missing-file", f"no such LaTeX file: {tex}",
+        from ..safeio import why_not_a_file
+
+        what = "no such LaTeX file" if tex is None or not tex.exists() else \
+            f"the LaTeX file {why_not_a_file(tex)}"
+        report.problems.append(Problem("missing-file", f"{what}: {tex}",
                                        file=str(tex), hint="pass the paper: rstack lit verify "
                                                            "paper.tex"))
         return report
-    report.cited, declared = collect_citations(tex)
-    bib = _resolve(root, bib_path)
-    if bib is None:
-        if declared:
-            name = declared[0]
-            bib = tex.parent / (name if name.endswith(".bib") else name + ".bib")
-        else:
-            bib = tex.parent / "paper.bib"
-    report.bib_path = str(bib)
-    if not bib.is_file():
-        report.problems.append(Problem("missing-file", f"no such bib file: {bib}", file=str(bib),
-                                       hint="write it from the ledger: rstack lit bib --cited "
-                                            f"{tex.name} --out {bib.name}"))
-        bib_text = ""
+    star: list[str] = []
+    report.cited, declared = collect_citations(tex, star=star)
+    report.cites_all = bool(star)
+    if bib_path is not None:
+        bibs = [_resolve(root, bib_path)]
+    elif declared:
+        # Every file \bibliography{a,b} names: bibtex reads them all, so all are verified.
+        bibs = [tex.parent / (name if name.endswith(".bib") else name + ".bib")
+                for name in dict.fromkeys(declared)]
     else:
-        bib_text = bib.read_text(encoding="utf-8", errors="replace")
-    library = _parse_bib(bib_text)
-    if library is None:
-        report.problems.append(Problem("bib-parse-error", "bibtexparser could not read the file",
-                                       file=bib.name, hint="regenerate it: rstack lit bib --cited "
-                                                           f"{tex.name} --out {bib.name}"))
-        return report
-    for block in library.failed_blocks:
-        line = (block.start_line or 0) + 1
-        if type(block).__name__ == "DuplicateBlockKeyBlock":
-            report.problems.append(Problem("duplicate-bib-key", f"bib key {block.key!r} is defined "
-                                           "more than once", key=block.key, file=bib.name,
-                                           line=line, hint="keep one entry per key"))
-        else:
-            error = getattr(block, "error", None)
-            lines = str(getattr(error, "abort_reason", None) or error or "").strip().splitlines()
-            error = lines[0] if lines else (type(error).__name__ if error else "syntax error")
-            report.problems.append(Problem("bib-parse-error", f"unparseable bib block ({error})",
-                                           file=bib.name, line=line,
-                                           hint="regenerate it: rstack lit bib --cited "
-                                                f"{tex.name} --out {bib.name}"))
-    entries = {entry.key: entry for entry in library.entries}
+        bibs = [tex.parent / "paper.bib"]
+    report.bib_path = str(bibs[0])
+    report.bib_paths = [str(bib) for bib in bibs]
+    entries: dict = {}  # key -> (entry, bib path); bibtex takes the first definition
+    for bib in bibs:
+        for entry in _load_bib(report, bib, tex):
+            entries.setdefault(entry.key, (entry, bib))
     report.bib_keys = list(entries)
+    for use in star:  # \nocite{*}: each entry is cited, so each must pass the checks below
+        for key in entries:
+            report.cited.setdefault(key, []).append(use)
+    names = ", ".join(bib.name for bib in bibs)
     for key, uses in sorted(report.cited.items()):
         if key not in entries:
             report.problems.append(Problem(
                 "missing-bib-entry", f"\\cite key {key!r} (used at {', '.join(uses[:3])}) has no "
-                f"entry in {bib.name}", key=key, file=uses[0].split(":")[0],
+                f"entry in {names}", key=key, file=uses[0].split(":")[0],
                 line=int(uses[0].split(":")[1]),
-                hint=f"rstack lit bib --cited {tex.name} --out {bib.name}  (after finding the "
+                hint=f"rstack lit bib --cited {tex.name} --out {bibs[0].name}  (after finding the "
                      "paper with rstack lit search / resolve)"))
     index = LedgerIndex(ledger.read(types=["paper", "retraction"]).records)
-    for key, entry in entries.items():
+    for key, (entry, bib) in entries.items():
         fields = {name.lower(): str(f.value) for name, f in entry.fields_dict.items()}
         line = (entry.start_line or 0) + 1
         paper = index.by_key.get(key)

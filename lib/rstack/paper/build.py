@@ -203,10 +203,18 @@ def choose_engine(setting: str | None = None) -> tuple[str, str]:
                      hint=INSTALL_HINT)
 
 
+# Kpathsea reads texmf.cnf settings from the environment, so these hold for every engine it
+# serves (pdflatex, bibtex, latexmk's children), whatever this machine's texmf.cnf says: a paper
+# may read and write only inside the project (no absolute paths, no `..`, no dotfiles such as
+# ~/.modal.toml) and never run a shell command.
+SANDBOX_ENV = {"openin_any": "p", "openout_any": "p", "shell_escape": "f"}
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     # One diagnostic per log line: TeX otherwise wraps at 79 columns, splitting keys and paths.
     env.update({"max_print_line": "10000", "error_line": "254", "half_error_line": "238"})
+    env.update(SANDBOX_ENV)
     return env
 
 
@@ -234,10 +242,10 @@ def _compile(engine: str, exe: str, root: Path, outdir: Path, stem: str) -> tupl
                      f"{stem}.tex"], root, env, commands)
         return code, commands
     if engine == "latexmk":
-        code = _run([exe, "-pdf", "-interaction=nonstopmode", "-file-line-error",
+        code = _run([exe, "-pdf", "-no-shell-escape", "-interaction=nonstopmode", "-file-line-error",
                      f"-outdir={rel_out}", f"{stem}.tex"], root, env, commands)
         return code, commands
-    pdflatex = [exe, "-interaction=nonstopmode", "-file-line-error",
+    pdflatex = [exe, "-no-shell-escape", "-interaction=nonstopmode", "-file-line-error",
                 f"-output-directory={rel_out}", f"{stem}.tex"]
     code = _run(pdflatex, root, env, commands)
     aux = outdir / f"{stem}.aux"
@@ -300,7 +308,10 @@ def build_paper(root: Path, *, engine: str | None = None, tex_name: str = "paper
     root = Path(root)
     tex_path = root / tex_name
     if not tex_path.is_file():
-        raise PaperError(f"{tex_path}: no such file", hint="write one with `rstack paper new --venue NAME`")
+        from ..safeio import why_not_a_file
+
+        raise PaperError(f"{tex_path}: {why_not_a_file(tex_path)}",
+                         hint="write one with `rstack paper new --venue NAME`")
     stem = tex_path.stem
     tex_text = tex_path.read_text(encoding="utf-8", errors="replace")
     venue = load_venue(paper_venue(tex_text))

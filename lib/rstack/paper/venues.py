@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -103,18 +104,41 @@ class FetchResult:
                 "files": self.files}
 
 
+MAX_UNPACKED_BYTES = 100 * 2**20  # official style archives are well under 10 MiB
+MAX_ARCHIVE_ENTRIES = 2000
+
+
 def _zip_members(data: bytes) -> list[tuple[str, bytes]]:
-    """(relative path, bytes) of each file in a zip, refusing members that would escape."""
+    """(relative path, bytes) of each file in a zip, refusing members that would escape and
+    archives that unpack to more than MAX_UNPACKED_BYTES or hold more than MAX_ARCHIVE_ENTRIES
+    files (a zip bomb). Sizes are counted as the bytes come out, not as the headers claim."""
     members = []
+    too_big = PaperError(f"the archive unpacks to more than {MAX_UNPACKED_BYTES / 2**20:g} MiB; "
+                         "nothing was kept", hint="check the URL: a venue's style files are small")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for member in archive.infolist():
-            if member.is_dir():
-                continue
+        infos = [member for member in archive.infolist() if not member.is_dir()]
+        if len(infos) > MAX_ARCHIVE_ENTRIES:
+            raise PaperError(f"the archive holds more than {MAX_ARCHIVE_ENTRIES} files; nothing "
+                             "was kept", hint="check the URL: a venue's style archive is small")
+        if sum(member.file_size for member in infos) > MAX_UNPACKED_BYTES:
+            raise too_big
+        left = MAX_UNPACKED_BYTES
+        for member in infos:
             parts = PurePosixPath(member.filename).parts
             if member.filename.startswith("/") or ".." in parts:
                 raise PaperError(f"the archive holds an unsafe path {member.filename!r}; "
                                  "nothing was kept", hint="check the URL")
-            members.append(("/".join(parts), archive.read(member)))
+            try:
+                with archive.open(member) as handle:
+                    body = handle.read(left + 1)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                raise PaperError(f"the archive is damaged at {member.filename!r} ({exc}); "
+                                 "nothing was kept", hint="download it again or check the URL") \
+                    from None
+            if len(body) > left:
+                raise too_big
+            left -= len(body)
+            members.append(("/".join(parts), body))
     return members
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 import psutil
 
+from .. import secrets
 from ..procwatch import supervise
 from .base import LOG_FILE, RawOutcome, Runner, RunSpec
 
@@ -63,8 +64,8 @@ class LocalRunner(Runner):
     def launch(self, spec: RunSpec, *, on_line: Callable[[str], None] | None = None) -> RawOutcome:
         out = self.root / spec.output_dir
         out.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update({"RSTACK_OUTPUT_DIR": str(out), RUN_ID_VAR: spec.run_id, "PYTHONUNBUFFERED": "1"})
+        env = secrets.script_env({"RSTACK_OUTPUT_DIR": str(out), RUN_ID_VAR: spec.run_id,
+                                  "PYTHONUNBUFFERED": "1"})
         gpu = self.gpus.get() if self.has_gpus else None
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu

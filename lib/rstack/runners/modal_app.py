@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .. import outbound
 from ..hashing import sha256_file
 from .base import (ARTIFACT_MISMATCH, EXCLUDE_DIRS, LOG_FILE, RawOutcome, Runner, RunError, RunSpec,
                    verify_manifest)
@@ -28,7 +29,10 @@ PROJECT_MOUNT = "/root/project"
 RESULTS_MOUNT = "/results"
 FUNCTION_NAME = "run_one"
 STATE = ".rstack-run"
-IGNORE = sorted(f"**/{name}" for name in EXCLUDE_DIRS) + sorted(EXCLUDE_DIRS)
+# Modal takes glob patterns, so it gets the credential deny list as globs (rstack.outbound).
+IGNORE = (sorted(f"**/{name}" for name in EXCLUDE_DIRS) + sorted(EXCLUDE_DIRS)
+          + sorted(f"**/{name}" for name in (*outbound.DENY_FILES, *outbound.DENY_DIRS))
+          + sorted((*outbound.DENY_FILES, *outbound.DENY_DIRS)))
 
 
 def python_version() -> str:

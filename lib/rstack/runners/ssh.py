@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .. import config
+from .. import config, outbound
 from ..ledger import Ledger
 from .base import (ARTIFACT_MISMATCH, EXCLUDE_DIRS, LOG_FILE, RawOutcome, Runner, RunError,  # noqa: F401
                    RunSpec, verify_manifest)
@@ -64,18 +64,14 @@ class SshTarget:
 
 
 def code_files(root: Path) -> list[Path]:
-    """The project files a remote run needs (everything but state, outputs and environments)."""
-    out = []
-    for base, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in EXCLUDE_DIRS and not d.startswith(".rstack"))
-        for name in sorted(files):
-            path = Path(base) / name
-            if path.is_file() and path.stat().st_size <= MAX_SHIPPED_FILE:
-                out.append(path)
-    return out
+    """The project files a remote run needs: what may leave the project (rstack.outbound: no
+    credential files, nothing .gitignore ignores) but state, outputs and environments."""
+    return outbound.project_files(root, skip_dirs=[*EXCLUDE_DIRS, ".rstack*"],
+                                  max_size=MAX_SHIPPED_FILE)
 
 
 def code_tarball(root: Path) -> bytes:
+    root = Path(root).resolve()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for path in code_files(root):
@@ -232,11 +228,13 @@ class SshRunner(Runner):
                       "agent upload", input=AGENT.read_bytes(), timeout=120)
         shell = " ".join(shlex.quote(a) for a in self.ssh_base() + (
             ["-p", str(target.port)] if target.port else []))
-        excludes = [f"--exclude={name}/" for name in sorted(EXCLUDE_DIRS)] + ["--exclude=.rstack*/"]
-        argv = ["rsync", "-a", "--compress", f"--max-size={MAX_SHIPPED_FILE}", *excludes,
-                "-e", shell, f"{self.root}/", f"{target.dest}:{run_dir}/"]
+        # The same file list as tar (rstack.outbound), not rsync's own excludes.
+        root = self.root.resolve()
+        listing = b"".join(p.relative_to(root).as_posix().encode() + b"\0" for p in code_files(root))
+        argv = ["rsync", "-a", "--compress", "--from0", "--files-from=-",
+                "-e", shell, f"{root}/", f"{target.dest}:{run_dir}/"]
         try:
-            result = subprocess.run(argv, capture_output=True, timeout=600)
+            result = subprocess.run(argv, input=listing, capture_output=True, timeout=600)
         except subprocess.TimeoutExpired:
             raise RunError(f"rsync to {target.spec} timed out after 600s") from None
         if result.returncode != 0:

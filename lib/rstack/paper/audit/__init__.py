@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...errors import PaperError
+from ..file_access import audit_file_access
 from .artifacts import audit_artifacts
 from .attribution import audit_attribution, audit_context
 from .build import audit_build
@@ -110,5 +111,6 @@ def audit_paper(root: Path, *, tex_name: str = "paper.tex") -> AuditReport:
     audit_directions(report, source, prose, study)
     audit_prereg(report, source, prose, study)
     audit_build(report, root, tex_path)
+    audit_file_access(report, source)
     _write_audit_record(root, tex_path, report)
     return report

@@ -35,8 +35,10 @@ def audit_build(report: AuditReport, root: Path, tex_path: Path) -> None:
         report.add("build", f"{pdf.name} is not the PDF the last build wrote", file=where,
                    hint="run `rstack paper build` again")
     if not record.get("ok"):
-        first = "; ".join(f"{e.get('file')}:{e.get('line')}: {e.get('message')}"
-                          for e in (record.get("errors") or [])[:3])
+        first = "; ".join(
+            ":".join(str(part) for part in (e.get("file"), e.get("line")) if part is not None)
+            + f": {e.get('message')}" for e in (record.get("errors") or [])[:3]
+            if isinstance(e, dict))
         report.add("build", "the last build failed" + (f" ({first})" if first else ""),
                    file=where, hint="fix the errors `rstack paper build` prints")
     for key in record.get("undefined_citations") or []:
