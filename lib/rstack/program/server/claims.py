@@ -268,7 +268,9 @@ def write_knowledge(root: Path, store: Store, program: Program, claim: dict) -> 
         stage = v["stage"]
         record["champion_after"] = champion["champion"] + 1
         record["impact"] = stage["improvement"]
+        low, high = decide.mean_interval(list(first["values"].values()), program.alpha)
         records.append({"type": "program.champion", "program": program.name,
+                        "ci_low": low, "ci_high": high,
                         "champion": champion["champion"] + 1, "trial": trial_id,
                         "commit": claim["commit"], "tree": claim["tree"], "metric": program.metric,
                         "runs": v.get("runs", []), "mean": mean, "impact": stage["improvement"],
