@@ -371,3 +371,60 @@ def test_server_sigkilled_mid_submission_loses_nothing(team):
     claims = _claims(server)
     assert [(c["id"], c["status"]) for c in claims] == [(1, "pending")]
     assert "claim 1: verified" in m["bob"].rstack("program", "verify", "--once").stdout
+
+
+def _bundle_payload(server: Server, tmp_path: Path, change, name: str) -> dict:
+    """A submission built like the member's client builds it, for a commit `change(clone)` makes."""
+    from rstack.program import gittree
+
+    clone = tmp_path / name
+    run = lambda *a: subprocess.run(["git", "-C", str(clone), *a], check=True, capture_output=True)  # noqa: E731
+    subprocess.run(["git", "clone", "-q", str(server.root), str(clone)], check=True)
+    champion = subprocess.run(["git", "-C", str(server.root), "rev-parse", "refs/rstack/champion"],
+                              capture_output=True, text=True).stdout.strip()
+    run("checkout", "-q", champion)
+    change(clone)
+    run("add", "-A")
+    run("-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", name)
+    commit = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    run("update-ref", "refs/rstack/submit", commit)
+    bundle = subprocess.run(["git", "-C", str(clone), "bundle", "create", "-q", "-",
+                             "refs/rstack/submit", f"^{champion}"], capture_output=True, check=True).stdout
+    return {"submission": f"sub-{name}", "artifacts": {},
+            "record": {"verdict": "DISCARD", "metric": "val_loss", "commit": commit,
+                       "tree": gittree.tree_hash(clone, commit, ["train.py"]), "stages": []},
+            "bundle": base64.b64encode(bundle).decode()}
+
+
+def test_bundle_checks_scope_links_and_identity(served, tmp_path):
+    token = joined_token(served, "bundler")
+    before = _claims(served)
+    outside = _bundle_payload(served, tmp_path, lambda c: (c / "README.md").write_text("x\n"), "outside")
+    resp = served.api("POST", "/api/claims", token, json=outside)
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "the candidate changes files outside scope.editable: README.md"
+
+    def link(clone: Path) -> None:
+        (clone / "train.py").unlink()
+        (clone / "train.py").symlink_to("/etc/passwd")
+
+    linked = _bundle_payload(served, tmp_path, link, "linked")
+    resp = served.api("POST", "/api/claims", token, json=linked)
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "train.py: links and submodules are refused in a candidate"
+    fine = _bundle_payload(served, tmp_path, lambda c: (c / "train.py").write_text(
+        (c / "train.py").read_text() + "\n# fine\n"), "fine")
+    wrong_tree = json.loads(json.dumps(fine))
+    wrong_tree["record"]["tree"] = "c" * 64
+    wrong_tree["submission"] = "sub-wrongtree"
+    resp = served.api("POST", "/api/claims", token, json=wrong_tree)
+    assert resp.status_code == 400 and "tree hash is" in resp.json()["error"]
+    assert _claims(served) == before
+    refs = subprocess.run(["git", "-C", str(served.root), "for-each-ref", "refs/rstack/incoming"],
+                          capture_output=True, text=True).stdout
+    assert refs == ""  # nothing left behind by the refused ones
+    first = served.api("POST", "/api/claims", token, json=fine)
+    again = served.api("POST", "/api/claims", token, json=fine)  # a retried submission
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["claim"] == again.json()["claim"] and first.json()["status"] == "recorded"
