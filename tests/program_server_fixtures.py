@@ -45,7 +45,7 @@ class Server:
                                      cwd=self.root, env=clean_env(self.home), text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.url = self.proc.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), (self.url, self.proc.stderr.read())
+        assert re.match(r"^https?://127\.0\.0\.1:\d+$", self.url), (self.url, self.proc.stderr.read())
         self.owner_token = json.loads((self.root / ".rstack/program-server/owner.json").read_text())["token"]
 
     def kill(self, sig=signal.SIGTERM) -> None:

@@ -428,3 +428,21 @@ def test_bundle_checks_scope_links_and_identity(served, tmp_path):
     again = served.api("POST", "/api/claims", token, json=fine)  # a retried submission
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["claim"] == again.json()["claim"] and first.json()["status"] == "recorded"
+
+
+@pytest.mark.skipif(not __import__("shutil").which("openssl"), reason="needs openssl for a test certificate")
+def test_serve_over_tls(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    server = Server(*owner_project(tmp_path), "--tls-cert", str(cert), "--tls-key", str(key))
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        resp = requests.post(server.url + "/oauth/device_authorization", verify=str(cert),
+                             data={"client_id": "rstack", "member": "tls"}, timeout=10)
+        assert resp.status_code == 200 and resp.json()["verification_uri"].startswith("https://")
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(server.url + "/device", timeout=10)  # not trusted without the cert
+    finally:
+        server.kill()
