@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -45,7 +45,6 @@ class Settings:
     rate_per_min: int = 60  # submissions + verifications per member per minute
     max_body: int = MAX_BUNDLE_BODY
     base_url: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def server_dir(root: Path) -> Path:
