@@ -446,3 +446,30 @@ def test_serve_over_tls(tmp_path):
             requests.get(server.url + "/device", timeout=10)  # not trusted without the cert
     finally:
         server.kill()
+
+
+def test_a_settled_claim_killed_before_its_knowledge_write_is_written_at_restart(tmp_path):
+    """The claim row commits first; the knowledge-base write follows and is replayed (once) by
+    the next start when the server died between the two."""
+    from rstack.program.server import claims
+    from rstack.program.server.app import server_dir
+    from rstack.program.server.store import Store
+    from rstack.program.spec import load_program
+
+    root, _home = owner_project(tmp_path)
+    program = load_program(root)
+    store = Store(server_dir(root) / "state.db")
+    champion = KnowledgeBase.read(root, "toy").champion
+    payload = {"submission": "s" * 8, "verdict": "DISCARD", "tree": "d" * 64,
+               "commit": champion["commit"], "hypothesis": "h", "runs": [], "cost_usd": 0.0,
+               "artifacts": {}, "stages": [{"name": "trial", "verdict": "DISCARD",
+                                            "values": {"0": 0.3, "1": 0.31, "2": 0.29},
+                                            "champion_values": {"0": 0.2, "1": 0.21, "2": 0.19}}]}
+    claim_id, _ = store.add_claim("alice", "s" * 8, tree="d" * 64, commit=champion["commit"],
+                                  verdict="DISCARD", payload=payload, status="recorded")
+    store.settle(claim_id, status="recorded", verifier=None, verification={}, trial=1)
+    assert store.unwritten() and not KnowledgeBase.read(root, "toy").candidates  # the "crash"
+    assert claims.recover(root, store, program) == 1
+    assert claims.recover(root, store, program) == 0
+    trials = KnowledgeBase.read(root, "toy").candidates
+    assert [(t["trial"], t["claim"], t["member"], t["verdict"]) for t in trials] == [(1, claim_id, "alice", "DISCARD")]
