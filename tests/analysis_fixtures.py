@@ -154,9 +154,13 @@ def record_metrics_run(root: Path, arm: str, seed: int, metrics: dict[str, float
     ledger = Ledger(root, "experiments", fsync=False)
     ledger.append({"type": "run.started", "run_id": run_id, "arm": arm, "seed": seed,
                    "args": [], "command": ["python", "train.py"], "output_dir": out,
-                   "profile": "local", "host": "localhost", "plan_sha256": None,
+                   "profile": "local", "host": "localhost",
+                   # the current plan and script, as `rstack run` stamps them
+                   "plan_sha256": _sha(root / "experiment-plan.md")
+                   if (root / "experiment-plan.md").exists() else None,
                    "config_hash": "0" * 64, "git_commit": None, "git_dirty": None,
-                   "script": "train.py", "script_sha256": "0" * 64, "timeout_s": 60,
+                   "script": "train.py", "script_sha256": _sha(root / "train.py")
+                   if (root / "train.py").exists() else "0" * 64, "timeout_s": 60,
                    "cost_estimate_usd": 0.0, "attempt": 1, "retry_of": None})
     ledger.append({"type": "run.finished", "run_id": run_id, "arm": arm, "seed": seed,
                    "status": status, "exit_code": 0, "category": None, "hint": None,

@@ -181,6 +181,7 @@ def test_containment_env_cwd_and_fresh_output_dir(tmp_path, monkeypatch):
         monkeypatch.setenv(name, "leak")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     monkeypatch.setenv("HARMLESS", "kept")
+    monkeypatch.setenv("CALLER_SID", str(os.getsid(0)))
     script = write_script(tmp_path, contract=True, body="""
     a = p.parse_args()
     os.makedirs(a.output_dir, exist_ok=True)
@@ -192,7 +193,8 @@ def test_containment_env_cwd_and_fresh_output_dir(tmp_path, monkeypatch):
             "cwd_is_script_dir": int(os.getcwd() == os.path.dirname(os.path.abspath(__file__))),
             "out_fresh": int(pre_existing == []),
             "out_is_env": int(os.environ["RSTACK_OUTPUT_DIR"] == a.output_dir),
-            "own_session": int(os.getsid(0) == os.getpid()),
+            # its own session (led by the containment shim), never the caller's
+            "own_session": int(os.getsid(0) != int(os.environ["CALLER_SID"])),
             "smoke": int(a.smoke_test), "seed": a.seed}
     json.dump(info, open(os.path.join(a.output_dir, "metrics.json"), "w"))
     """)
@@ -233,7 +235,7 @@ def test_extra_args_reach_the_script(tmp_path):
 # -- the command -------------------------------------------------------------------------------
 
 JSON_KEYS = ["verdict", "category", "message", "hint", "checks", "metrics", "duration_s",
-             "peak_rss_mb"]
+             "peak_rss_mb", "containment"]
 
 
 def test_cli_pass_json_shape(cli, tmp_path):

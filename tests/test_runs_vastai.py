@@ -131,7 +131,8 @@ def test_cost_cap_refuses_before_renting(project, cli, vast, monkeypatch):
     preflight_pass(project)
     result = cli("run")
     assert result.exit_code == 1
-    assert ("cost cap: spent $0.00 + estimate $3.00 = $3.00 exceeds the cap $2.50; nothing was "
+    # 3 x (3600 s + 120 s of sync) + the instance's boot (600 s) and teardown (60 s), at $1/h.
+    assert ("cost cap: spent $0.00 + estimate $3.28 = $3.28 exceeds the cap $2.50; nothing was "
             "started") in result.output
     assert vast.state().get("calls", []) == []
 
@@ -145,9 +146,44 @@ def test_timeout_override_is_priced_into_the_cost_cap(project, cli, vast, monkey
     preflight_pass(project)
     dry = cli("run", "--timeout", "3600", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
-    assert json.loads(dry.output)["total_estimate_usd"] == 3.0
+    assert json.loads(dry.output)["total_estimate_usd"] == pytest.approx(3 * 3720 / 3600 + 660 / 3600,
+                                                                  abs=1e-5)
     result = cli("run", "--timeout", "3600")
     assert result.exit_code == 1
-    assert ("cost cap: spent $0.00 + estimate $3.00 = $3.00 exceeds the cap $2.50; nothing was "
+    assert ("cost cap: spent $0.00 + estimate $3.28 = $3.28 exceeds the cap $2.50; nothing was "
             "started") in result.output
     assert vast.state().get("calls", []) == []
+
+
+# -- #18 item 9: the estimate bounds what the instance bills, and the bill is ledgered ---------
+
+def test_estimate_includes_the_instance_lifetime(project, cli, vast, monkeypatch):
+    from rstack.costs import VASTAI_RUN_OVERHEAD_S, VASTAI_TEARDOWN_S
+
+    monkeypatch.setenv("RSTACK_VASTAI_MAX_DPH", "1.0")
+    monkeypatch.setenv("RSTACK_VASTAI_START_TIMEOUT_S", "300")
+    write_project(project, {"a": []}, profile="vastai", gpu="RTX_4090", timeout_s=600,
+                  max_cost_usd=100, seeds=(0, 1, 2, 3, 4, 5))
+    preflight_pass(project)
+    dry = json.loads(cli("run", "--dry-run", "--json").output)
+    worst = (6 * (600 + VASTAI_RUN_OVERHEAD_S) + 300 + VASTAI_TEARDOWN_S) / 3600
+    assert dry["total_estimate_usd"] == pytest.approx(worst, abs=1e-5)
+    assert all(r["cost_estimate_usd"] == round((600 + VASTAI_RUN_OVERHEAD_S) / 3600, 6)
+               for r in dry["runs"])
+
+
+def test_instance_billed_lifetime_is_ledgered_as_spend(project, cli, vast):
+    from rstack import guards
+
+    vast_project(project, {"a": []}, seeds=(0, 1))
+    result = cli("run")
+    assert result.exit_code == 0, result.output
+    closing = records(project, "vastai.instance")[-1]
+    assert closing["state"] == "destroyed"
+    runs_usd = sum(r["cost_usd"] for r in finished(project))
+    assert closing["lifetime_s"] >= sum(r["duration_s"] for r in finished(project))
+    assert closing["billed_usd"] == round(0.30 * closing["lifetime_s"] / 3600, 6)
+    assert abs(closing["runs_usd"] - runs_usd) < 1e-5
+    assert closing["billed_usd"] >= closing["runs_usd"]
+    # Spend is what the instance billed: its runs plus boot, sync and teardown.
+    assert guards.spent_usd(project) == pytest.approx(closing["billed_usd"], abs=1e-5)

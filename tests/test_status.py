@@ -48,9 +48,13 @@ def _finished(run_id, arm, seed, status="ok", cost=0.0):
 
 
 def _runs(project, spec):
+    """Runs of the current script and plan version, as `rstack run` would ledger them."""
     ledger = Ledger(project, "experiments")
+    plan, script = project / "experiment-plan.md", project / "train.py"
+    version = {"plan_sha256": _sha(plan) if plan.is_file() else None,
+               "script_sha256": _sha(script) if script.is_file() else SHA}
     for run_id, arm, seed, status in spec:
-        ledger.append(_started(run_id, arm, seed))
+        ledger.append({**_started(run_id, arm, seed), **version})
         if status:
             ledger.append(_finished(run_id, arm, seed, status))
 
@@ -189,6 +193,7 @@ def test_runs_per_arm_spend_and_missing_seeds(project, monkeypatch):
     stages = {name: Stage(name, "ok", "") for name in STAGES}
     stages["runs"] = stage
     assert (next_step(stages).stage, next_step(stages).command) == ("runs", "rstack runs list")
+    _runs(project, [("r9", "treatment", 0, None)])
     Ledger(project, "experiments").append(_finished("r9", "treatment", 0, cost=1.25))
     # The failed seed now has an ok run: the rest is not run yet, not failed.
     assert project_status(project).stages["runs"].state == "partial"

@@ -459,6 +459,26 @@ class Resolved:
         }
 
 
+# The config file is read once per process while it is unchanged (same size, mtime and inode).
+_READ_CACHE: dict[Path, tuple[tuple, ConfigFile]] = {}
+
+
+def _current_file() -> ConfigFile:
+    """The user's config file for reading, parsed once while it stays the same file."""
+    path = paths.config_path()
+    try:
+        st = path.stat()
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        return ConfigFile.load(path)
+    cached = _READ_CACHE.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    cfg = ConfigFile.load(path)
+    _READ_CACHE[path] = (stamp, cfg)
+    return cfg
+
+
 def resolve(name: str, cfg: ConfigFile | None = None) -> Resolved:
     key = known_key(name)
     env = os.environ.get(key.env_var)
@@ -468,7 +488,7 @@ def resolve(name: str, cfg: ConfigFile | None = None) -> Resolved:
         except ValueError as exc:
             raise ConfigError(f"environment {key.env_var}={env!r}: {exc}",
                               hint=f"unset {key.env_var} or give it {key.describe_allowed()}") from None
-    cfg = cfg if cfg is not None else ConfigFile.load()
+    cfg = cfg if cfg is not None else _current_file()
     if cfg.has(name):
         return Resolved(key, cfg.typed(key), "file")
     return Resolved(key, key.default, "default")
@@ -480,7 +500,7 @@ def get(name: str, cfg: ConfigFile | None = None) -> Any:
 
 
 def resolve_all(cfg: ConfigFile | None = None) -> list[Resolved]:
-    cfg = cfg if cfg is not None else ConfigFile.load()
+    cfg = cfg if cfg is not None else _current_file()
     return [resolve(name, cfg) for name in sorted(KEYS)]
 
 

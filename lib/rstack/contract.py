@@ -67,12 +67,29 @@ def _describe(value: Any) -> str:
         return "NaN"
     if isinstance(value, float) and math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, int) and not is_finite_number(value):
+        return "an integer too large for a float"
     return type(value).__name__
 
 
 def is_finite_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    """A bool-free int or float that is finite as a float (a 400-digit int is not: float() of it
+    overflows, and every consumer of a metric turns it into a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _parse_json(text: str | bytes, **options) -> Any:
+    """json.loads whose refusals are all ValueError: a 5,001-digit integer (the int limit) and
+    100,000-deep nesting (RecursionError) are invalid input here, not crashes of the caller."""
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
 
 
 def validate_metrics_object(data: Any, *, where: str = METRICS_FILE) -> dict:
@@ -130,7 +147,7 @@ def validate_metrics_file(path: str | os.PathLike) -> dict:
     try:
         # NaN/Infinity parse here so the offending key can be named; a repeated key is refused
         # (json.loads would keep the last value silently).
-        data = json.loads(text, object_pairs_hook=_unique_keys)
+        data = _parse_json(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         line = text.splitlines()[exc.lineno - 1] if exc.lineno - 1 < len(text.splitlines()) else ""
         raise ContractError(
@@ -138,6 +155,10 @@ def validate_metrics_file(path: str | os.PathLike) -> dict:
             f"{exc.msg}" + (f"; the line reads: {line[:120]}" if line else ""),
             category="metrics-invalid", line=exc.lineno,
             hint="write it with json.dump(metrics, f) instead of formatting JSON by hand") from None
+    except ValueError as exc:  # the int digit limit, or nesting too deep
+        raise ContractError(f"{path}: cannot be read as metrics ({str(exc)[:120]})",
+                            category="metrics-invalid",
+                            hint="write a flat object of float metrics with json.dump") from None
     return validate_metrics_object(data, where=str(path))
 
 
@@ -151,7 +172,7 @@ def read_history(path: str | os.PathLike) -> list[dict]:
     numbers = [n for n, line in enumerate(lines, start=1) if line.strip()]
     try:
         # One C-level parse of the whole history is ~10x faster than json.loads per line.
-        records = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+        records = _parse_json(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
         if len(records) != len(numbers) or not all(isinstance(r, dict) for r in records):
             raise ValueError("a line is not exactly one object")
     except ValueError:
@@ -162,8 +183,8 @@ def read_history(path: str | os.PathLike) -> list[dict]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line.decode("utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                record = _parse_json(line.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
                 raise ContractError(f"{path}:{number}: not valid JSON ({exc})",
                                     category="metrics-invalid", line=number,
                                     hint="write one json.dumps(record) per line") from None
@@ -174,6 +195,11 @@ def read_history(path: str | os.PathLike) -> list[dict]:
             records.append(record)
     for number, record in zip(numbers, records):
         for key, value in record.items():
+            if isinstance(value, int) and not isinstance(value, bool) \
+                    and not is_finite_number(value):
+                raise ContractError(f"{path}:{number}: {key} is {_describe(value)}",
+                                    category="metrics-invalid", key=key, line=number,
+                                    hint="log float metrics (float(x)), one object per line")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ContractError(
                     f"{path}:{number}: {key} is {_describe(value)}"

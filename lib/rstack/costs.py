@@ -69,9 +69,27 @@ def usd_per_hour(profile: str, gpu: str | None) -> float:
     raise ConfigError(f"unknown profile {profile!r}", hint="use one of " + ", ".join(PROFILES))
 
 
+# A rented Vast.ai instance bills from `create` to `destroy`, not only while a run executes: per
+# run, the code upload, the polling after the timeout and the verified download; per instance,
+# the boot (bounded by vastai_start_timeout_s) and the teardown. Worst cases, in seconds.
+VASTAI_RUN_OVERHEAD_S = 120.0
+VASTAI_TEARDOWN_S = 60.0
+
+
 def estimate_run_usd(profile: str, gpu: str | None, timeout_s: float) -> float:
-    """Upper bound for one run: hourly price x its timeout."""
-    return round(usd_per_hour(profile, gpu) * float(timeout_s) / 3600.0, 6)
+    """Upper bound for one run: hourly price x its timeout (on vastai, plus the run's share of
+    the instance's sync time, which bills too)."""
+    seconds = float(timeout_s) + (VASTAI_RUN_OVERHEAD_S if profile == "vastai" else 0.0)
+    return round(usd_per_hour(profile, gpu) * seconds / 3600.0, 6)
+
+
+def instance_overhead_usd(profile: str, gpus) -> float:
+    """Upper bound of what the machines cost beyond their runs: on vastai, each instance (one per
+    GPU type) bills its boot and teardown. 0 for profiles that bill per run."""
+    if profile != "vastai":
+        return 0.0
+    seconds = float(config.get("vastai_start_timeout_s")) + VASTAI_TEARDOWN_S
+    return round(len(set(gpus)) * usd_per_hour(profile, None) * seconds / 3600.0, 6)
 
 
 def next_gpu_tier(profile: str, gpu: str | None) -> str | None:

@@ -20,15 +20,11 @@ class GuardError(RStackError):
 
 
 def spent_usd(root: Path) -> float:
-    """Money already spent in this project: the sum of every ledgered run.finished cost_usd."""
-    from .ledger import Ledger
+    """Money already spent in this project: every ledgered run.finished cost_usd plus what rented
+    instances billed beyond their runs (rstack.runview, the one read model of runs)."""
+    from .runview import load
 
-    total = 0.0
-    for record in Ledger(root, "experiments").read(types=["run.finished"]).records:
-        cost = record.get("cost_usd")
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-            total += float(cost)
-    return round(total, 6)
+    return load(root).spent_usd()
 
 
 def check_cost_cap(spent: float, estimate: float, cap: float) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -404,6 +405,45 @@ class Ledger:
             return
         result.entries.append((lineno, record))
 
+    def stream(self, *, start: int = 0, first_line: int = 1, types: Iterable[str] | None = None,
+               containing: bytes | None = None
+               ) -> Iterator[tuple[int, int, dict | LineProblem]]:
+        """(line number, byte offset, record or problem) from byte `start` on, one line at a time,
+        judged as `read` judges it; memory is bounded by one line. Stops before a last line that
+        has no newline yet (torn, or being written): the caller resumes there next time. `types`
+        and `containing` (bytes the line must hold) skip other lines unparsed."""
+        wanted = set(types) if types else None
+        # A line that names none of the wanted types is skipped unparsed (spacing tolerated).
+        needles = re.compile(rb'"type"\s*:\s*"(?:' + b"|".join(
+            re.escape(t.encode()) for t in sorted(wanted)) + rb')"') if wanted else None
+        handle = self._open_for_reading()
+        if handle is None:
+            return
+        with handle:
+            handle.seek(start)
+            offset, lineno = start, first_line - 1
+            for text in handle:
+                if not text.endswith(b"\n"):
+                    return
+                lineno += 1
+                here, offset = offset, offset + len(text)
+                text = text[:-1]
+                if not text.strip() or (needles is not None and not needles.search(text)) \
+                        or (containing is not None and containing not in text):
+                    continue
+                one = ReadResult(self.path)
+                try:
+                    record = strict_loads(text)
+                except (ValueError, RecursionError) as exc:
+                    yield lineno, here, LineProblem(lineno, "invalid-json",
+                                                    _describe("invalid-json", exc), _preview(text))
+                    continue
+                self._classify(one, lineno, text, record, wanted)
+                for problem in one.problems:
+                    yield lineno, here, problem
+                for _, entry in one.entries:
+                    yield lineno, here, entry
+
     def records(self, *types: str) -> list[dict]:
         return self.read(types=types or None).records
 
@@ -413,49 +453,120 @@ class Ledger:
     # -- repair ----------------------------------------------------------------------------
 
     def repair(self) -> RepairResult:
-        """Move damaged lines to `.rstack/quarantine.jsonl`, then keep every good line as is."""
+        """Move damaged lines to `.rstack/quarantine.jsonl`, then keep every good line as is.
+
+        Streamed (memory bounded by one line, whatever the ledger's size); the temp file of a
+        repair that was killed is removed by the next repair, which holds the same lock."""
         quarantine = paths.quarantine_path(self.root)
         with self._locked():
-            result = self.read()
-            damage = result.damage
+            self._remove_repair_leftovers()
+            damage = [item for _, _, item in self.stream()
+                      if isinstance(item, LineProblem) and item.is_damage]
+            torn = self._torn_tail()
+            if torn is not None:
+                damage.append(torn)
             if not damage:
-                return RepairResult(self.path, [], quarantine, len(result.entries))
-            bad_lines = {p.line for p in damage}
-            raw = self.path.read_bytes()
-            lines = raw.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            # 1. The quarantine gets the bad lines first (durably), so a crash loses nothing.
+                return RepairResult(self.path, [], quarantine, self._count_good())
+            bad_lines = {p.line: p for p in damage}
             stamp = utc_now()
-            entries = []
-            for problem in damage:
-                text = lines[problem.line - 1].decode("utf-8", errors="replace")
-                entries.append(json.dumps({
-                    "v": SCHEMA_VERSION, "type": "quarantined", "ts": stamp, "ledger": self.name,
-                    "line": problem.line, "kind": problem.kind, "reason": problem.message,
-                    "text": text,
-                }, ensure_ascii=False) + "\n")
+            tmp = None
+            kept = 0
             try:
+                # 1. The quarantine gets the bad lines first (durably), so a crash loses nothing.
                 fd = os.open(quarantine, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 try:
-                    os.write(fd, "".join(entries).encode("utf-8"))
+                    for lineno, line in self._lines():
+                        problem = bad_lines.get(lineno)
+                        if problem is None:
+                            continue
+                        os.write(fd, (json.dumps({
+                            "v": SCHEMA_VERSION, "type": "quarantined", "ts": stamp,
+                            "ledger": self.name, "line": problem.line, "kind": problem.kind,
+                            "reason": problem.message,
+                            "text": line.decode("utf-8", errors="replace"),
+                        }, ensure_ascii=False) + "\n").encode("utf-8"))
                     os.fsync(fd)
                 finally:
                     os.close(fd)
                 # 2. A new file with the good lines, byte for byte, swapped in atomically.
-                kept = [line for index, line in enumerate(lines, start=1)
-                        if index not in bad_lines and line.strip()]
-                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}{_REPAIR_TMP}",
+                                           dir=self.path.parent)
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(b"".join(line + b"\n" for line in kept))
+                    for lineno, line in self._lines():
+                        if lineno in bad_lines or not line.strip():
+                            continue
+                        handle.write(line + b"\n")
+                        kept += 1
                     handle.flush()
                     os.fsync(handle.fileno())
                 # Keep the ledger's own mode (a 0444 ledger stays read-only).
                 os.chmod(tmp, stat.S_IMODE(os.lstat(self.path).st_mode))
                 os.replace(tmp, self.path)
+                tmp = None
             except OSError as exc:
                 raise _os_error(self.path, exc, "repair ledger") from None
-            return RepairResult(self.path, damage, quarantine, len(kept))
+            finally:
+                if tmp is not None and os.path.exists(tmp):
+                    os.unlink(tmp)
+            return RepairResult(self.path, damage, quarantine, kept)
+
+    def _open_for_reading(self):
+        """The ledger opened for reading as `read` opens it (no symlink, a regular file), or None
+        when it does not exist."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _os_error(self.path, exc, "read ledger") from None
+        problem = _not_regular(self.path, fd, "read ledger")
+        if problem:
+            os.close(fd)
+            raise problem
+        return os.fdopen(fd, "rb")
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, line without its newline), the last line even when it has none."""
+        handle = self._open_for_reading()
+        if handle is None:
+            return
+        with handle:
+            for lineno, line in enumerate(handle, start=1):
+                yield lineno, line[:-1] if line.endswith(b"\n") else line
+
+    def _torn_tail(self) -> LineProblem | None:
+        """The last line when it has no newline (a writer killed mid-write), as damage."""
+        try:
+            with open(self.path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    return None
+                handle.seek(size - 1)
+                if handle.read(1) == b"\n":
+                    return None
+        except FileNotFoundError:
+            return None
+        last = None
+        for last in self._lines():
+            pass
+        lineno, text = last
+        if not text.strip():
+            return None
+        return LineProblem(lineno, "torn", _describe("torn", ValueError()), _preview(text))
+
+    def _count_good(self) -> int:
+        return sum(1 for _, _, item in self.stream() if not isinstance(item, LineProblem))
+
+    def _remove_repair_leftovers(self) -> None:
+        for leftover in self.path.parent.glob(f".{self.path.name}{_REPAIR_TMP}*"):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+
+
+# The temp file a repair writes beside the ledger (never the `.lock` sidecar's name).
+_REPAIR_TMP = ".repair-"
 
 
 def _short(value: Any, limit: int = 40) -> str:

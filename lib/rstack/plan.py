@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import posixpath
 import re
 import secrets
 import sys
@@ -431,7 +432,10 @@ def _arg_text(value: Any) -> str | None:
 def _check_execution(chk: _Checker, ex: dict) -> Execution:
     profile = chk.choice(ex, "execution", "profile", PROFILES)
     script = chk.text(ex, "execution", "script")
-    if script is not None and (os.path.isabs(script) or script.startswith("..")):
+    # Normalised, so `./../x.py` and `results/../../x` are seen for what they are; a symlink
+    # that leaves the project is refused where the script is hashed (runs.provenance).
+    if script is not None and (os.path.isabs(script)
+                               or posixpath.normpath(script.replace("\\", "/")).split("/")[0] == ".."):
         chk.problem("execution.script", f"must be a path inside the project, got {script!r}", ex,
                     "script")
     arm_specs = _check_arms(chk, ex)
@@ -862,9 +866,13 @@ def load_plan(path: str | os.PathLike) -> Plan:
 
 
 def new_run_id(arm: str, seed: int | None, now: datetime | None = None) -> str:
-    """Sortable by start time: `YYYYmmdd-HHMMSS-<arm>-s<seed>-<4 hex>`."""
+    """Sortable by start time: `YYYYmmdd-HHMMSS-<arm>-s<seed>-<4 hex>`. An arm name that had to
+    be shortened or changed to fit gets 8 hex of its sha256 after it, so distinct arms never share
+    a prefix; rstack.runids makes the whole id unique before launch."""
     now = now or datetime.now(timezone.utc)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "-", arm)[:40] or "run"
+    if safe != arm:
+        safe += "-" + hashlib.sha256(arm.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     seed_part = f"-s{seed}" if seed is not None else ""
     return f"{now.strftime('%Y%m%d-%H%M%S')}-{safe}{seed_part}-{secrets.token_hex(2)}"
 

@@ -28,7 +28,7 @@ from . import contract, safeio, secrets
 from .contract import ContractError
 from .errors import RStackError
 from .incidents import INCIDENTS, Diagnosis, diagnose, make_diagnosis, pip_package
-from .procwatch import Outcome, supervise
+from .procwatch import CONTAINMENT, Outcome, supervise
 
 DEFAULT_BUDGET_S = 30.0
 DEFAULT_STALL_S = 10.0
@@ -89,7 +89,7 @@ class PreflightResult:
         return {"verdict": self.verdict, "category": self.category, "message": self.message,
                 "hint": self.hint, "checks": [c.as_json() for c in self.checks],
                 "metrics": self.metrics, "duration_s": round(self.duration_s, 3),
-                "peak_rss_mb": round(self.peak_rss_mb, 1)}
+                "peak_rss_mb": round(self.peak_rss_mb, 1), "containment": CONTAINMENT}
 
     def record(self, root: Path) -> dict:
         """The `preflight` ledger record for this verdict."""
@@ -324,7 +324,8 @@ def run_preflight(
                                location=diag.location, output_tail=tail[-TAIL_SHOWN:],
                                smoke_s=smoke_s, args=list(extra_args))
 
-    work_root = Path(tempfile.mkdtemp(prefix="rstack-preflight-"))
+    remove_stale_work_dirs()
+    work_root = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-"))
     second: threading.Thread | None = None
     cancel_second = threading.Event()
     try:
@@ -706,6 +707,27 @@ def is_project(root: Path) -> bool:
         (Path(root) / name).is_file() for name in ("experiment-plan.md", "program.md"))
 
 
+# Work directories are named for the preflight's pid, so a SIGKILLed preflight's directory (no
+# finally ran) is known to be dead once that pid is, and the next preflight removes it.
+WORK_PREFIX = "rstack-preflight-"
+
+
+def remove_stale_work_dirs() -> list[Path]:
+    """Remove the work directories of preflights whose process is gone; returns them."""
+    import psutil
+
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{WORK_PREFIX}*-*"):
+        pid = path.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or path.is_symlink():
+            continue
+        if int(pid) == os.getpid() or psutil.pid_exists(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def format_human(result: PreflightResult) -> str:
     """The short human form: one line per check, then the diagnosis and the script's last lines."""
     lines = []
@@ -716,7 +738,8 @@ def format_human(result: PreflightResult) -> str:
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in list((result.metrics or {}).items())[:6])
         lines.append(f"PASS {result.script.name} in {_fmt_s(result.duration_s)} "
-                     f"(peak {result.peak_rss_mb:.0f} MB){': ' + shown if shown else ''}")
+                     f"(peak {result.peak_rss_mb:.0f} MB, containment: {CONTAINMENT})"
+                     f"{': ' + shown if shown else ''}")
         return "\n".join(lines)
     title = INCIDENTS[result.category].title if result.category in INCIDENTS else ""
     lines.append(f"FAIL {result.category}" + (f" ({title})" if title else ""))

@@ -8,10 +8,12 @@ never used (it breaks numpy/torch, which reserve far more address space than the
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal as signal_module
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -29,7 +31,16 @@ TOKEN_VAR = "RSTACK_PROCWATCH_ID"
 
 REASONS = ("timeout", "stall", "memory", "interrupted", "cancelled")
 
+# How a supervised tree is contained (ARCHITECTURE.md, "Containment"): on Linux every command runs
+# under rstack/_reaper.py, a child subreaper that dies with its supervisor and takes its tree
+# with it; elsewhere only the session, the descendant scan and the environment token remain.
+_REAPER = Path(__file__).with_name("_reaper.py")
+CONTAINMENT = "subreaper" if sys.platform.startswith("linux") else "session"
+
 _MB = 1024 * 1024
+# What the reader keeps of one output line (the log file keeps every byte): a 100 MB line with no
+# newline must cost neither memory nor a rescan of what was already read.
+LINE_CAP = 8192
 
 
 @dataclass
@@ -72,12 +83,15 @@ class _Reader(threading.Thread):
         self.last_output = time.monotonic()
         self.total_bytes = 0
         self.callback_error: BaseException | None = None
-        self._partial = b""
+        self._partial = bytearray()  # the current line's kept bytes (at most LINE_CAP)
+        self._dropped = 0  # bytes of the current line beyond LINE_CAP, counted, not kept
         self._lock = threading.Lock()
 
     def _emit(self, raw: bytes) -> None:
         # A progress bar rewrites its line with \r: keep only what the terminal would show.
         text = raw.decode("utf-8", errors="replace").rstrip("\r").split("\r")[-1]
+        if self._dropped:
+            text += f" [{len(raw) + self._dropped:,} bytes, rest of the line not kept]"
         with self._lock:
             self.tail.append(text)
         if self.on_line is not None and self.callback_error is None:
@@ -85,6 +99,19 @@ class _Reader(threading.Thread):
                 self.on_line(text)
             except BaseException as exc:  # reported after cleanup; the pipe must keep draining
                 self.callback_error = exc
+
+    def _extend(self, piece: bytes) -> None:
+        """Add bytes of the current line; each byte is looked at once (linear in the output)."""
+        cut = piece.rfind(b"\r", 0, len(piece) - 1)  # a trailing \r may be half of \r\n
+        if cut >= 0:  # a bar that never ends its line still shows progress: restart the line
+            self._partial = bytearray()
+            self._dropped = 0
+            piece = piece[cut + 1:]
+        room = LINE_CAP - len(self._partial)
+        if len(piece) > room:
+            self._dropped += len(piece) - max(room, 0)
+            piece = piece[:max(room, 0)]
+        self._partial += piece
 
     def run(self) -> None:
         while True:
@@ -99,15 +126,21 @@ class _Reader(threading.Thread):
             if self.log_file is not None:
                 self.log_file.write(chunk)
                 self.log_file.flush()
-            data = self._partial + chunk
-            *lines, self._partial = data.split(b"\n")
-            for line in lines:
-                self._emit(line)
-            if b"\r" in self._partial:  # a bar that never ends its line still shows progress
-                self._partial = self._partial[self._partial.rfind(b"\r") + 1:]
-        if self._partial:
-            self._emit(self._partial)
-            self._partial = b""
+            start = 0
+            while True:
+                end = chunk.find(b"\n", start)
+                if end < 0:
+                    self._extend(chunk[start:])
+                    break
+                self._extend(chunk[start:end])
+                self._emit(bytes(self._partial))
+                self._partial = bytearray()
+                self._dropped = 0
+                start = end + 1
+        if self._partial or self._dropped:
+            self._emit(bytes(self._partial))
+            self._partial = bytearray()
+            self._dropped = 0
 
     def snapshot(self) -> list[str]:
         with self._lock:
@@ -413,15 +446,28 @@ def supervise(
         log_file = open(log_path, "wb")
     started_wall = time.time()
     started = time.monotonic()
+    status_r = status_w = None
+    argv = list(cmd)
+    if CONTAINMENT == "subreaper":
+        status_r, status_w = os.pipe()
+        argv = [sys.executable, "-I", "-S", str(_REAPER), str(status_w), str(os.getpid()), "--",
+                *argv]
     try:
         proc = subprocess.Popen(
-            list(cmd), cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            argv, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            pass_fds=(status_w,) if status_w is not None else (),
         )
     except BaseException:
         if log_file is not None:
             log_file.close()
+        for fd in (status_r, status_w):
+            if fd is not None:
+                os.close(fd)
         raise
+    finally:
+        if status_w is not None:
+            os.close(status_w)
     tree = _Tree(proc.pid, token, started_wall)
     reader = _Reader(proc.stdout.fileno(), log_file, on_line, tail_lines)
     reader.start()
@@ -489,6 +535,15 @@ def supervise(
             pass
         if log_file is not None:
             log_file.close()
+        reported = _read_status(status_r)
+    if reported:
+        # The shim's answer is the command's own: how it exited, and what it left running.
+        code = reported.get("code")
+        if isinstance(code, int) and proc.returncode is not None and not reason:
+            proc.returncode = code
+        leftover = max(leftover, int(reported.get("leftover") or 0))
+    elif status_r is not None and not reason and proc.returncode == 127:
+        pass  # the shim could not start the command; its stderr says why
     if reader.callback_error is not None:
         raise reader.callback_error
     peak_rss = max(peak_rss, waiter.max_rss_mb)
@@ -509,6 +564,27 @@ def supervise(
         extra=extra,
         rss_samples=rss_samples,
     )
+
+
+def _read_status(fd: int | None) -> dict:
+    if fd is None:
+        return {}
+    try:
+        chunks = []
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0)
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        data = json.loads(b"".join(chunks) or b"{}")
+    except (OSError, ValueError):
+        data = {}
+    finally:
+        os.close(fd)
+    return data if isinstance(data, dict) else {}
 
 
 @contextmanager

@@ -72,7 +72,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
          "cost_estimate_usd": "number", "attempt": "int", "retry_of": "str?"},
         {"gpu": "str?", "name": "str", "arm_version": "int", "grad_accum": "int",
-         "python": "str", "python_version": "str", "packages_sha256": "sha256?", "tags": "object"},
+         "python": "str", "python_version": "str", "packages_sha256": "sha256?", "tags": "object",
+         "containment": "str?"},
         doc="A run was launched: exactly what ran, where, from which code and plan."),
     RecordType(
         "run.finished", ("experiments",),
@@ -105,7 +106,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
         "vastai.instance", ("experiments",),
         {"instance_id": "str", "state": "enum:created,running,destroyed,kept,failed"},
         {"offer_id": "str?", "gpu": "str?", "dph_total": "number?", "ssh": "str?",
-         "message": "str?"},
+         "message": "str?", "lifetime_s": "number?", "billed_usd": "number?",
+         "runs_usd": "number?"},
         doc="A Vast.ai instance rstack rented (recorded before it is polled) and what became of it."),
     RecordType(
         "slurm.job", ("experiments",),

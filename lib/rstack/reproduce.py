@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -94,19 +96,20 @@ def compare_metrics(expected: dict, got: dict, rtol: float) -> list[Mismatch]:
 
 
 def _find_run(root: Path, run_id: str) -> tuple[dict, dict]:
-    result = Ledger(root, "experiments").read(types=["run.started", "run.finished"])
-    started = finished = None
-    for rec in result.records:
-        if rec.get("run_id") != run_id:
-            continue
-        if rec.get("type") == "run.started":
-            started = rec
-        else:
-            finished = rec
-    if started is None:
+    from . import runview
+
+    index = runview.load(root)
+    rows = index.find(run_id)
+    if not rows:
         raise ReproduceError(f"no run.started record for run {run_id!r} in "
                              ".rstack/experiments.jsonl",
-                             hint="list runs: rstack log tail experiments --type run.started")
+                             hint="list runs: rstack runs list")
+    if len(rows) > 1:
+        raise ReproduceError(f"{run_id!r} matches {len(rows)} runs: "
+                             f"{', '.join(r.run_id for r in rows[:5])}", hint="give more of the id")
+    row = rows[0]
+    _, started, finished = next(index.iter_records([row]))
+    run_id = row.run_id
     if finished is None:
         raise ReproduceError(f"run {run_id} has no run.finished record: it never finished, so "
                              "there are no metrics to compare", hint="pick a finished ok run")
@@ -116,6 +119,42 @@ def _find_run(root: Path, run_id: str) -> tuple[dict, dict]:
                              "no metrics: nothing to reproduce",
                              hint="reproduce a run whose status is ok")
     return started, finished
+
+
+_INTERPRETER = re.compile(r"python[0-9.]*")
+
+
+def check_command(root: Path, started: dict, *, yes: bool) -> None:
+    """Run only the form `rstack run` writes (python SCRIPT ARGS --output-dir DIR --seed N, the
+    script inside the project) unless the user read the command and passed --yes: a bundle's
+    ledger comes from a stranger, and its `command` would otherwise run as written."""
+    from .contract import contract_args
+    from .runids import is_safe
+
+    run_id = started.get("run_id")
+    if not is_safe(run_id):
+        raise ReproduceError(f"run id {run_id!r} is not a plain name (letters, digits, _.-); "
+                             "it is not used in a path", hint="check the ledger: rstack log check experiments")
+    command, script = started.get("command"), started.get("script")
+    seed, args = started.get("seed"), started.get("args")
+    usable = (isinstance(command, list) and len(command) >= 2
+              and all(isinstance(c, str) for c in command) and isinstance(script, str)
+              and isinstance(args, list))
+    expected_tail = (list(args) + contract_args(started.get("output_dir"), seed, False)
+                     if usable and isinstance(seed, int) and isinstance(started.get("output_dir"), str)
+                     else None)
+    recorded_form = (usable and expected_tail is not None
+                     and _INTERPRETER.fullmatch(Path(command[0]).name) is not None
+                     and command[1] == script and command[2:] == expected_tail
+                     and (Path(root) / script).resolve().is_relative_to(Path(root).resolve()))
+    if recorded_form or yes:
+        return
+    shown = shlex.join(command) if usable else repr(command)
+    raise ReproduceError(
+        f"run {run_id}: its recorded command is not the form `rstack run` writes (python SCRIPT "
+        f"ARGS --output-dir DIR --seed N, the script inside the project), so it was not run: "
+        f"{shown[:500]}",
+        hint=f"read the command; if you trust it: rstack reproduce {run_id} --yes")
 
 
 def _command_for(started: dict, out_dir: Path, notes: list[str]) -> list[str]:
@@ -160,13 +199,15 @@ def _run(cmd: list[str], root: Path, env: dict, out_dir: Path, timeout_s: float 
 
 
 def reproduce_run(root: Path, run_id: str, *, rtol: float | None = None, keep: bool = False,
-                  record: bool = True) -> ReproduceReport:
+                  record: bool = True, yes: bool = False) -> ReproduceReport:
     root = Path(root).resolve()
     if rtol is None:
         from . import config
 
         rtol = float(config.get("reproduce_rtol"))
     started, finished = _find_run(root, run_id)
+    run_id = started["run_id"]  # a unique prefix names the whole id
+    check_command(root, started, yes=yes)
     notes: list[str] = []
     script = started.get("script")
     if isinstance(script, str) and started.get("script_sha256") and (root / script).is_file():

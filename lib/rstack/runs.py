@@ -25,6 +25,7 @@ from .gitstate import project_git_state
 from .hashing import sha256_file
 from .incidents import INCIDENTS, diagnose
 from .ledger import Ledger
+from .runids import RunIds
 from .plan import DEFAULT_PROTECTED, CompiledRun, Plan, contract_flags, new_run_id, python_for
 from .runners.base import (ARTIFACT_MISMATCH, LOG_FILE, STATUS_BY_CATEGORY, STATUSES,  # noqa: F401
                            RawOutcome, Runner, RunSpec, default_host)
@@ -76,6 +77,10 @@ class Provenance:
 
 def provenance(root: Path, script: str, plan: Plan | None) -> Provenance:
     path = Path(root) / script
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise RunError(f"script {script!r} resolves outside the project root {root} "
+                       f"({path.resolve()}); runs execute and ledger only code inside the project",
+                       hint="copy the script into the project and point execution.script at it")
     if not path.is_file():
         raise RunError(f"script {script!r} does not exist under the project root {root}",
                        hint="check execution.script in the plan (paths are relative to the project)")
@@ -97,6 +102,10 @@ def started_record(spec: RunSpec, prov: Provenance, host: str) -> dict:
         record["name"] = spec.name
     if spec.tags:
         record["tags"] = spec.tags
+    if spec.profile == "local":  # how the run's process tree is contained (procwatch)
+        from .procwatch import CONTAINMENT
+
+        record["containment"] = CONTAINMENT
     return record
 
 
@@ -207,7 +216,8 @@ def adhoc_specs(*, name: str, command: list[str], seeds: list[int], profile: str
     return specs
 
 
-def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None) -> RunSpec:
+def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None,
+               ids: "RunIds | None" = None) -> RunSpec:
     from .costs import estimate_run_usd
 
     run_id = new_run_id(spec.arm, spec.seed)
@@ -216,9 +226,10 @@ def retry_spec(spec: RunSpec, new_args: list[str], new_gpu: str | None) -> RunSp
     command = [spec.command[0], spec.script, *new_args, *contract_flags(out, spec.seed)]
     estimate = (estimate_run_usd(spec.profile, new_gpu, spec.timeout_s) if spec.timeout_s
                 else spec.cost_estimate_usd)
-    return replace(spec, run_id=run_id, args=list(new_args), gpu=new_gpu, command=command,
-                   output_dir=out, attempt=spec.attempt + 1, retry_of=spec.run_id,
-                   cost_estimate_usd=estimate)
+    new = replace(spec, run_id=run_id, args=list(new_args), gpu=new_gpu, command=command,
+                  output_dir=out, attempt=spec.attempt + 1, retry_of=spec.run_id,
+                  cost_estimate_usd=estimate)
+    return ids.claim_spec(new) if ids is not None else new
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,6 +353,17 @@ class ExecutionReport:
         return [r for r in self.results if r.spec.run_id not in retried]
 
 
+def total_estimate_usd(specs: list[RunSpec]) -> float:
+    """Worst case of what the specs bill: every run's estimate plus the machines' own lifetime
+    (rented instances bill while booting and tearing down)."""
+    from .costs import instance_overhead_usd
+
+    if not specs:
+        return 0.0
+    runs = sum(s.cost_estimate_usd for s in specs)
+    return round(runs + instance_overhead_usd(specs[0].profile, [s.gpu for s in specs]), 6)
+
+
 def pre_launch_guards(root: Path, specs: list[RunSpec], runner: Runner, policy: RunPolicy,
                       prov: Provenance) -> None:
     """Every guard that can refuse before anything starts or is spent."""
@@ -353,7 +375,7 @@ def pre_launch_guards(root: Path, specs: list[RunSpec], runner: Runner, policy: 
                            script_sha256=prov.script_sha256, records=experiments,
                            arg_sets=[spec.args for spec in specs])
     cap = policy.cap_usd if policy.cap_usd is not None else float(config.get("max_cost_usd"))
-    guards.check_cost_cap(guards.spent_usd(root), sum(s.cost_estimate_usd for s in specs), cap)
+    guards.check_cost_cap(guards.spent_usd(root), total_estimate_usd(specs), cap)
     if runner.remote:
         local_roots = (str(Path(root).resolve()), str(Path.home()), sys.prefix, os.getcwd())
         for spec in specs:
@@ -393,6 +415,8 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
     for spec in specs:
         todo.put(spec)
     outstanding = {spec.run_id: spec.cost_estimate_usd for spec in specs}
+    ids = RunIds(root)
+    ids.taken.update(spec.run_id for spec in specs)
     oom_rungs: dict[str, int] = {}  # per original run
     origins: dict[str, str] = {}  # retry run id -> the original run of its chain
     retries: list[dict] = []
@@ -421,7 +445,7 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                                           category=result.category, hint=result.hint or "")
             if decision.action == retrypolicy.REFUSE:
                 raise guards.GuardError(decision.message)
-            new = retry_spec(spec, plan.args, plan.gpu)
+            new = retry_spec(spec, plan.args, plan.gpu, ids)
             if decision.action == retrypolicy.ADJUST_ARM:
                 others = versions.adjust(spec, new, plan.args)
             else:
@@ -459,7 +483,28 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                                 "change": plan.change, "args_changed": True} for o in others)
         return new
 
+    def crosses_cap(spec: RunSpec) -> bool:
+        """Would this run, at its worst case, take the money billed so far over the cap? (The
+        machines bill while runs wait, so the up-front estimate is checked again per run.)"""
+        accrued = runner.accrued_usd()
+        with lock:
+            later = sum(v for k, v in outstanding.items() if k != spec.run_id and k not in active)
+        spent = guards.spent_usd(root) + accrued
+        try:
+            guards.check_cost_cap(spent, spec.cost_estimate_usd, cap)
+        except guards.GuardError as exc:
+            with lock:
+                refusals.append(f"{spec.run_id}: not started: {exc.message}")
+            echo(f"not starting {spec.run_id}: {exc.message} (billed so far, instances "
+                 f"included; {later:.2f} more was planned)")
+            return True
+        return False
+
     def run_one(spec: RunSpec) -> None:
+        if spec.cost_estimate_usd > 0 and crosses_cap(spec):
+            with lock:
+                outstanding.pop(spec.run_id, None)
+            return
         while spec is not None and not stopping.is_set():
             if versions.superseded(spec):  # queued before its arm was adjusted: never started
                 progress.total -= 1
@@ -479,8 +524,10 @@ def execute(root: Path, specs: list[RunSpec], runner: Runner, *, policy: RunPoli
                     raw.reason = "interrupted"
             if stopping.is_set() and raw.reason is None and raw.exit_code != 0:
                 raw.reason = "interrupted"
+            save_exit(root, spec.run_id, raw)
             result = judge(root, spec, raw, policy.plan.checks if policy.plan else ())
             ledger.append(finished_record(result))
+            drop_exit(root, spec.run_id)
             with lock:
                 active.pop(spec.run_id, None)
                 outstanding.pop(spec.run_id, None)
@@ -590,35 +637,18 @@ class ArmVersions:
 # Reading runs back
 
 
-@dataclass
-class RunView:
-    run_id: str
-    started: dict
-    finished: dict | None
-
-    @property
-    def status(self) -> str:
-        return self.finished["status"] if self.finished else "running"
-
-    def as_json(self) -> dict:
-        s, f = self.started, self.finished or {}
-        return {"run_id": self.run_id, "arm": s.get("arm"), "seed": s.get("seed"),
-                "status": self.status, "profile": s.get("profile"), "host": s.get("host"),
-                "attempt": s.get("attempt"), "retry_of": s.get("retry_of"),
-                "started": s.get("ts"), "finished": f.get("ts"), "duration_s": f.get("duration_s"),
-                "category": f.get("category"), "metrics": f.get("metrics"),
-                "cost_usd": f.get("cost_usd"), "output_dir": s.get("output_dir")}
-
-
-def list_runs(root: Path) -> list[RunView]:
-    views: dict[str, RunView] = {}
-    for record in Ledger(root, "experiments").read(types=["run.started", "run.finished"]).records:
-        run_id = record.get("run_id")
-        if record["type"] == "run.started":
-            views[run_id] = RunView(run_id, record, None)
-        elif run_id in views:
-            views[run_id].finished = record
-    return list(views.values())
+def run_json(row, started: dict, finished: dict | None, superseded: bool = False) -> dict:
+    """One run as `runs list --json` / `runs show --json` give it."""
+    f = finished or {}
+    return {"run_id": row.run_id, "arm": started.get("arm"), "seed": started.get("seed"),
+            "status": row.status or "running", "profile": started.get("profile"),
+            "host": started.get("host"), "attempt": started.get("attempt"),
+            "retry_of": started.get("retry_of"), "started": started.get("ts"),
+            "finished": f.get("ts"), "duration_s": f.get("duration_s"),
+            "category": f.get("category"), "metrics": f.get("metrics"),
+            "cost_usd": f.get("cost_usd"), "output_dir": started.get("output_dir"),
+            "script_sha256": started.get("script_sha256"),
+            "plan_sha256": started.get("plan_sha256"), "superseded": superseded}
 
 
 # `runs list` shows this many characters of metrics per line; `--json` has them all.
@@ -664,37 +694,61 @@ def list_lines(root: Path, *, arm: str | None = None, status: str | None = None,
                                                                       str | None]:
     """`rstack runs list`: the runs (as_json) filtered by arm and status, one text line per run,
     and the primary metric the lines show first (None when no plan is known)."""
-    views = [v.as_json() for v in list_runs(root)]
-    views = [v for v in views if (not arm or v["arm"] == arm)
-             and (not status or v["status"] == status)]
+    from . import runview
+
+    index = runview.load(root)
+    _, old = index.split_current(runview.default_plan_versions(root))
+    superseded = {row.run_id for row in old}
+    rows = [row for row in index.runs() if (not arm or row.arm == arm)
+            and (not status or (row.status or "running") == status)]
+    views = [run_json(row, started, done, row.run_id in superseded)
+             for row, started, done in index.iter_records(rows)]
     primary = listing_primary_metric(root, plan_path)
     lines = []
     for v in views:
         duration = f"{v['duration_s']:.1f}s" if v["duration_s"] is not None else "-"
-        lines.append(f"{v['run_id']}  {v['arm']:<12} s{v['seed']:<3} {v['status']:<8} "
+        shown = "superseded" if v["superseded"] else v["status"]
+        lines.append(f"{v['run_id']}  {v['arm']:<12} s{v['seed']:<3} {shown:<8} "
                      f"{duration:>8}  {metrics_summary(v['metrics'], primary)}".rstrip())
     return views, lines, primary
 
 
+def find_run(root: Path, run_id: str, error: type[RStackError] = RunError):
+    """(index, row) of the run with this id, or of the one run whose id starts with it."""
+    from . import runview
+
+    index = runview.load(root)
+    runs = index.find(run_id)
+    if not runs:
+        raise error(f"no run {run_id!r} in {index.ledger_path}",
+                    hint="rstack runs list shows the run ids")
+    if len(runs) > 1:
+        raise error(f"{run_id!r} matches {len(runs)} runs: "
+                    f"{', '.join(r.run_id for r in runs[:5])}", hint="give more of the id")
+    return index, runs[0]
+
+
 def show_run(root: Path, run_id: str) -> dict:
     """Every ledger record about one run (prefix match allowed when unique)."""
-    runs = [v for v in list_runs(root) if v.run_id == run_id] or \
-        [v for v in list_runs(root) if v.run_id.startswith(run_id)]
-    if not runs:
-        raise RunError(f"no run {run_id!r} in {Ledger(root, 'experiments').path}",
-                       hint="rstack runs list shows the run ids")
-    if len(runs) > 1:
-        raise RunError(f"{run_id!r} matches {len(runs)} runs: "
-                       f"{', '.join(v.run_id for v in runs[:5])}", hint="give more of the id")
-    view = runs[0]
-    related = [r for r in Ledger(root, "experiments").read().records
-               if r.get("run_id") == view.run_id or r.get("retry_run_id") == view.run_id]
-    return {"run": view.as_json(), "records": related}
+    from . import runview
+
+    index, row = find_run(root, run_id)
+    _, started, done = next(index.iter_records([row]))
+    _, old = index.split_current(runview.default_plan_versions(root))
+    related = [rec for _, _, rec in Ledger(root, "experiments").stream(
+                   start=row.started_offset, first_line=row.started_line,
+                   containing=json.dumps(row.run_id).encode())
+               if isinstance(rec, dict) and (rec.get("run_id") == row.run_id
+                                             or rec.get("retry_run_id") == row.run_id)]
+    return {"run": run_json(row, started, done, row in old), "records": related}
 
 
 def in_flight(root: Path) -> list[dict]:
     """run.started records with no run.finished (what --resume re-attaches to)."""
-    return [v.started for v in list_runs(root) if v.finished is None]
+    from . import runview
+
+    index = runview.load(root)
+    return [started for _, started, _ in index.iter_records(index.in_flight())]
 
 
 # --------------------------------------------------------------------------------------------
@@ -734,16 +788,9 @@ class Prepared:
                 "runs": [{"run_id": s.run_id, "arm": s.arm, "seed": s.seed, "command": s.command,
                           "output_dir": s.output_dir, "timeout_s": s.timeout_s, "gpu": s.gpu,
                           "cost_estimate_usd": s.cost_estimate_usd} for s in self.specs],
-                "total_estimate_usd": round(sum(s.cost_estimate_usd for s in self.specs), 6),
+                "total_estimate_usd": total_estimate_usd(self.specs),
                 "skipped": self.skipped,
                 "runner": self.runner.dry_run_spec(self.specs) if self.runner else None}
-
-
-def _done_keys(root: Path) -> set[tuple]:
-    """(arm, seed, args) that already have an ok run (what --resume skips)."""
-    views = list_runs(root)
-    return {(v.started.get("arm"), v.started.get("seed"), tuple(v.started.get("args") or []))
-            for v in views if v.finished and v.finished.get("status") == "ok"}
 
 
 def prepare(request: RunRequest) -> Prepared:
@@ -780,20 +827,24 @@ def prepare(request: RunRequest) -> Prepared:
     orphans: list[dict] = []
     reattach: list[dict] = []
     if request.resume:
-        remote = {r.get("run_id"): r for r in Ledger(root, "experiments").read(
-            types=["run.remote"]).records}
-        for started in in_flight(root):
-            (reattach if started["run_id"] in remote else orphans).append(started)
-        # Done, or still running remotely (re-attached below): neither is started again.
-        done = _done_keys(root) | {(s.get("arm"), s.get("seed"), tuple(s.get("args") or []))
-                                   for s in reattach}
+        from . import runview
+
+        index = runview.load(root)
+        for row, started, _ in index.iter_records(index.in_flight()):
+            (reattach if row.run_id in index.remote else orphans).append(started)
+        # Done with this script, or still running remotely (re-attached below):
+        # neither is started again. A run of another script version is superseded.
+        version = (provenance(root, specs[0].script, plan).script_sha256 if specs else None,)
+        done = index.done_keys() | {index.inflight[s["run_id"]].done_key for s in reattach}
         keep = []
         for spec in specs:
-            if (spec.arm, spec.seed, tuple(spec.args)) in done:
+            if (spec.arm, spec.seed, tuple(spec.args), *version) in done:
                 skipped.append(f"{spec.arm} seed {spec.seed}")
             else:
                 keep.append(spec)
         specs = keep
+    ids = RunIds(root)
+    specs = [ids.claim_spec(spec) for spec in specs]
     jobs = request.jobs
     if jobs is None:
         jobs = runner_class(profile).default_jobs(specs)
@@ -805,6 +856,61 @@ def prepare(request: RunRequest) -> Prepared:
                     orphans=orphans, reattach=reattach)
 
 
+# --------------------------------------------------------------------------------------------
+# What the disk says about a run (item 3: a finished run is never recorded as killed)
+
+
+def exit_path(root: Path, run_id: str) -> Path:
+    from . import paths
+
+    return paths.state_dir(Path(root)) / "exits" / f"{run_id}.json"
+
+
+def save_exit(root: Path, run_id: str, raw: RawOutcome) -> None:
+    """Write how the run's process ended before it is judged and ledgered, so a crash or a full
+    disk between the two leaves the truth on disk for --resume."""
+    from .atomic import write_text
+
+    data = {"exit_code": raw.exit_code, "signal": raw.signal, "reason": raw.reason,
+            "duration_s": raw.duration_s, "output_tail": raw.output_tail[-50:],
+            "cost_usd": raw.cost_usd, "peak_rss_mb": raw.peak_rss_mb, "message": raw.message,
+            "remote_dir": raw.remote_dir}
+    try:
+        write_text(exit_path(root, run_id), json.dumps(data), fsync=True)
+    except OSError:
+        pass  # the disk is full: the run is judged and ledgered as usual, or closed by --resume
+
+
+def load_exit(root: Path, run_id: str) -> RawOutcome | None:
+    from .runids import is_safe
+
+    if not is_safe(run_id):
+        return None
+    try:
+        data = json.loads(exit_path(root, run_id).read_text(encoding="utf-8"))
+        return RawOutcome(**{k: data[k] for k in ("exit_code", "signal", "reason", "duration_s",
+                                                  "output_tail", "cost_usd", "peak_rss_mb",
+                                                  "message", "remote_dir")})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def drop_exit(root: Path, run_id: str) -> None:
+    try:
+        exit_path(root, run_id).unlink()
+    except OSError:
+        pass
+
+
+def spec_from_started(started: dict) -> RunSpec:
+    return RunSpec(run_id=started["run_id"], arm=started["arm"], seed=started["seed"],
+                   args=started["args"], command=started["command"],
+                   output_dir=started["output_dir"], profile=started["profile"],
+                   gpu=started.get("gpu"), timeout_s=started.get("timeout_s"),
+                   cost_estimate_usd=started["cost_estimate_usd"], script=started["script"],
+                   attempt=started["attempt"], retry_of=started.get("retry_of"))
+
+
 def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
     """Runs the ledger shows in flight that nothing can re-attach to: close their records.
 
@@ -814,6 +920,12 @@ def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
     ledger = Ledger(root, "experiments")
     closed = []
     for started in orphans:
+        raw = load_exit(root, started["run_id"])
+        if raw is not None:  # it ended before rstack could ledger it: judge it as it ended
+            ledger.append(finished_record(judge(root, spec_from_started(started), raw)))
+            drop_exit(root, started["run_id"])
+            closed.append(started["run_id"])
+            continue
         local = started.get("profile") == "local"
         category = "interrupted" if local else "host-lost"
         message = ("rstack stopped while this run was in flight; found by --resume" if local else
@@ -830,6 +942,15 @@ def close_orphans(root: Path, orphans: list[dict]) -> list[str]:
 
 
 def start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionReport:
+    """Prepare and execute under the project run lock (rstack.runlock): what is in flight, what
+    is done, which ids are free and what was spent stay true until the runs are ledgered."""
+    from .runlock import run_lock
+
+    with run_lock(request.root, what="rstack run --resume" if request.resume else "rstack run"):
+        return _start(request, progress_stream=progress_stream, echo=echo)
+
+
+def _start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionReport:
     prepared = prepare(request)
     echo = echo or (lambda text: print(text, file=sys.stderr))
     root = Path(request.root)
@@ -838,8 +959,21 @@ def start(request: RunRequest, *, progress_stream=None, echo=None) -> ExecutionR
         if not prepared.runner.can_reattach:
             prepared.orphans.extend(prepared.reattach)
             prepared.reattach = []
-        for run_id in close_orphans(root, prepared.orphans):
+        closed = close_orphans(root, prepared.orphans)
+        for run_id in closed:
             echo(f"resume: {run_id} was in flight when rstack stopped; its record is closed")
+        if closed:  # one that ended ok before rstack stopped is done: do not run it again
+            from . import runview
+
+            index = runview.load(root)
+            done, versions = index.done_keys(), {index.rows[run_id].version for run_id in closed}
+            keep = []
+            for spec in prepared.specs:
+                if any((spec.arm, spec.seed, tuple(spec.args), *v) in done for v in versions):
+                    prepared.skipped.append(f"{spec.arm} seed {spec.seed}")
+                else:
+                    keep.append(spec)
+            prepared.specs = keep
         for started in prepared.reattach:
             results.extend(reattach_runs(root, prepared.runner, [started]))
     primary = prepared.policy.plan.primary_metric if prepared.policy.plan else None
@@ -860,12 +994,7 @@ def reattach_runs(root: Path, runner: Runner, started_records: list[dict]) -> li
     remote = {r.get("run_id"): r for r in ledger.read(types=["run.remote"]).records}
     out = []
     for started in started_records:
-        spec = RunSpec(run_id=started["run_id"], arm=started["arm"], seed=started["seed"],
-                       args=started["args"], command=started["command"],
-                       output_dir=started["output_dir"], profile=started["profile"],
-                       gpu=started.get("gpu"), timeout_s=started.get("timeout_s"),
-                       cost_estimate_usd=started["cost_estimate_usd"], script=started["script"],
-                       attempt=started["attempt"], retry_of=started.get("retry_of"))
+        spec = spec_from_started(started)
         raw = runner.reattach(spec, remote[spec.run_id])
         result = judge(root, spec, raw)
         ledger.append(finished_record(result))

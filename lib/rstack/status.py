@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import paths, runview
 from .errors import RStackError
 from .guards import standing_preflight
 from .freshness import analysis_freshness
@@ -215,42 +215,28 @@ def _preflight_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> S
                  f"{last.get('message', '')}".rstrip(": "), data)
 
 
-def _runs_stage(root: Path, plan, experiments: list[tuple[int, dict]]) -> Stage:
+def _runs_stage(root: Path, plan, index) -> Stage:
+    """Runs of each arm's current script version; older ones are listed as superseded."""
     from . import config
+    from .runview import current_versions_for
 
-    started: dict[str, dict] = {}
-    finished: dict[str, dict] = {}
-    for _, record in experiments:
-        if record.get("type") == "run.started":
-            started[record["run_id"]] = record
-        elif record.get("type") == "run.finished":
-            finished[record["run_id"]] = record
-    per_arm: dict[str, dict[str, int]] = {}
-    ok_seeds: dict[str, set] = {}
-    failed_seeds: dict[str, set] = {}
-    for run_id, record in finished.items():
-        arm = record.get("arm") or started.get(run_id, {}).get("arm") or "?"
-        counts = per_arm.setdefault(arm, {"ok": 0, "failed": 0, "running": 0})
-        if record.get("status") == "ok":
-            counts["ok"] += 1
-            ok_seeds.setdefault(arm, set()).add(record.get("seed", started.get(run_id, {}).get("seed")))
-        else:
-            counts["failed"] += 1
-            failed_seeds.setdefault(arm, set()).add(
-                record.get("seed", started.get(run_id, {}).get("seed")))
-    for run_id, record in started.items():
-        if run_id not in finished:
-            per_arm.setdefault(record.get("arm") or "?", {"ok": 0, "failed": 0, "running": 0})["running"] += 1
-    spent = round(sum(float(r.get("cost_usd") or 0) for r in finished.values()), 4)
+    arms, superseded = index.arm_counts(current_versions_for(root, plan))
+    per_arm = {arm: {k: c[k] for k in ("ok", "failed", "running")} for arm, c in arms.items()}
+    ok_seeds = {arm: c["ok_seeds"] for arm, c in arms.items()}
+    failed_seeds = {arm: c["failed_seeds"] for arm, c in arms.items()}
+    spent = round(index.spent_usd(), 4)
     cap = None
     if plan is not None:
         cap = (plan.raw.get("execution") or {}).get("max_cost_usd")
     if cap is None:
         cap = config.get("max_cost_usd")
-    data: dict[str, Any] = {"arms": per_arm, "spent_usd": spent, "cap_usd": cap}
+    data: dict[str, Any] = {"arms": per_arm, "spent_usd": spent, "cap_usd": cap,
+                            "superseded": superseded}
     summary = "; ".join(f"{arm}: {c['ok']} ok, {c['failed']} failed"
                         + (f", {c['running']} running" if c["running"] else "")
                         for arm, c in sorted(per_arm.items())) or "no runs yet"
+    if superseded:
+        summary += f"; {superseded} superseded (older script)"
     summary += f"; spent ${spent:.2f} of ${float(cap):.2f} cap"
     if not per_arm:
         return Stage("runs", "missing", summary, data)
@@ -489,10 +475,10 @@ def project_status(root: Path) -> Status:
     stages["lit_review"] = _lit_stage(root, lit)
     stages["novelty"] = _novelty_stage(root, lit)
     plan, stages["plan"] = _load_plan(root)
-    experiments = Ledger(root, "experiments").read(
-        types=["preflight", "run.started", "run.finished"]).entries
+    index = runview.load(root)
+    experiments = [(0, r) for r in index.preflights]
     stages["preflight"] = _preflight_stage(root, plan, experiments)
-    stages["runs"] = _runs_stage(root, plan, experiments)
+    stages["runs"] = _runs_stage(root, plan, index)
     stages["analysis"] = _analysis_stage(root, experiments, stages["runs"])
     stages["paper"] = _paper_stage(root)
     stages["audit"] = _audit_stage(root, stages["paper"])

@@ -80,10 +80,10 @@ def run_analysis(root: Path, plan_path: Path | None = None,
                  out_dir: Path | None = None) -> AnalysisResult:
     root = Path(root).resolve()
     plan = _load_plan(root, plan_path)
-    collected = collect_runs(root)
+    collected = collect_runs(root, plan)
     notes = list(collected.notes)
-    if collected.ledger.damage:
-        notes.append(f"{LEDGER_REL} has {len(collected.ledger.damage)} damaged line(s), ignored "
+    if collected.ledger.damage_count:
+        notes.append(f"{LEDGER_REL} has {collected.ledger.damage_count} damaged line(s), ignored "
                      "(rstack log check experiments)")
     plan_arms = list(plan.arms)
     runs = _one_design_per_arm(collected, [r for r in collected.runs if r.arm in plan_arms],
@@ -267,10 +267,7 @@ def _one_design_per_arm(collected, runs: list[UsedRun], notes: list[str]) -> lis
     mixes old-design seeds into its statistics."""
     from ..retrypolicy import same_design
 
-    latest: dict[str, tuple[str, ...]] = {}
-    for rec in collected.ledger.records:
-        if rec.get("type") == "run.started" and isinstance(rec.get("arm"), str):
-            latest[rec["arm"]] = tuple(str(a) for a in rec.get("args") or ())
+    latest = collected.latest_args
     keep = []
     for run in runs:
         design = latest.get(run.arm, run.args)

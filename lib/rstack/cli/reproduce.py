@@ -15,9 +15,11 @@ from .options import FiniteFloatRange, json_option, project_option
 @click.option("--rtol", type=FiniteFloatRange(min=0), default=None,
               help="Relative tolerance per metric (default: config reproduce_rtol, 1e-6).")
 @click.option("--keep", is_flag=True, help="Keep the re-run's output directory even on PASS.")
+@click.option("--yes", is_flag=True,
+              help="Run a recorded command that is not the form rstack run writes (read it first).")
 @json_option
 @project_option
-def reproduce_command(run_id: str, rtol: float | None, keep: bool, as_json: bool,
+def reproduce_command(run_id: str, rtol: float | None, keep: bool, yes: bool, as_json: bool,
                       project) -> None:
     """Re-run RUN_ID locally (same command and seed, a fresh temporary output directory) and
     compare its metrics with the ledgered ones. Exit 1 on any metric outside the tolerance,
@@ -25,7 +27,7 @@ def reproduce_command(run_id: str, rtol: float | None, keep: bool, as_json: bool
     """
     from ..reproduce import reproduce_run
 
-    report = reproduce_run(project, run_id, rtol=rtol, keep=keep)
+    report = reproduce_run(project, run_id, rtol=rtol, keep=keep, yes=yes)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

@@ -186,20 +186,21 @@ def run_seeds(root: Path, program: Program, *, seeds: list[int], script: str, ta
 def code_values(root: Path, program: Program, tree: str) -> tuple[dict[int, float], dict[int, str]]:
     """seed -> metric (and run id) from the latest ok ledgered run of this code with the program's
     current args: a champion's runs are reused by every trial that pairs with it."""
-    from ..runs import list_runs
+    from .. import runview
 
     values: dict[int, float] = {}
     run_ids: dict[int, str] = {}
-    for view in list_runs(root):
-        tags = view.started.get("tags") or {}
+    index = runview.load(root)
+    for row, started, finished in index.iter_records(index.runs()):
+        tags = started.get("tags") or {}
         if tags.get("program") != program.name or tags.get("tree") != tree:
             continue
-        if view.status != "ok" or list(view.started.get("args") or []) != list(program.args):
+        if row.status != "ok" or list(started.get("args") or []) != list(program.args):
             continue
-        value = (view.finished.get("metrics") or {}).get(program.metric)
+        value = ((finished or {}).get("metrics") or {}).get(program.metric)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            values[view.started["seed"]] = float(value)
-            run_ids[view.started["seed"]] = view.run_id
+            values[started["seed"]] = float(value)
+            run_ids[started["seed"]] = row.run_id
     return values, run_ids
 
 

@@ -145,6 +145,11 @@ class Runner:
     def cancel(self) -> None:
         """Ctrl-C: stop every run in flight (each then comes back as a RawOutcome)."""
 
+    def accrued_usd(self) -> float:
+        """Billed so far and not yet in any ledgered record (a rented machine's boot, sync and
+        idle time); the cap counts it before each paid run starts. 0 when billing is per run."""
+        return 0.0
+
     def close(self, results: list) -> None:
         """After the last run (results are rstack.runs.RunResult): release what was rented."""
 

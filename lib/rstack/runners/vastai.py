@@ -3,7 +3,9 @@
 The instance id goes in the ledger (`vastai.instance`) before it is polled, so a crash never
 leaves an unrecorded machine billing. It is destroyed only after every run on it has its
 artifacts verified locally (guards.check_destroy), or kept with --keep-instance.
-Cost per run = the offer's dph_total x the run's wall time.
+Cost per run = the offer's dph_total x the run's wall time; the instance's whole billed lifetime
+(create to destroy: boot, bootstrap, sync, teardown) is ledgered on its closing record and counts
+as spend beyond its runs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ class Instance:
         self.dph = dph
         self.runner = runner
         self.run_ids: list[str] = []
+        self.created_at = time.monotonic()  # it bills from `create` on
+        self.runs_usd = 0.0  # what its runs' run.finished records carry
+        self.closed = False
+
+    def lifetime_s(self) -> float:
+        return time.monotonic() - self.created_at
+
+    def billed_usd(self) -> float:
+        return self.dph * self.lifetime_s() / 3600.0
 
 
 class VastaiRunner(Runner):
@@ -149,10 +160,24 @@ class VastaiRunner(Runner):
                           f"{self.start_timeout_s:g}s; it was destroyed",
                           hint="try again (another offer), or raise vastai_start_timeout_s")
 
+    def _billing(self, inst: Instance) -> dict:
+        """The instance's billed lifetime (create to now), ledgered as spend: what it cost beyond
+        its runs' own records is money the cap must count."""
+        return {"lifetime_s": round(inst.lifetime_s(), 3), "billed_usd": round(inst.billed_usd(), 6),
+                "runs_usd": round(inst.runs_usd, 6), "dph_total": inst.dph}
+
     def _destroy(self, inst: Instance, *, reason: str, state: str = "destroyed") -> None:
         self.vastai("destroy", "instance", inst.instance_id, raw=False)
+        inst.closed = True
         self.ledger.append({"type": "vastai.instance", "instance_id": inst.instance_id,
-                            "state": state, "gpu": inst.gpu, "message": reason})
+                            "state": state, "gpu": inst.gpu, "message": reason,
+                            **self._billing(inst)})
+
+    def accrued_usd(self) -> float:
+        """Billed so far by live instances beyond their ledgered runs (boot, sync, idle)."""
+        with self._lock:
+            live = [inst for inst in self.instances.values() if not inst.closed]
+        return sum(max(0.0, inst.billed_usd() - inst.runs_usd) for inst in live)
 
     # -- the Runner protocol
 
@@ -165,7 +190,10 @@ class VastaiRunner(Runner):
         inst = self._instance(spec.gpu)
         with self._lock:
             inst.run_ids.append(spec.run_id)
-        return inst.runner.launch(spec, on_line=on_line)
+        raw = inst.runner.launch(spec, on_line=on_line)
+        with self._lock:
+            inst.runs_usd += raw.cost_usd
+        return raw
 
     def reattach(self, spec: RunSpec, remote: dict) -> RawOutcome:
         instance_id = remote.get("instance_id")
@@ -196,7 +224,8 @@ class VastaiRunner(Runner):
                                      verified=verified, keep=self.keep)
             except guards.GuardError as exc:
                 self.ledger.append({"type": "vastai.instance", "instance_id": inst.instance_id,
-                                    "state": "kept", "gpu": inst.gpu, "message": exc.message})
+                                    "state": "kept", "gpu": inst.gpu, "message": exc.message,
+                                    **self._billing(inst)})
                 self.echo(f"{exc.message}\n  fix: {exc.hint}")
                 continue
             self._destroy(inst, reason=f"all {len(inst.run_ids)} run(s) verified locally")
