@@ -232,12 +232,14 @@ def pull(directory: str | None, *, program: str | None = None, echo: Echo) -> di
 
 def _artifacts(root: Path, run_ids: list[str]) -> dict[str, str]:
     """path -> sha256 of every file the runs wrote, as their run.finished records list them."""
-    from ..runs import list_runs
+    from .. import runview
 
     wanted = set(run_ids)
-    return {item["path"]: item["sha256"] for view in list_runs(root)
-            if view.run_id in wanted and view.finished
-            for item in view.finished.get("artifacts") or [] if "sha256" in item}
+    index = runview.load(root)
+    return {item["path"]: item["sha256"]
+            for row, _started, finished in index.iter_records(index.runs())
+            if row.run_id in wanted and finished
+            for item in finished.get("artifacts") or [] if "sha256" in item}
 
 
 def queue_submission(root: Path, record: dict) -> Path:
