@@ -132,7 +132,8 @@ RECORD_TYPES: dict[str, RecordType] = _types(
          "diff": "number?", "ci_low": "number?", "ci_high": "number?", "n": "int",
          "stages": "array", "champion_runs": "array", "impact": "number?", "reason": "str?",
          "duration_s": "number", "overhead_s": "number", "program_sha256": "sha256",
-         "member": "str?", "args": "array", "noise_sd": "number?", "detectable": "number?"},
+         "member": "str?", "args": "array", "noise_sd": "number?", "detectable": "number?",
+         "claim": "int?", "claim_status": "str?", "verified_by": "str?", "artifacts": "object"},
         doc="One finished trial of a candidate (a commit, identified by the tree hash of its "
             "editable files): its runs, the paired comparison with the champion, the verdict."),
     RecordType(

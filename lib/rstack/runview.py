@@ -321,6 +321,8 @@ class RunIndex:
         """(row, run.started, run.finished or None) for rows, read with one open file."""
         from .ledger import strict_loads
 
+        if not rows:  # a project with no ledger yet has no rows, and no file to open
+            return
         with open(self.ledger_path, "rb") as handle:
             for row in rows:
                 handle.seek(row.started_offset)

@@ -149,9 +149,14 @@ def trial_command(hypothesis, reset, jobs, as_json, project) -> None:
     from ..procwatch import terminate_as_interrupt
     from ..program.trial import run_trial
 
+    from ..program import remote
+
     with terminate_as_interrupt():
         result = run_trial(project, hypothesis=hypothesis, reset=reset, jobs=jobs)
     _print_trial(result, as_json)
+    if remote.is_joined(project):
+        remote.queue_submission(project, result.record)
+        remote.flush_outbox(project, echo=lambda line: click.echo(line, err=True))
 
 
 @program_group.command("status")
@@ -195,3 +200,161 @@ def plot_command(out_dir, as_json, project) -> None:
         _echo_json({"files": [str(p) for p in paths]})
     else:
         click.echo("\n".join(str(p) for p in paths))
+
+
+# --------------------------------------------------------------------------------------------
+# A shared program: the owner serves it, members join, pull, submit trials and verify claims.
+
+
+@program_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port (0: any free one).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="TLS certificate (PEM).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="TLS private key (PEM).")
+@click.option("--insecure", is_flag=True, help="Allow plain HTTP on a non-loopback address.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the device page in a browser.")
+@click.option("--device-ttl", type=click.FloatRange(min=1), default=900, show_default=True,
+              help="Seconds a user code stays valid.")
+@click.option("--interval", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Seconds between a joining member's token polls.")
+@click.option("--rate", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Submissions and verifications per member per minute.")
+@click.option("--max-body", type=click.IntRange(min=1024), default=16 * 1024 * 1024,
+              show_default=True, help="Largest submission in bytes.")
+@project_option
+def serve_command(host, port, tls_cert, tls_key, insecure, open_browser, device_ttl, interval,
+                  rate, max_body, project) -> None:
+    """Serve this project's program to members (first line printed: the URL)."""
+    from ..program.server import serve
+    from ..program.server.app import Settings
+
+    def echo(url: str) -> None:
+        click.echo(url)
+        if open_browser:
+            import webbrowser
+            webbrowser.open(url + "/device")
+
+    serve(project, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, insecure=insecure,
+          settings=Settings(device_ttl_s=device_ttl, interval_s=interval, rate_per_min=rate,
+                            max_body=max_body), echo=echo)
+
+
+@program_group.command("members")
+@json_option
+@project_option
+def members_command(as_json, project) -> None:
+    """The owner's list of members and of pending join requests."""
+    from ..program.remote import owner_connection
+
+    data = owner_connection(project).call("GET", "/api/members")
+    if as_json:
+        _echo_json(data)
+        return
+    for m in data["members"]:
+        state = "approved" if m["approved"] else "revoked"
+        click.echo(f"{m['name']:<16} {state:<9} {m['submissions']} submission(s), "
+                   f"{m['verified']} verified")
+    for p in data["pending"]:
+        click.echo(f"pending: {p['user_code']} ({p['name']}, expires in {p['expires_in']} s): "
+                   f"rstack program approve {p['user_code']}")
+    if not data["members"] and not data["pending"]:
+        click.echo("no members yet; a member runs: rstack program join URL")
+
+
+@program_group.command("approve")
+@click.argument("user_code")
+@click.option("--deny", is_flag=True, help="Refuse the request instead.")
+@project_option
+def approve_command(user_code, deny, project) -> None:
+    """Approve (or --deny) a member's join request by its user code."""
+    from ..program.remote import owner_connection
+
+    out = owner_connection(project).call("POST", "/api/approve",
+                                         body={"user_code": user_code, "deny": deny})
+    click.echo(f"{'denied' if deny else 'approved'}: {out['member']}")
+
+
+@program_group.command("revoke")
+@click.argument("member")
+@project_option
+def revoke_command(member, project) -> None:
+    """Revoke a member's token (effective on its next request)."""
+    from ..program.remote import owner_connection
+
+    owner_connection(project).call("POST", "/api/revoke", body={"member": member})
+    click.echo(f"revoked: {member}")
+
+
+@program_group.command("join")
+@click.argument("url")
+@click.option("--name", help="Your member name (default: user@host).")
+def join_command(url, name) -> None:
+    """Join a served program (RFC 8628 device flow); the owner approves the printed code."""
+    import getpass
+    import re
+    import socket
+
+    from ..program.remote import join
+
+    name = name or re.sub(r"[^A-Za-z0-9_.-]", "-", f"{getpass.getuser()}-{socket.gethostname()}")[:32]
+    out = join(url, name, echo=click.echo)
+    click.echo(f"joined {out['program']} as {out['member']} (token in {out['credentials']}); "
+               f"next: rstack program pull")
+
+
+@program_group.command("pull")
+@click.argument("directory", required=False)
+@click.option("--program", "program_name", help="Which joined program (default: the only one).")
+def pull_command(directory, program_name) -> None:
+    """Make or update a git clone at the champion (default ./<program name>)."""
+    from ..program.remote import pull
+
+    pull(directory, program=program_name, echo=click.echo)
+
+
+@program_group.command("submit")
+@project_option
+def submit_command(project) -> None:
+    """Send the trials waiting in .rstack/program-outbox/ (after a lost connection)."""
+    from ..program.remote import flush_outbox
+
+    if not flush_outbox(project, echo=click.echo):
+        click.echo("nothing to submit")
+
+
+@program_group.command("verify")
+@click.option("--once", is_flag=True, help="Process the pending claims, then exit.")
+@click.option("--every", type=click.FloatRange(min=1), default=30, show_default=True,
+              help="Seconds between looks for claims (without --once).")
+@jobs_option
+@project_option
+def verify_command(once, every, jobs, project) -> None:
+    """Re-run the confirm seeds of claims the server assigns to you; it decides by the rule."""
+    import time
+
+    from ..procwatch import terminate_as_interrupt
+    from ..program.remote import verify_once
+
+    with terminate_as_interrupt():
+        while True:
+            done = verify_once(project, echo=click.echo, jobs=jobs)
+            if once:
+                if not done:
+                    click.echo("no pending claims")
+                return
+            time.sleep(every)
+
+
+@program_group.command("credits")
+@json_option
+@project_option
+def credits_command(as_json, project) -> None:
+    """Each member's verified impact and share of the program's total improvement."""
+    from ..program.report import credit_lines, credits
+
+    data = credits(project)
+    if as_json:
+        _echo_json(data)
+    else:
+        click.echo("\n".join(credit_lines(data)))

@@ -114,7 +114,8 @@ def log_rows(root: Path, program: Program | None = None) -> list[dict]:
     kb = KnowledgeBase.read(root, program.name)
     keys = ("trial", "verdict", "hypothesis", "commit", "tree", "mean", "diff", "ci_low",
             "ci_high", "n", "cost_usd", "impact", "champion_before", "champion_after", "runs",
-            "files", "diffstat", "reason", "member", "duration_s", "overhead_s", "ts")
+            "files", "diffstat", "reason", "member", "duration_s", "overhead_s", "ts",
+            "claim", "claim_status", "verified_by")
     return [{k: t.get(k) for k in keys} for t in kb.trials]
 
 
@@ -128,6 +129,10 @@ def log_lines(rows: list[dict]) -> list[str]:
         else:
             numbers = f"diff {r['diff']:+.4g} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]"
         who = f" ({r['member']})" if r.get("member") else ""
+        if r.get("claim_status") == "verified":
+            who += f" [verified by {r['verified_by']}]"
+        elif r.get("claim_status") in ("unverified", "duplicate"):
+            who += f" [claim {r['claim_status']}: {r['reason']}]"
         out.append(f"#{r['trial']:<3} {r['verdict']:<12} {numbers:<36} ${r['cost_usd']:.2f}  "
                    f"{r['commit'][:8]}  {r['hypothesis'] or '-'}{who}")
     return out
@@ -229,3 +234,31 @@ def quantities(root: Path) -> list:
                                         numbers.fmt_fixed(imp[key], d), ids, arm, program.metric,
                                         f"program_{key}"))
     return out
+
+
+def credits(root: Path, program: Program | None = None) -> dict:
+    """`rstack program credits --json`: each member's verified impact (the sum of the verified
+    improvements of the champions they made) and its share of the program's total."""
+    program = program or load_program(root)
+    kb = KnowledgeBase.read(root, program.name)
+    impact: dict[str, float] = {}
+    for c in kb.champions:
+        if c.get("member") and c.get("impact") is not None and c["impact"] > 0:
+            impact[c["member"]] = impact.get(c["member"], 0.0) + float(c["impact"])
+    total = sum(impact.values())
+    rows = [{"member": m, "impact": v, "share": (v / total if total else 0.0),
+             "champions": sum(1 for c in kb.champions if c.get("member") == m)}
+            for m, v in sorted(impact.items(), key=lambda item: -item[1])]
+    return {"program": program.name, "metric": program.metric, "total_impact": total,
+            "credits": rows}
+
+
+def credit_lines(data: dict) -> list[str]:
+    if not data["credits"]:
+        return [f"program {data['program']}: no verified improvement by a member yet"]
+    lines = [f"program {data['program']}: verified improvement of {data['metric']}, "
+             f"total {_num(data['total_impact'])}"]
+    for row in data["credits"]:
+        lines.append(f"  {row['member']:<16} impact {_num(row['impact'])}  share "
+                     f"{100 * row['share']:.1f}%  ({row['champions']} champion(s))")
+    return lines
