@@ -130,6 +130,13 @@ def test_true_counts_pass_in_words_and_digits(proj):
                         "trains for 400 steps on 512 examples.") == []
 
 
+def test_a_number_that_counts_something_else_before_seeds_passes(proj):
+    # "1 std over seeds" counts standard deviations, not seeds: a preposition between the number
+    # and the noun means the number is not the noun's count
+    assert _audit(proj, "The band is the mean $\\pm$ 1 std over seeds, and the whiskers span "
+                        "2 std across runs.") == []
+
+
 # -- direction of comparative sentences --------------------------------------------------------
 
 

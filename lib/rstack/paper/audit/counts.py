@@ -16,8 +16,11 @@ from .study import Study
 
 COUNT_NOUNS = ("seed", "run", "arm", "trial", "epoch", "step", "layer", "example")
 _NUMBER_WORD = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# A word between the number and the noun that shows the number counts something else ("3 of the
+# runs", "1 std over seeds", "2 std across runs").
 _STOP = {"of", "per", "the", "and", "or", "for", "with", "in", "on", "at", "to", "by", "from",
-         "a", "an", "each", "every", "than", "that", "which", "these", "those", "all"}
+         "a", "an", "each", "every", "than", "that", "which", "these", "those", "all", "over",
+         "across", "between", "among", "within"}
 _COUNT = re.compile(
     rf"(?<![\w.,-])(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:{_NUMBER_WORD}))"
     rf"(?P<mid>(?:[\s~]+[A-Za-z][A-Za-z-]*){{0,2}}?)[\s~]+"
