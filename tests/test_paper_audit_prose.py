@@ -147,6 +147,8 @@ def test_a_number_that_counts_something_else_before_seeds_passes(proj):
      "treatment is higher than baseline", "lower"),
     ("Linear warmup is outperformed by the constant schedule.", "outperformed by",
      "treatment is worse than baseline", "better (minimize)"),
+    ("The constant schedule improves validation loss over linear warmup.",
+     "improves validation loss over", "baseline is better than treatment", "worse (minimize)"),
 ])
 def test_a_comparative_sentence_against_the_analysis_is_flagged(proj, sentence, word, said,
                                                                  found):
@@ -158,6 +160,7 @@ def test_a_comparative_sentence_against_the_analysis_is_flagged(proj, sentence, 
 
 @pytest.mark.parametrize("sentence", [
     "Linear warmup outperforms the constant schedule on validation loss.",
+    "Linear warmup improves the validation loss over the constant schedule.",
     "The constant schedule has a higher validation loss than linear warmup.",
     "Compared with linear warmup, the constant schedule is worse.",
     "The constant schedule does not outperform linear warmup.",
@@ -173,6 +176,12 @@ def test_better_or_worse_on_a_metric_without_declared_direction_is_not_guessed(p
     assert found == [("warning", "paper.tex", _line(proj, "better calibration"),
                       "'better' says treatment is better than baseline on train_ece, which "
                       "cannot be checked: train_ece has no declared direction")]
+    found = _audit(proj, "Linear warmup improves the calibration error over the constant "
+                         "schedule.")
+    assert found[1:] == [("warning", "paper.tex", _line(proj, "improves the calibration"),
+                      "'improves the calibration error over' says treatment is better than "
+                      "baseline on train_ece, which cannot be checked: train_ece has no "
+                      "declared direction")]
     # lower/higher need no direction: the sign of the difference decides
     found = _audit(proj, "Linear warmup has a lower calibration error than the constant "
                          "schedule.")
