@@ -570,6 +570,23 @@ def test_not_significant_hint_fits_the_case(proj, cli, fields, message, hint):
     assert claim["hint"] == hint
 
 
+def test_significant_on_a_metric_without_direction_names_the_missing_direction(proj, cli):
+    # a small p on a metric with no declared direction: more seeds cannot make it significant,
+    # declaring the direction can, so the fix says that
+    _set_comparison(proj, significant=False, verdict="direction not declared", direction=None,
+                    p_value=0.0015, p=0.0015, p_adjusted=None, ci_overlap=False)
+    code, report = _audit(cli)
+    [claim] = [f for f in report["findings"] if f["check"] == "claims"
+              and "pre-registered" not in f["message"]]
+    assert claim["message"] == ("'significantly' next to arm 'treatment', but rstack analyze "
+                                "marked its comparison not significant (val_loss: p=0.0015)")
+    assert claim["hint"] == (
+        "val_loss has no declared direction, so analyze never calls a difference in it "
+        "significant (its p-value is not Holm-adjusted); drop the word, or declare "
+        "evaluation.metrics.val_loss.direction (minimize or maximize) in experiment-plan.md and "
+        "re-run `rstack analyze`")
+
+
 @pytest.mark.parametrize("definition", [
     r"\newcommand{\ourAcc}{0.97}",
     r"\renewcommand*{\ourAcc}{0.97}",

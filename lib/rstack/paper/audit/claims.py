@@ -48,6 +48,13 @@ def _stated_direction(sentence: str) -> str | None:
 def _not_significant_hint(comp: dict, alpha: float, min_seeds: int) -> str:
     """Why analyze did not call a comparison significant, as the fix for the author."""
     n, n_base, p = comp.get("n"), comp.get("n_baseline"), _p_of(comp)
+    if comp.get("verdict") == "direction not declared":
+        # more seeds cannot help here: only a declared direction makes a difference significant
+        metric = comp.get("metric") or "METRIC"
+        return (f"{metric} has no declared direction, so analyze never calls a difference in it "
+                "significant (its p-value is not Holm-adjusted); drop the word, or declare "
+                f"evaluation.metrics.{metric}.direction (minimize or maximize) in "
+                "experiment-plan.md and re-run `rstack analyze`")
     few = [x for x in (n, n_base) if isinstance(x, int) and x < min_seeds]
     if few:
         return (f"the comparison has fewer than {min_seeds} seeds in an arm (n={n}, baseline "
