@@ -206,6 +206,30 @@ def test_a_plan_value_describing_the_setup_passes(proj):
                         "and 200 steps.") == []
 
 
+@pytest.mark.parametrize("caption", [
+    r"Validation loss over steps, mean $\pm$ 1 std over seeds.",
+    r"Validation loss; the band is $\pm 2$ standard deviations, the whiskers $\pm1$~s.d.",
+    r"Validation loss, shaded ±1 std.",
+    r"Validation loss, shaded $\pm 2\sigma$.",
+])
+def test_the_width_of_a_band_in_stds_is_not_a_result(proj, caption):
+    # "mean ± 1 std" says how the band is drawn; 1 and 2 are also seeds in the plan, so read as
+    # results next to the metric's label they were flagged as plan values
+    figure = ("\\begin{figure}[t]\n\\centering\n\\caption{" + caption + "}\n"
+              "\\end{figure}")
+    assert _audit(proj, figure) == []
+
+
+def test_a_number_next_to_std_that_is_a_result_is_still_checked(proj):
+    found = _audit(proj, "Linear warmup lowers the validation loss by 2 standard deviations.")
+    assert [f[3].split(" (")[0] for f in found] == ["plan value 2"]
+
+
+def test_a_spread_typed_before_std_is_still_checked(proj):
+    found = _audit(proj, "The validation loss is 0.41 $\\pm$ 0.07 std.")
+    assert [f[3].split(" in the ")[0] for f in found] == ["typed number 0.07"]
+
+
 # -- honest prose ----------------------------------------------------------------------------
 
 
