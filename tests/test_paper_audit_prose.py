@@ -130,6 +130,19 @@ def test_true_counts_pass_in_words_and_digits(proj):
                         "trains for 400 steps on 512 examples.") == []
 
 
+@pytest.mark.parametrize("size", ["384 train + 128 validation examples",
+                                  "384 train / 128 validation examples",
+                                  "384 train, 128 validation and 64 test examples"])
+def test_each_count_of_a_split_list_in_the_plan_passes(proj, size):
+    # the plan template writes data.size as "20000 train + 5000 validation examples": the first
+    # number describes examples too
+    plan = proj / "experiment-plan.md"
+    plan.write_text(plan.read_text().replace("size: 512 examples", f"size: {size}"))
+    assert _audit(proj, "We train on 384 training examples and validate on 128 examples.") == []
+    assert [f[3].split(" (")[0] for f in _audit(proj, "We train on 385 examples.")] == [
+        "count '385 examples'"]
+
+
 def test_a_number_that_counts_something_else_before_seeds_passes(proj):
     # "1 std over seeds" counts standard deviations, not seeds: a preposition between the number
     # and the noun means the number is not the noun's count
