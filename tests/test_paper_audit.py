@@ -531,6 +531,25 @@ def test_significantly_better_next_to_a_worse_result(proj, cli):
         "hint": "state the direction the analysis found (its verdict in analysis/summary.json)"}]
 
 
+def test_significantly_lower_next_to_a_higher_result(proj, cli):
+    # one arm, a named metric, a lower/higher verb: the sign analyze found decides
+    _set_comparison(proj, significant=True, improved=False, ci_overlap=False,
+                    verdict="significantly worse", p_value=0.0001)
+    _edit(proj, "The treatment significantly lowers val\\_loss",
+          "The pre-registered claim that warmup lowers val\\_loss is refuted. "
+          "The treatment significantly lowers val\\_loss")
+    build_paper(proj)
+    code, report = _audit(cli)
+    assert code == 1
+    assert [f for f in report["findings"] if f["check"] == "claims"
+            and "pre-registered" not in f["message"]] == [{
+        "check": "claims", "severity": "error", "file": "paper.tex",
+        "line": _line_of(proj, "The treatment significantly lowers"),
+        "message": "'significantly' with 'lower' next to arm 'treatment', but rstack analyze "
+                   "found it higher (val_loss: significantly worse)",
+        "hint": "state the direction the analysis found (its verdict in analysis/summary.json)"}]
+
+
 def test_baseline_first_sentences_are_read_with_the_baseline_as_subject(proj, cli):
     _set_comparison(proj, significant=True, improved=False, ci_overlap=False,
                     verdict="significantly worse", p_value=0.0001)
@@ -568,6 +587,23 @@ def test_not_significant_hint_fits_the_case(proj, cli, fields, message, hint):
     assert claim["message"] == ("'significantly' next to arm 'treatment', but rstack analyze "
                                 "marked its comparison not significant " + message)
     assert claim["hint"] == hint
+
+
+def test_significant_on_a_metric_without_direction_names_the_missing_direction(proj, cli):
+    # a small p on a metric with no declared direction: more seeds cannot make it significant,
+    # declaring the direction can, so the fix says that
+    _set_comparison(proj, significant=False, verdict="direction not declared", direction=None,
+                    p_value=0.0015, p=0.0015, p_adjusted=None, ci_overlap=False)
+    code, report = _audit(cli)
+    [claim] = [f for f in report["findings"] if f["check"] == "claims"
+              and "pre-registered" not in f["message"]]
+    assert claim["message"] == ("'significantly' next to arm 'treatment', but rstack analyze "
+                                "marked its comparison not significant (val_loss: p=0.0015)")
+    assert claim["hint"] == (
+        "val_loss has no declared direction, so analyze never calls a difference in it "
+        "significant (its p-value is not Holm-adjusted); drop the word, or declare "
+        "evaluation.metrics.val_loss.direction (minimize or maximize) in experiment-plan.md and "
+        "re-run `rstack analyze`")
 
 
 @pytest.mark.parametrize("definition", [

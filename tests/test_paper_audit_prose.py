@@ -130,6 +130,26 @@ def test_true_counts_pass_in_words_and_digits(proj):
                         "trains for 400 steps on 512 examples.") == []
 
 
+@pytest.mark.parametrize("size", ["384 train + 128 validation examples",
+                                  "384 train / 128 validation examples",
+                                  "384 train, 128 validation and 64 test examples"])
+def test_each_count_of_a_split_list_in_the_plan_passes(proj, size):
+    # the plan template writes data.size as "20000 train + 5000 validation examples": the first
+    # number describes examples too
+    plan = proj / "experiment-plan.md"
+    plan.write_text(plan.read_text().replace("size: 512 examples", f"size: {size}"))
+    assert _audit(proj, "We train on 384 training examples and validate on 128 examples.") == []
+    assert [f[3].split(" (")[0] for f in _audit(proj, "We train on 385 examples.")] == [
+        "count '385 examples'"]
+
+
+def test_a_number_that_counts_something_else_before_seeds_passes(proj):
+    # "1 std over seeds" counts standard deviations, not seeds: a preposition between the number
+    # and the noun means the number is not the noun's count
+    assert _audit(proj, "The band is the mean $\\pm$ 1 std over seeds, and the whiskers span "
+                        "2 std across runs.") == []
+
+
 # -- direction of comparative sentences --------------------------------------------------------
 
 
@@ -140,6 +160,8 @@ def test_true_counts_pass_in_words_and_digits(proj):
      "treatment is higher than baseline", "lower"),
     ("Linear warmup is outperformed by the constant schedule.", "outperformed by",
      "treatment is worse than baseline", "better (minimize)"),
+    ("The constant schedule improves validation loss over linear warmup.",
+     "improves validation loss over", "baseline is better than treatment", "worse (minimize)"),
 ])
 def test_a_comparative_sentence_against_the_analysis_is_flagged(proj, sentence, word, said,
                                                                  found):
@@ -151,6 +173,7 @@ def test_a_comparative_sentence_against_the_analysis_is_flagged(proj, sentence, 
 
 @pytest.mark.parametrize("sentence", [
     "Linear warmup outperforms the constant schedule on validation loss.",
+    "Linear warmup improves the validation loss over the constant schedule.",
     "The constant schedule has a higher validation loss than linear warmup.",
     "Compared with linear warmup, the constant schedule is worse.",
     "The constant schedule does not outperform linear warmup.",
@@ -166,6 +189,12 @@ def test_better_or_worse_on_a_metric_without_declared_direction_is_not_guessed(p
     assert found == [("warning", "paper.tex", _line(proj, "better calibration"),
                       "'better' says treatment is better than baseline on train_ece, which "
                       "cannot be checked: train_ece has no declared direction")]
+    found = _audit(proj, "Linear warmup improves the calibration error over the constant "
+                         "schedule.")
+    assert found[1:] == [("warning", "paper.tex", _line(proj, "improves the calibration"),
+                      "'improves the calibration error over' says treatment is better than "
+                      "baseline on train_ece, which cannot be checked: train_ece has no "
+                      "declared direction")]
     # lower/higher need no direction: the sign of the difference decides
     found = _audit(proj, "Linear warmup has a lower calibration error than the constant "
                          "schedule.")
@@ -188,6 +217,30 @@ def test_a_plan_value_stated_as_a_result_is_flagged(proj):
 def test_a_plan_value_describing_the_setup_passes(proj):
     assert _audit(proj, "Both arms train at a learning rate of 0.003 with warmup lengths of 0 "
                         "and 200 steps.") == []
+
+
+@pytest.mark.parametrize("caption", [
+    r"Validation loss over steps, mean $\pm$ 1 std over seeds.",
+    r"Validation loss; the band is $\pm 2$ standard deviations, the whiskers $\pm1$~s.d.",
+    r"Validation loss, shaded ±1 std.",
+    r"Validation loss, shaded $\pm 2\sigma$.",
+])
+def test_the_width_of_a_band_in_stds_is_not_a_result(proj, caption):
+    # "mean ± 1 std" says how the band is drawn; 1 and 2 are also seeds in the plan, so read as
+    # results next to the metric's label they were flagged as plan values
+    figure = ("\\begin{figure}[t]\n\\centering\n\\caption{" + caption + "}\n"
+              "\\end{figure}")
+    assert _audit(proj, figure) == []
+
+
+def test_a_number_next_to_std_that_is_a_result_is_still_checked(proj):
+    found = _audit(proj, "Linear warmup lowers the validation loss by 2 standard deviations.")
+    assert [f[3].split(" (")[0] for f in found] == ["plan value 2"]
+
+
+def test_a_spread_typed_before_std_is_still_checked(proj):
+    found = _audit(proj, "The validation loss is 0.41 $\\pm$ 0.07 std.")
+    assert [f[3].split(" in the ")[0] for f in found] == ["typed number 0.07"]
 
 
 # -- honest prose ----------------------------------------------------------------------------

@@ -35,6 +35,35 @@ _WORSE_WORDS = re.compile(r"\b(?:worse|degrade[sd]?|degrading|degradation|hurts?
                           r"underperform(?:s|ed|ing)?)\b", re.I)
 
 
+# Change verbs, judged only with a named metric and one arm ("X significantly lowers the loss"):
+# the arm's comparison with the baseline says which way its metric moved.
+_LOWER_WORDS = re.compile(r"\b(?:lower(?:s|ed|ing)?|reduc(?:e|es|ed|ing)|decreas(?:e|es|ed|ing))\b",
+                          re.I)
+_HIGHER_WORDS = re.compile(r"\b(?:higher|rais(?:e|es|ed|ing)|increas(?:e|es|ed|ing))\b", re.I)
+
+
+def _stated_change(sentence: str) -> str | None:
+    """`lower` or `higher` when the sentence says exactly one of them (not negated), else None."""
+    found = set()
+    for pattern, label in ((_LOWER_WORDS, "lower"), (_HIGHER_WORDS, "higher")):
+        for match in pattern.finditer(sentence):
+            if not _NEGATION.search(sentence[:match.start()]):
+                found.add(label)
+    return found.pop() if len(found) == 1 else None
+
+
+def _found_change(comp: Comparison, from_baseline: bool) -> str | None:
+    """Which way the named arm's metric moved: from the verdict in the declared direction, else
+    the sign of the difference (arm minus baseline; reversed when the baseline is the arm)."""
+    if comp.outcome is not None and comp.direction is not None:
+        up = (comp.outcome == "better") == (comp.direction == "maximize")
+    elif comp.diff:
+        up = comp.diff > 0
+    else:
+        return None
+    return ("lower" if up else "higher") if from_baseline else ("higher" if up else "lower")
+
+
 def _stated_direction(sentence: str) -> str | None:
     """`better` or `worse` when the sentence says exactly one of them (not negated), else None."""
     found = set()
@@ -48,6 +77,13 @@ def _stated_direction(sentence: str) -> str | None:
 def _not_significant_hint(comp: dict, alpha: float, min_seeds: int) -> str:
     """Why analyze did not call a comparison significant, as the fix for the author."""
     n, n_base, p = comp.get("n"), comp.get("n_baseline"), _p_of(comp)
+    if comp.get("verdict") == "direction not declared":
+        # more seeds cannot help here: only a declared direction makes a difference significant
+        metric = comp.get("metric") or "METRIC"
+        return (f"{metric} has no declared direction, so analyze never calls a difference in it "
+                "significant (its p-value is not Holm-adjusted); drop the word, or declare "
+                f"evaluation.metrics.{metric}.direction (minimize or maximize) in "
+                "experiment-plan.md and re-run `rstack analyze`")
     few = [x for x in (n, n_base) if isinstance(x, int) and x < min_seeds]
     if few:
         return (f"the comparison has fewer than {min_seeds} seeds in an arm (n={n}, baseline "
@@ -111,7 +147,9 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None, stud
             significant = [c for c in comps if c.significant]
             if significant:
                 if len(named) < 2:
-                    _check_direction(report, match.group(), arm, sentence, significant, where)
+                    _check_direction(report, match.group(), arm, sentence, significant, where,
+                                     metric_named=bool(mentioned),
+                                     from_baseline=arm == baseline)
                 continue
             if comps:
                 detail = ", ".join(f"{c.metric}: p={fmt_p(_p_of(c.raw))}" for c in comps)
@@ -126,11 +164,22 @@ def audit_claims(report: AuditReport, source: Source, summary: dict | None, stud
 
 
 def _check_direction(report: AuditReport, word: str, arm: str, sentence: str,
-                     comps: list[Comparison], where: dict) -> None:
+                     comps: list[Comparison], where: dict, *, metric_named: bool = False,
+                     from_baseline: bool = False) -> None:
     """'significantly better' next to one arm whose comparison analyze found significantly
-    worse (or the reverse)."""
+    worse (or the reverse); 'significantly lower METRIC' where the metric went up."""
     stated = _stated_direction(sentence)
     if stated is None:
+        change = _stated_change(sentence) if metric_named else None
+        found = {_found_change(c, from_baseline) for c in comps}
+        if change is None or found != {"higher" if change == "lower" else "lower"}:
+            return
+        detail = ", ".join(f"{c.metric}: {c.verdict or 'significantly ' + str(c.outcome)}"
+                           for c in comps)
+        report.add("claims", f"'{word}' with '{change}' next to arm '{arm}', but rstack analyze "
+                   f"found it {found.pop()} ({detail})", **where,
+                   hint="state the direction the analysis found (its verdict in "
+                        "analysis/summary.json)")
         return
     if {c.outcome for c in comps} != {"better" if stated == "worse" else "worse"}:
         return

@@ -16,12 +16,22 @@ from .study import Study
 
 COUNT_NOUNS = ("seed", "run", "arm", "trial", "epoch", "step", "layer", "example")
 _NUMBER_WORD = "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+# A word between the number and the noun that shows the number counts something else ("3 of the
+# runs", "1 std over seeds", "2 std across runs").
 _STOP = {"of", "per", "the", "and", "or", "for", "with", "in", "on", "at", "to", "by", "from",
-         "a", "an", "each", "every", "than", "that", "which", "these", "those", "all"}
+         "a", "an", "each", "every", "than", "that", "which", "these", "those", "all", "over",
+         "across", "between", "among", "within"}
 _COUNT = re.compile(
     rf"(?<![\w.,-])(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:{_NUMBER_WORD}))"
     rf"(?P<mid>(?:[\s~]+[A-Za-z][A-Za-z-]*){{0,2}}?)[\s~]+"
     rf"(?P<noun>(?i:seeds?|runs?|arms?|trials?|epochs?|steps?|layers?|examples?))\b")
+
+
+# An earlier item of a list that ends in the noun: "384 train + " in "384 train + 128 validation
+# examples" (the plan template's data.size), joined by +, /, a comma or "and".
+_LIST_ITEM = re.compile(
+    rf"(?<![\w.,-])(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:{_NUMBER_WORD}))"
+    rf"(?:[\s~]+[A-Za-z][A-Za-z-]*){{0,2}}[\s~]*(?:\+|/|,|\band\b)[\s~]*$")
 
 
 def _value(token: str) -> float | None:
@@ -39,8 +49,15 @@ def _plan_mentions(value: Any, noun: str, path: str = "") -> Iterable[tuple[str,
     plan string ("400 steps", "one hidden layer"), or a flag naming it (`--epochs 3`)."""
     if isinstance(value, str):
         for match in _COUNT.finditer(value):
-            if _stem(match.group("noun")) == noun:
-                number = _value(match.group("num").replace(",", ""))
+            if _stem(match.group("noun")) != noun:
+                continue
+            tokens = [match.group("num")]
+            head = value[:match.start()]
+            while (item := _LIST_ITEM.search(head)) is not None:
+                tokens.append(item.group("num"))
+                head = head[:item.start()]
+            for token in tokens:
+                number = _value(token.replace(",", ""))
                 if number is not None:
                     yield path, number
     elif isinstance(value, dict):

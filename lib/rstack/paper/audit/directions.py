@@ -16,7 +16,9 @@ from .report import AuditReport
 from .scanner import Source
 from .study import Metric, Study
 
-_BETTER = (r"better|outperform(?:s|ed|ing)?|improve(?:s|d)?\s+(?:on|over|upon)|beats?|beat|"
+# "improves on B", and "improves the validation loss over B" with the metric in between
+_BETTER = (r"better|outperform(?:s|ed|ing)?|improve(?:s|d)?(?:\s+[\w-]+){0,3}?\s+(?:on|over|upon)|"
+           r"beats?|beat|"
            r"superior\s+to|surpass(?:es|ed)?|exceeds?")
 _WORSE = r"worse|underperform(?:s|ed|ing)?|inferior\s+to|trails?|lags?\s+behind"
 _LOWER = r"lower(?:s|ed)?|reduces?|reduced|decreases?|decreased"

@@ -241,6 +241,20 @@ _POINTS = re.compile(r"(?:\s|~|\\,)*(?:percentage[\s~]+points?|pp\b|p\.p\.)", re
 _MULTIPLIER_SUFFIX = re.compile(r"-?(?:fold|times|x|X)", re.I)
 
 
+# "mean $\pm$ 1 std", "±2 standard deviations", "$\pm 2\sigma$": how a band or error bar is
+# drawn, not a result. Only 1, 2 or 3 and both sides: "0.81 ± 0.03 std" and "2.3 standard
+# deviations" are results.
+_PLUS_MINUS_BEFORE = re.compile(r"(?:\\pm|±)[\s$~{]*$")
+_STD_AFTER = re.compile(r"[\s$~}]*(?:\\sigma\b|σ|std\b|s\.d\.|sd\b|standard[\s~]+deviations?\b)",
+                        re.I)
+
+
+def _band_width(text: str, start: int, end: int) -> bool:
+    return bool(text[start:end] in ("1", "2", "3")
+                and _PLUS_MINUS_BEFORE.search(text[max(0, start - 12):start])
+                and _STD_AFTER.match(text, end))
+
+
 def _letter_attached(text: str, start: int, end: int) -> bool:
     """A digit run that is part of a name: CIFAR-10, ResNet50, GPT-2, Llama-2-7B, 3D, 1st, x86.
 
@@ -327,7 +341,7 @@ def audit_numbers(report: AuditReport, source: Source, summary: dict | None,
         chunk = _SCRIPT.sub(lambda m: " " * len(m.group()), chunk)
         for match in _NUMBER.finditer(chunk):
             abs_start, abs_end = start + match.start("num"), start + match.end("num")
-            if _letter_attached(text, abs_start, abs_end):
+            if _letter_attached(text, abs_start, abs_end) or _band_width(text, abs_start, abs_end):
                 continue
             if abs_end < len(text) and text[abs_end] == "." and abs_end + 1 < len(text) \
                     and text[abs_end + 1].isdigit():
