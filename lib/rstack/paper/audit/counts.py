@@ -21,7 +21,7 @@ _STOP = {"of", "per", "the", "and", "or", "for", "with", "in", "on", "at", "to",
 _COUNT = re.compile(
     rf"(?<![\w.,-])(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:{_NUMBER_WORD}))"
     rf"(?P<mid>(?:[\s~]+[A-Za-z][A-Za-z-]*){{0,2}}?)[\s~]+"
-    rf"(?P<noun>(?i:seeds?|runs?|arms?|trials?|epochs?|steps?|layers?|examples?))\b")
+    rf"(?P<noun>(?i:{'|'.join(noun + 's?' for noun in COUNT_NOUNS)}))\b")
 
 
 def _value(token: str) -> float | None:
