@@ -26,6 +26,34 @@ REPO = Path(__file__).resolve().parents[1]
 VASTAI_OFFERS = [{"id": 8, "gpu_name": "RTX_4090", "dph_total": 0.30}]
 
 
+def use_vastai_standin(tmp_path: Path, monkeypatch, ssh_port: int, offers: list[dict],
+                       polls_until_running: int) -> Path:
+    """`vastai` on PATH is the stand-in (its instances are the sshd on ssh_port); returns the
+    state file it answers from."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "vastai").symlink_to(DATA / "vastai_standin.py")
+    state = tmp_path / "vast.json"
+    state.write_text(json.dumps({"offers": offers, "polls_until_running": polls_until_running}))
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("VASTAI_STANDIN_STATE", str(state))
+    monkeypatch.setenv("VASTAI_STANDIN_SSH_URL", f"ssh://root@127.0.0.1:{ssh_port}")
+    return state
+
+
+def use_slurm_cluster_dir(tmp_path: Path, monkeypatch) -> Path:
+    """The slurm runner's run directories on the "shared filesystem" (this machine), polled
+    often."""
+    cluster_dir = tmp_path / "cluster"
+    cluster_dir.mkdir()
+    monkeypatch.setenv("RSTACK_SLURM_REMOTE_DIR", str(cluster_dir))
+    monkeypatch.setenv("RSTACK_SLURM_POLL_S", "0.3")
+    monkeypatch.setenv("RSTACK_SLURM_PYTHON", "/usr/bin/python3" if Path("/usr/bin/python3").exists()
+                       else "python3")
+    monkeypatch.setenv("RSTACK_SSH_TIMEOUT_GRACE_S", "60")
+    return cluster_dir
+
+
 def slurm_cluster_reason() -> str | None:
     """Why no SLURM cluster answers here (None when one does)."""
     if not shutil.which("sbatch") or not shutil.which("sinfo"):
@@ -148,26 +176,12 @@ def build_harness(name: str, request, project: Path, monkeypatch, tmp_path: Path
         return Harness("ssh", name, None, lambda root: make_runner("ssh", root), sshd.remote_dir,
                        can_reattach=True)
     if name == "vastai":
-        bindir = tmp_path / "bin"
-        bindir.mkdir()
-        (bindir / "vastai").symlink_to(DATA / "vastai_standin.py")
-        state = tmp_path / "vast.json"
-        state.write_text(json.dumps({"offers": VASTAI_OFFERS, "polls_until_running": 1}))
-        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-        monkeypatch.setenv("VASTAI_STANDIN_STATE", str(state))
-        monkeypatch.setenv("VASTAI_STANDIN_SSH_URL", f"ssh://root@127.0.0.1:{sshd.port}")
+        use_vastai_standin(tmp_path, monkeypatch, sshd.port, VASTAI_OFFERS, polls_until_running=1)
         monkeypatch.setenv("RSTACK_VASTAI_POLL_S", "0.05")
         return Harness("vastai", name, "RTX_4090",
                        lambda root: make_runner("vastai", root, gpu="RTX_4090"),
                        sshd.remote_dir, can_reattach=True)
-    # slurm: run directories on the "shared filesystem" (this machine), polled often
-    cluster_dir = tmp_path / "cluster"
-    cluster_dir.mkdir()
-    monkeypatch.setenv("RSTACK_SLURM_REMOTE_DIR", str(cluster_dir))
-    monkeypatch.setenv("RSTACK_SLURM_POLL_S", "0.3")
-    monkeypatch.setenv("RSTACK_SLURM_PYTHON", "/usr/bin/python3" if Path("/usr/bin/python3").exists()
-                       else "python3")
-    monkeypatch.setenv("RSTACK_SSH_TIMEOUT_GRACE_S", "60")
+    cluster_dir = use_slurm_cluster_dir(tmp_path, monkeypatch)
     if name == "slurm-ssh":
         from ssh_fixtures import ALIAS
 

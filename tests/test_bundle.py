@@ -35,6 +35,16 @@ def _create(cli, out):
     return result
 
 
+def _commit_project(root):
+    """A git repository at root with the script and plan committed (outputs ignored)."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    (root / ".gitignore").write_text(".rstack/\nresults/\nanalysis/\n")
+    subprocess.run(git + ["init", "-q"], cwd=root, check=True)
+    subprocess.run(git + ["add", "train.py", "experiment-plan.md", ".gitignore"], cwd=root,
+                   check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "c"], cwd=root, check=True)
+
+
 def test_create_holds_everything_and_verifies(analysed, cli, tmp_path):
     root, ids = analysed
     (root / "paper.tex").write_text("\\documentclass{article}\\input{analysis/numbers.tex}\n")
@@ -132,12 +142,7 @@ def test_verify_without_checksums(tmp_path, cli):
 
 def test_git_project_records_commit_and_dirty_patch(analysed, cli, tmp_path):
     root, _ = analysed
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    (root / ".gitignore").write_text(".rstack/\nresults/\nanalysis/\n")
-    subprocess.run(git + ["init", "-q"], cwd=root, check=True)
-    subprocess.run(git + ["add", "train.py", "experiment-plan.md", ".gitignore"], cwd=root,
-                   check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "c"], cwd=root, check=True)
+    _commit_project(root)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                           text=True, check=True).stdout.strip()
     clean = tmp_path / "clean"
@@ -337,12 +342,7 @@ def test_create_and_verify_count_the_same_files(analysed, cli, tmp_path):
 
 def test_untracked_paper_files_make_the_stamp_dirty(analysed, cli, tmp_path):
     root, _ = analysed
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    (root / ".gitignore").write_text(".rstack/\nresults/\nanalysis/\n")
-    subprocess.run(git + ["init", "-q"], cwd=root, check=True)
-    subprocess.run(git + ["add", "train.py", "experiment-plan.md", ".gitignore"], cwd=root,
-                   check=True)
-    subprocess.run(git + ["commit", "-q", "-m", "c"], cwd=root, check=True)
+    _commit_project(root)
     (root / "paper.tex").write_text("\\documentclass{article}\n")
     (root / "review.md").write_text("notes\n")
     out = tmp_path / "b"

@@ -21,7 +21,7 @@ from rstack import compute
 from rstack.runners.slurm_script import (ArrayTask, BatchOptions, base_state, batch_script,
                                          format_slurm_time, gres_gpu_count, parse_exit_code,
                                          parse_extra, parse_gres_map, parse_slurm_time)
-from runners_fixtures import slurm_cluster_reason, slurm_jobs_of
+from runners_fixtures import slurm_cluster_reason, slurm_jobs_of, use_slurm_cluster_dir
 from runs_fixtures import finished, records, write_project
 from ssh_fixtures import sshd, wait_for  # noqa: F401
 from test_runs_ssh import preflight_pass
@@ -143,13 +143,7 @@ def cluster(project, monkeypatch, tmp_path):
     reason = slurm_cluster_reason()
     if reason:
         pytest.skip(reason)
-    cluster_dir = tmp_path / "cluster"
-    cluster_dir.mkdir()
-    monkeypatch.setenv("RSTACK_SLURM_REMOTE_DIR", str(cluster_dir))
-    monkeypatch.setenv("RSTACK_SLURM_POLL_S", "0.3")
-    monkeypatch.setenv("RSTACK_SLURM_PYTHON", "/usr/bin/python3" if Path("/usr/bin/python3").exists()
-                       else "python3")
-    monkeypatch.setenv("RSTACK_SSH_TIMEOUT_GRACE_S", "60")
+    cluster_dir = use_slurm_cluster_dir(tmp_path, monkeypatch)
     monkeypatch.setenv("RSTACK_MAX_RETRIES", "0")
     yield cluster_dir
     jobs = slurm_jobs_of(cluster_dir)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runs_fixtures import DATA, finished, records, write_project
+from runners_fixtures import use_vastai_standin
+from runs_fixtures import finished, records, write_project
 from ssh_fixtures import kill, remote_processes, sshd, wait_for  # noqa: F401
 from test_runs_ssh import preflight_pass
 
@@ -23,14 +24,7 @@ OFFERS = [{"id": 7, "gpu_name": "RTX_4090", "dph_total": 0.40},
 
 @pytest.fixture
 def vast(tmp_path, monkeypatch, sshd, project):
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "vastai").symlink_to(DATA / "vastai_standin.py")
-    state = tmp_path / "vast.json"
-    state.write_text(json.dumps({"offers": OFFERS, "polls_until_running": 2}))
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("VASTAI_STANDIN_STATE", str(state))
-    monkeypatch.setenv("VASTAI_STANDIN_SSH_URL", f"ssh://root@127.0.0.1:{sshd.port}")
+    state = use_vastai_standin(tmp_path, monkeypatch, sshd.port, OFFERS, polls_until_running=2)
     sshd.env(monkeypatch, RSTACK_VASTAI_POLL_S="0.05", RSTACK_MAX_RETRIES="0")
 
     class Vast:

@@ -274,13 +274,14 @@ for _key in (
         check=lambda v: _slurm_name_problem("slurm_qos", v)),
     Key("slurm_time", "str", "",
         "sbatch --time (D-HH:MM:SS, HH:MM:SS, MM:SS or minutes); empty: the run's timeout + "
-        "ssh_timeout_grace_s.", check=lambda v: _slurm_time_problem(v)),
+        "ssh_timeout_grace_s.",
+        check=lambda v: _parse_problem(_slurm_script().parse_slurm_time, v)),
     Key("slurm_gres", "list", [],
         "GPU type -> sbatch --gres, GPU=GRES,... (e.g. A100=gpu:a100:1); a plan GPU needs a row.",
-        check=lambda v: _slurm_gres_problem(v)),
+        check=lambda v: _parse_problem(_slurm_script().parse_gres_map, v)),
     Key("slurm_extra", "str", "",
         "Extra #SBATCH options, separated by ';' (e.g. --constraint=a100;--exclusive).",
-        check=lambda v: _slurm_extra_problem(v)),
+        check=lambda v: _parse_problem(_slurm_script().parse_extra, v)),
     Key("slurm_remote_dir", "str", "~/.rstack-slurm",
         "Where slurm runs live on the cluster's shared filesystem (runs/, jobs/, envs/)."),
     Key("slurm_python", "str", "python3", "The cluster's interpreter that builds the run's venv."),
@@ -300,31 +301,16 @@ def _slurm_name_problem(key: str, value: str) -> str | None:
     return None
 
 
-def _slurm_time_problem(value: str) -> str | None:
-    from .runners.slurm_script import parse_slurm_time
+def _slurm_script():
+    from .runners import slurm_script  # imported when a slurm key is checked, not with config
 
+    return slurm_script
+
+
+def _parse_problem(parse: Callable[[Any], Any], value: Any) -> str | None:
+    """What the parser that reads the value at launch says is wrong with it (its ValueError)."""
     try:
-        parse_slurm_time(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _slurm_gres_problem(items: list[str]) -> str | None:
-    from .runners.slurm_script import parse_gres_map
-
-    try:
-        parse_gres_map(items)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def _slurm_extra_problem(value: str) -> str | None:
-    from .runners.slurm_script import parse_extra
-
-    try:
-        parse_extra(value)
+        parse(value)
     except ValueError as exc:
         return str(exc)
     return None

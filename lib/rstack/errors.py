@@ -23,6 +23,14 @@ class RStackError(Exception):
         return self.message
 
 
+class SchemaError(RStackError):
+    """A file fails its schema (a plan, program.md): `problems` lists every problem at once."""
+
+    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None):
+        super().__init__(message, hint=hint)
+        self.problems = problems or [message]
+
+
 class ConfigError(RStackError):
     """config.yaml is malformed, a key is unknown, or a value is out of range."""
 

@@ -328,21 +328,13 @@ class Ledger:
         wanted = set(types) if types else None
         result = ReadResult(self.path)
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return result
-        except OSError as exc:
-            raise _os_error(self.path, exc, "read ledger") from None
-        try:
-            problem = _not_regular(self.path, fd, "read ledger")
-            if problem:
-                raise problem
-            with os.fdopen(os.dup(fd), "rb") as handle:
+            handle = self._open_for_reading()
+            if handle is None:
+                return result
+            with handle:
                 raw = handle.read()
         except OSError as exc:
             raise _os_error(self.path, exc, "read ledger") from None
-        finally:
-            os.close(fd)
         result.sha256 = hashlib.sha256(raw).hexdigest()
         lines = raw.split(b"\n")
         torn_tail = lines[-1] != b""

@@ -23,7 +23,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from . import safeio
-from .errors import RStackError
+from .errors import SchemaError
 from .paper.venues import VENUES
 from .runners import PROFILES  # noqa: F401  (the one list of profiles; plan.PROFILES re-exports it)
 
@@ -66,12 +66,8 @@ OPTIONAL_KEYS = {"execution.seeds_reason", "execution.gpu", "execution.max_cost_
                  "hypothesis.metrics", "evaluation.direction"}
 
 
-class PlanError(RStackError):
+class PlanError(SchemaError):
     """The plan file is missing, malformed, or fails its schema."""
-
-    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None):
-        super().__init__(message, hint=hint)
-        self.problems = problems or [message]
 
 
 @dataclass(frozen=True)
@@ -580,6 +576,21 @@ def _check_arms(chk: _Checker, ex: dict) -> dict[str, Arm]:
     return specs
 
 
+def load_front_matter(yaml_text: str, where: str, first_line: int, *, error: type[SchemaError],
+                      hint: str) -> Any:
+    """The front matter's YAML (round-trip, so values keep their lines), or `error` naming the
+    line of the first syntax problem (plan.md and program.md share this)."""
+    try:
+        return YAML(typ="rt").load(yaml_text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + first_line}" if mark else ""
+        raise error(f"{where}{line}: malformed YAML front matter "
+                    f"({exc.problem or exc.context or 'parse error'})", hint=hint) from None
+    except YAMLError as exc:
+        raise error(f"{where}: malformed YAML front matter ({exc})") from None
+
+
 def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
     """Validate plan text; raise PlanError listing every problem."""
     where = where or display_path(path)
@@ -588,16 +599,8 @@ def parse_plan(text: str, *, path: Path, where: str | None = None) -> Plan:
     if alias is not None:
         raise PlanError(f"{where}:{first_line + alias - 1}: YAML anchors and aliases (&name, *name) "
                         "are not allowed in a plan", hint="write each value out in full")
-    try:
-        root = YAML(typ="rt").load(yaml_text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + first_line}" if mark else ""
-        raise PlanError(f"{where}{line}: malformed YAML front matter "
-                        f"({exc.problem or exc.context or 'parse error'})",
-                        hint="fix that line; the example plan in templates/ shows the layout") from None
-    except YAMLError as exc:
-        raise PlanError(f"{where}: malformed YAML front matter ({exc})") from None
+    root = load_front_matter(yaml_text, where, first_line, error=PlanError,
+                             hint="fix that line; the example plan in templates/ shows the layout")
     if not isinstance(root, dict):
         raise PlanError(f"{where}: the front matter must be a mapping with the sections "
                         f"{', '.join(SECTIONS)}", hint=f"see {_template_hint()}")

@@ -29,7 +29,6 @@ APT_PACKAGES = ("texlive-latex-base", "texlive-latex-recommended", "texlive-font
                 "latexmk")
 BREW_FORMULA = "tectonic"
 STATE_FILE = "latex.json"
-COMPILE_TIMEOUT_S = 120
 
 PROBE_TEX = r"""\documentclass{article}
 \usepackage{times}

@@ -13,10 +13,10 @@ import warnings
 from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
-CONFIDENCE = 0.95
-MIN_SEEDS = 3
+from ..plan import DIRECTIONS  # the plan schema owns the metric directions
+from .stats import MIN_SEEDS
+
 BOOTSTRAP_RESAMPLES = 9999
-DIRECTIONS = ("minimize", "maximize")
 
 BETTER = "better"
 WORSE = "worse"

@@ -9,6 +9,7 @@ and a metric without a declared direction has no bold and no arrow.
 from __future__ import annotations
 
 from ..tex import tex_escape
+from .compare import DIRECTIONS
 from .numbers import fmt_fixed
 from .stats import MIN_SEEDS, Summary
 
@@ -19,7 +20,7 @@ def best_arms(stats: dict[str, dict[str, Summary]], metric: str, direction: str 
     An arm with a single seed is not ranked while any arm has two or more: one lucky seed must
     not wear the bold.
     """
-    if direction not in ("minimize", "maximize"):
+    if direction not in DIRECTIONS:
         return set()  # no declared direction: nothing is "best"
     having = {arm: per[metric] for arm, per in stats.items() if metric in per}
     if any(s.n >= 2 for s in having.values()):

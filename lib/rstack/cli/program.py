@@ -18,6 +18,14 @@ def _echo_json(data: dict) -> None:
     click.echo(json.dumps(data, indent=2, allow_nan=False))
 
 
+def _echo(data: dict, as_json: bool, lines) -> None:
+    """`data` as JSON, or the human form `lines(data)` (a list of lines) built only when asked."""
+    if as_json:
+        _echo_json(data)
+    else:
+        click.echo("\n".join(lines(data)))
+
+
 @click.group("program")
 def program_group() -> None:
     """The improvement loop: trials of HEAD against a champion, KEEP only beyond the noise."""
@@ -166,11 +174,7 @@ def status_command(as_json, project) -> None:
     """Champion with its interval, trials kept/discarded, budget left, noise estimate."""
     from ..program.report import status, status_lines
 
-    data = status(project)
-    if as_json:
-        _echo_json(data)
-    else:
-        click.echo("\n".join(status_lines(data)))
+    _echo(status(project), as_json, status_lines)
 
 
 @program_group.command("log")
@@ -181,10 +185,7 @@ def log_command(as_json, project) -> None:
     from ..program.report import log_lines, log_rows
 
     rows = log_rows(project)
-    if as_json:
-        _echo_json({"trials": rows})
-    else:
-        click.echo("\n".join(log_lines(rows)) if rows else "no trials yet")
+    _echo({"trials": rows}, as_json, lambda _: log_lines(rows) if rows else ["no trials yet"])
 
 
 @program_group.command("plot")
@@ -195,11 +196,8 @@ def plot_command(out_dir, as_json, project) -> None:
     """The progress figure (PNG and PDF): each trial's mean with its interval, the champion line."""
     from ..program.report import plot
 
-    paths = plot(project, out_dir)
-    if as_json:
-        _echo_json({"files": [str(p) for p in paths]})
-    else:
-        click.echo("\n".join(str(p) for p in paths))
+    files = [str(p) for p in plot(project, out_dir)]
+    _echo({"files": files}, as_json, lambda data: data["files"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,8 +351,4 @@ def credits_command(as_json, project) -> None:
     """Each member's verified impact and share of the program's total improvement."""
     from ..program.report import credit_lines, credits
 
-    data = credits(project)
-    if as_json:
-        _echo_json(data)
-    else:
-        click.echo("\n".join(credit_lines(data)))
+    _echo(credits(project), as_json, credit_lines)

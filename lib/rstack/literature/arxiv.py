@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 
 from .. import config
 from .errors import NotFoundError, ServiceError
 from .papers import Paper, arxiv_version, clean_text, make_ids, normalize_arxiv_id
 from .query import arxiv_query
-from .transport import ARXIV, Body, Transport, collect_pages
+from .transport import ARXIV, Body, SourceResult, Transport, collect_pages
 
 ATOM = "http://www.w3.org/2005/Atom"
 ARXIV_NS = "http://arxiv.org/schemas/atom"
 MAX_RESULTS = 200
-
-
-@dataclass
-class ArxivResult:
-    papers: list[Paper]
-    total: int | None = None
-    skipped: list[str] = field(default_factory=list)
 
 
 def _local(tag: str) -> str:
@@ -77,7 +69,7 @@ def error_summary(text: str) -> str:
     return ""
 
 
-def parse_feed(body: Body, what: str) -> ArxivResult:
+def parse_feed(body: Body, what: str) -> SourceResult:
     """An Atom feed into papers; raises ServiceError for an error feed or a body that is no feed."""
     text = body.text
     head = text.lstrip()[:200].lower()
@@ -101,7 +93,7 @@ def parse_feed(body: Body, what: str) -> ArxivResult:
                 total = int((child.text or "").strip())
             except ValueError:
                 total = None
-    result = ArxivResult([], total)
+    result = SourceResult([], total)
     for entry in root.findall(f"{{{ATOM}}}entry"):
         if _is_error_entry(entry):
             message = _text(entry, ATOM, "summary") or "unspecified error"
@@ -167,7 +159,7 @@ def search_request(query: str, *, limit: int,
 
 def search(transport: Transport, query: str, *, limit: int,
            years: tuple[int | None, int | None] | None = None,
-           fielded: bool = True) -> ArxivResult:
+           fielded: bool = True) -> SourceResult:
     """Up to `limit` papers, page after page of at most MAX_RESULTS."""
     what = f"search {query!r}"
 

@@ -24,7 +24,7 @@ from .papers import Paper, normalize_arxiv_id, normalize_doi, normalize_title
 from .query import plain_query
 from .search import LEDGER_TYPES, _recording_lock, fetch_by_id
 from .transport import Transport
-from .verify import _compare, _first_author, _parse_bib, _year, latex_to_text
+from .verify import _compare, _first_author, _parse_bib, _year, diff_lines, latex_to_text
 
 STATUSES = ("verified", "corrected", "unverifiable")
 # Titles this similar (difflib ratio of the normalized forms) are one title: a dropped article or
@@ -62,10 +62,7 @@ class EntryOutcome:
             head += f" (ledger key {self.ledger_key})"
         if self.how:
             head += f"  [{self.how}{', recorded' if self.recorded else ''}]"
-        lines = [head]
-        for change in self.diff:
-            lines.append(f"    - {change['field']}: {change['bib']!r}  (bib)")
-            lines.append(f"    + {change['field']}: {change['ledger']!r}  (ledger)")
+        lines = [head, *diff_lines(self.diff)]
         if self.status == "unverifiable":
             lines.extend(f"    tried {attempt}" for attempt in self.tried)
             lines.append("  fix: find the paper (rstack lit search \"TITLE\" or rstack lit resolve "

@@ -129,9 +129,9 @@ def _entries(root: Path) -> list[Path]:
 def cache_stats(root: Path) -> CacheStats:
     """How many responses the cache holds, how big, how old, per service (by configured URL)."""
     from .. import config
+    from .papers import SOURCES
 
-    bases = {name: str(config.get(f"{name}_api_url")).rstrip("/")
-             for name in ("s2", "arxiv", "openalex", "crossref")}
+    bases = {name: str(config.get(f"{name}_api_url")).rstrip("/") for name in SOURCES}
     stats = CacheStats(str(lit_cache_dir(Path(root))), by_service={})
     stamps = []
     for path in _entries(root):

@@ -9,13 +9,13 @@ in abstracts is stripped. Items without a DOI or title are skipped and counted, 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from .. import config
 from .errors import ServiceError
 from .papers import Paper, clean_text, make_ids
-from .transport import CROSSREF, Body, Transport, collect_pages, json_body
+from .transport import (CROSSREF, Body, SourceResult, Transport, collect_pages, json_body,
+                        polite_params)
 
 ROWS_MAX = 1000
 RETRACTING_UPDATES = frozenset({"retraction", "withdrawal", "removal", "partial_retraction"})
@@ -25,22 +25,8 @@ _TYPES = {"journal-article": "journal", "proceedings-article": "conference",
 _TAG = re.compile(r"<[^>]+>")
 
 
-@dataclass
-class CrossrefResult:
-    papers: list[Paper]
-    total: int | None = None
-    skipped: list[str] = field(default_factory=list)
-
-
 def _base() -> str:
     return str(config.get("crossref_api_url")).rstrip("/")
-
-
-def _polite(params: dict) -> dict:
-    mailto = str(config.get("lit_mailto")).strip()
-    if mailto:
-        params["mailto"] = mailto
-    return params
 
 
 def _first(value) -> str | None:
@@ -116,14 +102,14 @@ def _message(body: Body, what: str) -> dict:
     return doc["message"]
 
 
-def parse_list(body: Body, what: str) -> tuple[CrossrefResult, bool]:
+def parse_list(body: Body, what: str) -> tuple[SourceResult, bool]:
     message = _message(body, what)
     items = message.get("items")
     if not isinstance(items, list):
         raise ServiceError(f"Crossref {what}: unexpected JSON (no `message.items` list)",
                            service="crossref", kind="bad-body", hint="try again later")
     total = message.get("total-results")
-    result = CrossrefResult([], total if isinstance(total, int) else None)
+    result = SourceResult([], total if isinstance(total, int) else None)
     for item in items:
         paper, why = paper_from_item(item)
         if paper is None:
@@ -144,11 +130,11 @@ def search_request(query: str, *, count: int, offset: int = 0,
         if years[1]:
             bounds.append(f"until-pub-date:{years[1]}")
         params["filter"] = ",".join(bounds)
-    return _base() + "/works", _polite(params)
+    return _base() + "/works", polite_params(params)
 
 
 def search(transport: Transport, query: str, *, limit: int,
-           years: tuple[int | None, int | None] | None = None) -> CrossrefResult:
+           years: tuple[int | None, int | None] | None = None) -> SourceResult:
     """Works whose bibliographic data matches QUERY (Crossref ranks; it always finds something)."""
     what = f"search {query!r}"
 
@@ -172,4 +158,4 @@ def get_work(transport: Transport, doi: str) -> Paper:
         return paper
 
     url = _base() + "/works/" + quote(doi, safe="/.():;")
-    return transport.get(CROSSREF, url, _polite({}), parse=parse, what=what)
+    return transport.get(CROSSREF, url, polite_params({}), parse=parse, what=what)

@@ -7,12 +7,12 @@ rebuilt from `abstract_inverted_index`. Works without a title are skipped and co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from .. import config
 from .papers import Paper, clean_text, make_ids, normalize_arxiv_id
-from .transport import OPENALEX, Body, Transport, collect_pages, json_body
+from .transport import (OPENALEX, Body, SourceResult, Transport, collect_pages, json_body,
+                        polite_params)
 from .errors import ServiceError
 
 PER_PAGE_MAX = 200
@@ -24,22 +24,8 @@ _CROSSREF_TYPES = {"proceedings-article": "conference", "journal-article": "jour
                    "posted-content": "preprint"}
 
 
-@dataclass
-class OpenAlexResult:
-    papers: list[Paper]
-    total: int | None = None
-    skipped: list[str] = field(default_factory=list)
-
-
 def _base() -> str:
     return str(config.get("openalex_api_url")).rstrip("/")
-
-
-def _polite(params: dict) -> dict:
-    mailto = str(config.get("lit_mailto")).strip()
-    if mailto:
-        params["mailto"] = mailto
-    return params
 
 
 def abstract_text(inverted) -> str | None:
@@ -114,7 +100,7 @@ def paper_from_work(work) -> tuple[Paper | None, str | None]:
     ), None
 
 
-def parse_list(body: Body, what: str) -> tuple[OpenAlexResult, str | None]:
+def parse_list(body: Body, what: str) -> tuple[SourceResult, str | None]:
     """A /works list body into papers and the next cursor (None on the last page)."""
     doc = json_body(body, what, OPENALEX)
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
@@ -122,7 +108,7 @@ def parse_list(body: Body, what: str) -> tuple[OpenAlexResult, str | None]:
                            service="openalex", kind="bad-body", hint="try again later")
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
     total = meta.get("count") if isinstance(meta.get("count"), int) else None
-    result = OpenAlexResult([], total)
+    result = SourceResult([], total)
     for work in doc["results"]:
         paper, why = paper_from_work(work)
         if paper is None:
@@ -141,11 +127,11 @@ def search_request(query: str, *, count: int, cursor: str | None = None,
         lo, hi = years
         params["filter"] = (f"publication_year:{lo}-{hi}" if lo and hi else
                             f"publication_year:>{lo - 1}" if lo else f"publication_year:<{hi + 1}")
-    return _base() + "/works", _polite(params)
+    return _base() + "/works", polite_params(params)
 
 
 def search(transport: Transport, query: str, *, limit: int,
-           years: tuple[int | None, int | None] | None = None) -> OpenAlexResult:
+           years: tuple[int | None, int | None] | None = None) -> SourceResult:
     """Works matching QUERY (plain words), up to `limit`, cursor page after cursor page."""
     what = f"search {query!r}"
 
@@ -170,4 +156,4 @@ def get_work(transport: Transport, ident: str) -> Paper:
         return paper
 
     url = _base() + "/works/" + quote(path, safe=":/.()")
-    return transport.get(OPENALEX, url, _polite({}), parse=parse, what=what)
+    return transport.get(OPENALEX, url, polite_params({}), parse=parse, what=what)

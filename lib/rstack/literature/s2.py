@@ -8,14 +8,13 @@ the environment (S2_API_KEY) and goes only into the `x-api-key` request header.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from .. import config
 from .errors import ServiceError
 from .papers import Paper, clean_text, make_ids
 from .query import plain_query
-from .transport import S2, Body, Transport, collect_pages, json_body
+from .transport import S2, Body, SourceResult, Transport, collect_pages, json_body
 
 FIELDS = ("paperId,externalIds,title,abstract,year,venue,authors,citationCount,openAccessPdf,url,"
           "publicationTypes,journal,publicationVenue")
@@ -24,13 +23,6 @@ PREPRINT_VENUES = frozenset({"arxiv", "arxiv.org", "corr", "biorxiv", "medrxiv",
                              "chemrxiv", "research square", "preprints"})
 MAX_LIMIT = 100
 API_KEY_ENV = "S2_API_KEY"
-
-
-@dataclass
-class S2Result:
-    papers: list[Paper]
-    total: int | None = None
-    skipped: list[str] = field(default_factory=list)
 
 
 def _headers() -> dict[str, str]:
@@ -112,20 +104,20 @@ def search_request(query: str, *, limit: int, year: str | None = None,
     return _base() + "/paper/search", params
 
 
-def parse_page(body: Body, what: str) -> tuple[S2Result, bool]:
+def parse_page(body: Body, what: str) -> tuple[SourceResult, bool]:
     """A search page and whether S2 says another follows (its `next` offset)."""
     doc = parse_json(body, what)
     return parse_search(body, what), isinstance(doc, dict) and isinstance(doc.get("next"), int)
 
 
-def parse_search(body: Body, what: str) -> S2Result:
+def parse_search(body: Body, what: str) -> SourceResult:
     """A /paper/search body into papers (items without paperId or title are skipped)."""
     doc = parse_json(body, what)
     if not isinstance(doc, dict) or not isinstance(doc.get("data", []), list) or (
             "data" not in doc and "total" not in doc):
         raise ServiceError(f"Semantic Scholar {what}: unexpected JSON (no `data` list)",
                            service="s2", kind="bad-body", hint="try again later")
-    result = S2Result([], doc.get("total") if isinstance(doc.get("total"), int) else None)
+    result = SourceResult([], doc.get("total") if isinstance(doc.get("total"), int) else None)
     for item in doc.get("data", []):
         paper, why = paper_from_item(item)
         if paper is None:
@@ -135,7 +127,8 @@ def parse_search(body: Body, what: str) -> S2Result:
     return result
 
 
-def search(transport: Transport, query: str, *, limit: int, year: str | None = None) -> S2Result:
+def search(transport: Transport, query: str, *, limit: int,
+           year: str | None = None) -> SourceResult:
     """Up to `limit` papers, page after page of at most MAX_LIMIT."""
     what = f"search {query!r}"
 

@@ -14,13 +14,14 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 from .. import __version__, atomic, config
 from .cache import ResponseCache, lit_cache_dir
 from .errors import NotFoundError, OfflineMiss, ServiceError
+from .papers import Paper
 
 T = TypeVar("T")
 
@@ -80,6 +81,16 @@ def json_body(body: Body, what: str, service: Service):
         ) from None
 
 
+@dataclass
+class SourceResult:
+    """One answer of a literature source (S2, arXiv, OpenAlex, Crossref): the papers it parsed,
+    the total it reports, and what it skipped (unparseable items)."""
+
+    papers: list[Paper]
+    total: int | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
 def collect_pages(limit: int, page_size: int, fetch: Callable[[int, int, Any], tuple[Any, Any]]):
     """Ask page after page until `limit` papers, a short page, or no next page.
 
@@ -104,6 +115,15 @@ def collect_pages(limit: int, page_size: int, fetch: Callable[[int, int, Any], t
             break
     del first.papers[limit:]
     return first
+
+
+def polite_params(params: dict) -> dict:
+    """`params` plus the configured contact (`lit_mailto`) as `mailto`: OpenAlex's and Crossref's
+    polite pools."""
+    mailto = str(config.get("lit_mailto")).strip()
+    if mailto:
+        params["mailto"] = mailto
+    return params
 
 
 def _retry_class():

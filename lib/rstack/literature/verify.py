@@ -33,6 +33,15 @@ _LATEX_CMD = re.compile(r"\\([a-zA-Z]+)\s*|\\([^a-zA-Z\s])")
 _AND = re.compile(r"\s+and\s+", re.I)
 
 
+def diff_lines(diff: list[dict]) -> list[str]:
+    """A bib entry's disagreements with the ledger, one -/+ pair of lines per field."""
+    lines = []
+    for change in diff:
+        lines.append(f"    - {change['field']}: {change['bib']!r}  (bib)")
+        lines.append(f"    + {change['field']}: {change['ledger']!r}  (ledger)")
+    return lines
+
+
 @dataclass
 class Problem:
     kind: str
@@ -50,10 +59,7 @@ class Problem:
     def render(self) -> str:
         where = f"{self.file}:{self.line}: " if self.file and self.line else (
             f"{self.file}: " if self.file else "")
-        lines = [f"{self.kind}: {where}{self.message}"]
-        for change in self.diff:
-            lines.append(f"    - {change['field']}: {change['bib']!r}  (bib)")
-            lines.append(f"    + {change['field']}: {change['ledger']!r}  (ledger)")
+        lines = [f"{self.kind}: {where}{self.message}", *diff_lines(self.diff)]
         if self.hint:
             lines.append(f"  fix: {self.hint}")
         return "\n".join(lines)

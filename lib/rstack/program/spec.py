@@ -9,12 +9,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-from ..errors import RStackError
+from ..errors import SchemaError
 from ..plan import (DEFAULT_PROTECTED, DIRECTIONS, PROFILES, PlanError, _Checker, _show,
-                    display_path, split_front_matter)
+                    display_path, load_front_matter, split_front_matter)
 
 PROGRAM_FILENAME = "program.md"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -33,12 +30,8 @@ OPTIONAL_KEYS = {"accept.alpha", "trial.args", "trial.timeout_s", "trial.profile
                  "scope.protected", "budget.max_trials", "budget.max_cost_usd", "budget.max_hours"}
 
 
-class ProgramError(RStackError):
+class ProgramError(SchemaError):
     """program.md is missing or invalid, or the program's state forbids the action."""
-
-    def __init__(self, message: str, *, hint: str | None = None, problems: list[str] | None = None):
-        super().__init__(message, hint=hint)
-        self.problems = problems or [message]
 
 
 @dataclass(frozen=True)
@@ -114,16 +107,8 @@ def parse_program(text: str, *, path: Path, where: str | None = None) -> Program
     except PlanError as exc:
         raise ProgramError(exc.message, hint="rstack program init writes a commented program.md") \
             from None
-    try:
-        root = YAML(typ="rt").load(yaml_text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + first_line}" if mark else ""
-        raise ProgramError(f"{where}{line}: malformed YAML front matter "
-                           f"({exc.problem or exc.context or 'parse error'})",
-                           hint="fix that line; rstack program init shows the layout") from None
-    except YAMLError as exc:
-        raise ProgramError(f"{where}: malformed YAML front matter ({exc})") from None
+    root = load_front_matter(yaml_text, where, first_line, error=ProgramError,
+                             hint="fix that line; rstack program init shows the layout")
     if not isinstance(root, dict):
         raise ProgramError(f"{where}: the front matter must be a mapping with the keys "
                            f"{', '.join(SECTIONS)}", hint="rstack program init shows the layout")

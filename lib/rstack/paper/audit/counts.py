@@ -24,7 +24,7 @@ _STOP = {"of", "per", "the", "and", "or", "for", "with", "in", "on", "at", "to",
 _COUNT = re.compile(
     rf"(?<![\w.,-])(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:{_NUMBER_WORD}))"
     rf"(?P<mid>(?:[\s~]+[A-Za-z][A-Za-z-]*){{0,2}}?)[\s~]+"
-    rf"(?P<noun>(?i:seeds?|runs?|arms?|trials?|epochs?|steps?|layers?|examples?))\b")
+    rf"(?P<noun>(?i:{'|'.join(noun + 's?' for noun in COUNT_NOUNS)}))\b")
 
 
 # An earlier item of a list that ends in the noun: "384 train + " in "384 train + 128 validation

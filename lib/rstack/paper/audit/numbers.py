@@ -130,10 +130,6 @@ def summary_candidates(summary: dict) -> list[Candidate]:
     return out
 
 
-_COMPARISON_STATS = ("delta", "rel_delta", "rel_delta_pct", "p_value", "diff", "rel_diff", "p",
-                     "p_adjusted", "diff_ci_low", "diff_ci_high")
-
-
 def quantity_arms(q: dict) -> tuple[str, ...]:
     """The arms a numbers.tex quantity describes: its arm, and its baseline for a comparison."""
     arms = [str(q["arm"])] if q.get("arm") else []

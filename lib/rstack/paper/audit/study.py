@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ...plan import DIRECTIONS
+
 if TYPE_CHECKING:
     from ...plan import Plan
 
@@ -98,7 +100,7 @@ def _comparison(raw: dict, metrics: dict[str, Metric]) -> Comparison | None:
                    "worse" if verdict in _WORSE_VERDICTS else None)
     elif raw.get("significant") is True and direction is not None:
         outcome = "better" if raw.get("improved") is True else "worse"
-    return Comparison(arm, base, metric, direction if direction in ("minimize", "maximize")
+    return Comparison(arm, base, metric, direction if direction in DIRECTIONS
                       else None, diff, p, verdict, outcome, raw)
 
 
@@ -192,7 +194,7 @@ def load_study(summary: dict | None, plan: Plan | None,
     primary = summary.get("primary_metric") or (plan.primary_metric if plan else None)
     if isinstance(primary, str) and primary not in metrics:
         direction = summary.get("direction")  # the declared direction analyze recorded
-        metrics[primary] = Metric(primary, direction if direction in ("minimize", "maximize")
+        metrics[primary] = Metric(primary, direction if direction in DIRECTIONS
                                   else None)
     means: dict[tuple[str, str], float] = {}
     for arm, info in (summary.get("arms") or {}).items():

@@ -20,7 +20,6 @@ USER_CODE_ALPHABET = "BCDFGHJKMNPQRTVWX"
 USER_CODE_LEN = 8
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 OWNER = "owner"
-CLAIM_STATUSES = ("recorded", "pending", "verified", "unverified", "duplicate")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
