@@ -30,6 +30,8 @@ def test_every_list_of_profiles_derives_from_the_registry():
     assert config.KEYS["compute_preferred"].choices == ("auto", *PROFILES)
     assert plan.PROFILES == PROFILES
     assert _enum("run.started", "profile") == PROFILES
+    from rstack.cli import program as cli_program
+    assert _choices(cli_program.init_command, "profile") == PROFILES
 
 
 def test_every_list_of_run_statuses_derives_from_base():

@@ -11,6 +11,7 @@ import json
 import click
 
 from .options import json_option, project_option
+from ..runners import PROFILES
 from .run import _seeds as _seed_list  # one parser of `--seeds 0,1,2`
 
 
@@ -44,7 +45,7 @@ def program_group() -> None:
 @click.option("--confirm-seeds", callback=_seed_list, default="100,101,102", show_default=True)
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=0, min_open=True), default=300.0,
               show_default=True)
-@click.option("--profile", type=click.Choice(["local", "ssh", "vastai", "modal"]),
+@click.option("--profile", type=click.Choice(PROFILES),
               default="local", show_default=True)
 @click.option("--max-trials", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--max-cost", "max_cost_usd", type=click.FloatRange(min=0), default=10.0,
