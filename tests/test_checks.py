@@ -68,3 +68,15 @@ def test_known_names():
     parse("final(val_acc) > 0 and max(step) > 0", {"val_acc"})
     with pytest.raises(CheckSyntaxError, match="unknown name 'val_accuracy'"):
         parse("final(val_accuracy) > 0", {"val_acc"})
+
+
+@pytest.mark.parametrize("expr,metrics,history", [
+    ("1" + "0" * 400 + " / 3 > 0", {}, []),  # int / int: "result too large for a float"
+    ("1" + "0" * 400 + " + 0.5 > 0", {}, []),  # int + float: "int too large to convert"
+    ("final(x) > 0", {"x": 10 ** 400}, []),  # a caller that skipped the metrics contract
+    ("final(x) > 0", {}, [{"x": 10 ** 400}]),
+    ("mean(x) > 0", {}, [{"x": 1e308}, {"x": 1e308}]),  # fsum: "intermediate overflow"
+])
+def test_overflow_is_a_failed_check_not_a_crash(expr, metrics, history):
+    result = evaluate(expr, metrics, history)
+    assert result.passed is False and result.error is not None

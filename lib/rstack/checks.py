@@ -12,6 +12,8 @@ import ast
 import math
 from dataclasses import dataclass, field
 
+from .contract import is_finite_number
+
 MAX_LENGTH = 500
 # Functions over a metric's series (its values in metrics.jsonl, in step order). `final` prefers
 # the metrics.json value, which is what analysis reports.
@@ -180,7 +182,7 @@ class _Evaluator:
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_finite_number(value)  # a 400-digit int is not: float() of it overflows
 
 
 def evaluate(expr: str, metrics: dict | None, history: list[dict] | None) -> CheckResult:
@@ -191,6 +193,8 @@ def evaluate(expr: str, metrics: dict | None, history: list[dict] | None) -> Che
         passed = bool(ev.eval(tree))
     except _Missing as exc:
         return CheckResult(expr, False, dict(ev.values), str(exc))
+    except OverflowError:  # a 400-digit constant in float arithmetic, fsum of 1e308s
+        return CheckResult(expr, False, dict(ev.values), "a number overflows a float")
     return CheckResult(expr, passed, dict(ev.values))
 
 
