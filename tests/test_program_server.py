@@ -216,6 +216,34 @@ def test_oversized_and_malformed_bodies_get_4xx_and_change_nothing(served):
     assert _claims(served) == before
 
 
+def test_hostile_bodies_and_paths_get_4xx_not_a_server_error(served):
+    # Deep nesting (RecursionError in json.loads), a 400-digit integer (math.isfinite overflows)
+    # and a claim id beyond SQLite's 64 bits are bad input (4xx), never a 500.
+    token = joined_token(served, "hostile")
+    before = _claims(served)
+    deep = served.api("POST", "/api/claims", token, data=b"[" * 50_000 + b"]" * 50_000,
+                      headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400 and "not valid JSON" in deep.json()["error"]
+    huge = "1" + "0" * 400
+    good = {"submission": "abcdefgh", "record": {
+        "verdict": "DISCARD", "metric": "val_loss", "tree": "a" * 64, "commit": "b" * 40,
+        "cost_usd": "COST", "stages": [{"name": "trial", "values": {"0": "HUGE", "1": 0.1, "2": 0.1},
+                                        "champion_values": {"0": 0.2, "1": 0.2, "2": 0.2}}]},
+        "artifacts": {}, "bundle": base64.b64encode(b"x").decode()}
+    body = json.dumps(good)
+    value = served.api("POST", "/api/claims", token, headers={"Content-Type": "application/json"},
+                       data=body.replace('"HUGE"', huge).replace('"COST"', "0"))
+    assert value.status_code == 400 and "must be a finite number" in value.json()["error"]
+    cost = served.api("POST", "/api/claims", token, headers={"Content-Type": "application/json"},
+                      data=body.replace('"HUGE"', "0.1").replace('"COST"', huge))
+    assert cost.status_code == 400 and "record.cost_usd must be a finite number" in cost.json()["error"]
+    far = served.api("GET", f"/api/claims/{huge}/bundle", token)
+    assert far.status_code == 404
+    far_verify = served.api("POST", f"/api/verify/{huge}", token, json={})
+    assert far_verify.status_code == 404
+    assert _claims(served) == before
+
+
 def test_rate_limit_per_member(served):
     token = joined_token(served, "hasty")
     codes = [served.api("POST", "/api/verify/0", token, json={}).status_code for _ in range(13)]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 import tempfile
 import threading
 from pathlib import Path
 
+from ...contract import is_finite_number
 from ...gitstate import git
 from .. import decide, gittree
 from ..kb import KnowledgeBase, ledger
@@ -39,7 +39,7 @@ class Rejected(Exception):
 
 
 def _finite(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):  # a 400-digit int is not: float() of it overflows
         raise Rejected(400, f"{where} must be a finite number, got {value!r}")
     return float(value)
 
