@@ -90,6 +90,11 @@ BAD = [
      "program.md: trial.args: --seed is set by rstack for every run; remove it (line 5)"),
     ("budget: {max_trials: 50,", "budget: {max_trials: 0,",
      "program.md: budget.max_trials: must be an integer >= 1, got 0 (line 8)"),
+    # The seed range the plan and `rstack run --seeds` allow (a 46-digit seed is never ledgered:
+    # the baseline stopped after its first runs).
+    ("seeds: [0, 1, 2]", "seeds: [0, 1, " + "1" + "0" * 45 + "]",
+     "program.md: trial.seeds: must be a list of integers from 0 to 4294967295, got "
+     "a list (line 5)"),
 ]
 
 
