@@ -119,15 +119,21 @@ class _Evaluator:
         self.metrics = metrics or {}
         self.history = history or []
         self.values: dict = {}
+        self._series: dict[str, list[float]] = {}
 
     def series(self, name: str) -> list[float]:
-        return [float(rec[name]) for rec in self.history
-                if isinstance(rec, dict) and _number(rec.get(name))]
+        # Built once per name: a 500-character check can call mean(x) 60 times.
+        if name not in self._series:
+            self._series[name] = [float(rec[name]) for rec in self.history
+                                  if isinstance(rec, dict) and _number(rec.get(name))]
+        return self._series[name]
 
     def call(self, fn: str, arg: ast.AST):
         if fn == "abs":
             return abs(self.eval(arg))
         name = arg.id  # validated: a Name
+        if f"{fn}({name})" in self.values:
+            return self.values[f"{fn}({name})"]
         if fn == "final" and _number(self.metrics.get(name)):
             value = float(self.metrics[name])
         else:
