@@ -262,6 +262,22 @@ def test_duplicate_code_is_refused_even_as_a_new_commit(based, cli):
     assert len(KnowledgeBase.read(based, "toy").candidates) == 1
 
 
+def test_a_trial_while_another_holds_the_run_lock_is_refused(based, cli):
+    # Two `program trial`s at once both read "next trial 1, not tried yet" and both recorded
+    # trial 1 and champion #1: a trial (and a baseline) holds the project's run lock.
+    from rstack.runlock import run_lock
+
+    commit_candidate(based, "offset 3", SEED_OFFSET=3)
+    runs_before = Ledger(based, "experiments").read().records
+    with run_lock(based, what="rstack program trial"):
+        result = cli("program", "trial")
+    assert result.exit_code == 1
+    assert "another `rstack program trial` is running in this project" in result.output
+    assert Ledger(based, "experiments").read().records == runs_before
+    assert len(KnowledgeBase.read(based, "toy").candidates) == 0
+    assert cli("program", "trial").exit_code == 0
+
+
 def test_scope_violation_is_refused(based, cli):
     set_constants(based, STEPS=30)
     (based / "README.md").write_text("changed\n")
