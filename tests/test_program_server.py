@@ -244,6 +244,35 @@ def test_hostile_bodies_and_paths_get_4xx_not_a_server_error(served):
     assert _claims(served) == before
 
 
+@pytest.mark.parametrize("runs", [5, None, {"a": 1}])
+def test_a_verification_whose_runs_are_not_a_list_is_400(tmp_path, monkeypatch, runs):
+    # `runs` was iterated unchecked: an int was a TypeError (500), a dict's keys were kept.
+    from program_fixtures import make_project
+
+    from rstack.program.server import claims
+    from rstack.program.server.store import Store
+    from rstack.program.spec import load_program
+    from rstack.program.trial import run_baseline
+
+    root = make_project(tmp_path / "toy")
+    monkeypatch.chdir(root)
+    run_baseline(root, echo=lambda text: None)
+    program = load_program(root)
+    champion = KnowledgeBase.read(root, program.name).champion
+    store = Store(tmp_path / "state.db")
+    store.add_claim("alice", "abcdefgh", tree="c" * 64, commit="d" * 40, verdict="KEEP",
+                    payload={}, status="pending")
+    claim = store.assign("bob", lease_s=60)
+    values = {str(seed): 0.1 for seed in program.confirm_seeds}
+    with pytest.raises(claims.Rejected) as refused:
+        claims.settle(root, store, program, claim["id"], "bob",
+                      {"champion_tree": champion["tree"], "candidate": values,
+                       "champion": values, "runs": runs})
+    assert (refused.value.status, refused.value.message) == (
+        400, "runs must be a list of run ids")
+    assert store.claim(claim["id"])["status"] == "pending"
+
+
 def test_rate_limit_per_member(served):
     token = joined_token(served, "hasty")
     codes = [served.api("POST", "/api/verify/0", token, json={}).status_code for _ in range(13)]

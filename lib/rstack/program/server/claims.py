@@ -191,6 +191,8 @@ def settle(root: Path, store: Store, program: Program, claim_id: int, verifier: 
     kept), or duplicate (that code was verified first under another claim)."""
     if not isinstance(data, dict):
         raise Rejected(400, "the body must be a JSON object")
+    if not isinstance(data.get("runs", []), list):
+        raise Rejected(400, "runs must be a list of run ids")
     with _GIT_LOCK:
         claim = store.claim(claim_id)
         if claim is None or claim["status"] != "pending":
