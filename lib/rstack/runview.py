@@ -20,7 +20,7 @@ from typing import Iterator
 from . import paths
 from .ledger import Ledger, LineProblem
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: run ids and arms must be printable (records "label")
 CACHE_FILE = "runview.json"
 ROWS_CACHE_FILE = "runview-rows.json"
 _PROBE = 65536  # bytes hashed at the head and before the cached size
