@@ -273,6 +273,19 @@ def test_a_verification_whose_runs_are_not_a_list_is_400(tmp_path, monkeypatch, 
     assert store.claim(claim["id"])["status"] == "pending"
 
 
+@pytest.mark.parametrize("keys", [["0", "\u0660", "1", "2"], [" 0", "1", "2"], ["0", "1", "0_2"],
+                                  ["+0", "1", "2"]])
+def test_seed_keys_are_plain_decimal_numbers(keys):
+    # int() reads "\u0660" (Arabic zero), " 0", "+0" and "0_2": a second entry for seed 0 silently
+    # replaced the first, and "0_2" named seed 2.
+    from rstack.program.server.claims import Rejected, seed_values
+
+    with pytest.raises(Rejected) as refused:
+        seed_values({k: 0.1 for k in keys}, [0, 1, 2], "record.stages[0].values")
+    assert refused.value.status == 400
+    assert refused.value.message.startswith("record.stages[0].values: seeds must be integers")
+
+
 def test_rate_limit_per_member(served):
     token = joined_token(served, "hasty")
     codes = [served.api("POST", "/api/verify/0", token, json={}).status_code for _ in range(13)]

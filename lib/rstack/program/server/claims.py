@@ -25,6 +25,7 @@ from .store import Store
 
 HEX40, HEX64 = re.compile(r"^[0-9a-f]{40}$"), re.compile(r"^[0-9a-f]{64}$")
 SUBMISSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SEED_KEY = re.compile(r"^(?:0|[1-9][0-9]{0,9})\Z")
 CLAIM_REF = "refs/rstack/claims/{id}"
 _GIT_LOCK = threading.Lock()  # one writer of the owner's refs and ledger at a time
 
@@ -48,10 +49,11 @@ def seed_values(obj, seeds: list[int], where: str) -> dict[int, float]:
     """{"seed": value} for exactly the program's seeds, every value finite."""
     if not isinstance(obj, dict):
         raise Rejected(400, f"{where} must be an object seed -> value")
-    try:
-        values = {int(k): _finite(v, f"{where}[{k}]") for k, v in obj.items()}
-    except ValueError:
-        raise Rejected(400, f"{where}: seeds must be integers, got {sorted(obj)}") from None
+    # Plain ASCII digits only: int() also reads " 0", "+0", "0_2" and "\u0660", so two keys
+    # could name one seed (the second silently replacing the first).
+    if not all(SEED_KEY.match(k) for k in obj):
+        raise Rejected(400, f"{where}: seeds must be integers, got {sorted(obj)}")
+    values = {int(k): _finite(v, f"{where}[{k}]") for k, v in obj.items()}
     if sorted(values) != sorted(seeds):
         raise Rejected(400, f"{where}: seeds {sorted(values)} are not the program's {sorted(seeds)}")
     return values
