@@ -243,6 +243,20 @@ def test_create_redacts_secrets_in_stdout_logs_and_says_so(analysed, cli, tmp_pa
     assert verified.exit_code == 0, verified.output
 
 
+def test_create_notes_a_credential_in_the_bundled_code(analysed, cli, tmp_path):
+    # Code is bundled byte for byte (never redacted), so a token written into train.py used to
+    # ship without a word: the note names the file and line.
+    root, _ = analysed
+    (root / "train.py").write_text((root / "train.py").read_text()
+                                   + 'TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"\n')
+    lines = (root / "train.py").read_text().count("\n")
+    out = tmp_path / "b"
+    result = _create(cli, out)
+    assert (f"note: code/train.py:{lines}: looks like a credential; it is bundled as written: "
+            "remove it from the code and rotate it") in result.output
+    assert cli("bundle", "verify", out).exit_code == 0
+
+
 def test_create_leaves_credential_files_and_ignored_files_out(analysed, cli, tmp_path):
     root, _ = analysed
     for rel in (".env", ".aws/credentials", ".netrc", "id_rsa", "scratch/big.tmp"):

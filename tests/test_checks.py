@@ -68,3 +68,32 @@ def test_known_names():
     parse("final(val_acc) > 0 and max(step) > 0", {"val_acc"})
     with pytest.raises(CheckSyntaxError, match="unknown name 'val_accuracy'"):
         parse("final(val_accuracy) > 0", {"val_acc"})
+
+
+@pytest.mark.parametrize("expr,metrics,history", [
+    ("1" + "0" * 400 + " / 3 > 0", {}, []),  # int / int: "result too large for a float"
+    ("1" + "0" * 400 + " + 0.5 > 0", {}, []),  # int + float: "int too large to convert"
+    ("final(x) > 0", {"x": 10 ** 400}, []),  # a caller that skipped the metrics contract
+    ("final(x) > 0", {}, [{"x": 10 ** 400}]),
+    ("mean(x) > 0", {}, [{"x": 1e308}, {"x": 1e308}]),  # fsum: "intermediate overflow"
+])
+def test_overflow_is_a_failed_check_not_a_crash(expr, metrics, history):
+    result = evaluate(expr, metrics, history)
+    assert result.passed is False and result.error is not None
+
+
+class _CountedHistory(list):
+    scans = 0
+
+    def __iter__(self):
+        type(self).scans += 1
+        return super().__iter__()
+
+
+def test_a_metric_series_is_read_once_per_check():
+    # "mean(x)+mean(x)+..." (60 calls in 500 characters) scanned a 1M-record history 60 times
+    # (42 s for one check): each metric's series is built once per evaluation.
+    history = _CountedHistory([{"step": i, "x": float(i)} for i in range(10)])
+    result = evaluate("mean(x)" + " + mean(x)" * 40 + " + max(x) + count(x) > 0", {}, history)
+    assert result.passed and result.values["mean(x)"] == 4.5
+    assert _CountedHistory.scans == 1

@@ -47,6 +47,9 @@ def test_missing(tmp_path):
     ('{"v": NaN}', "key 'v' is NaN"),
     ('{"v": Infinity}', "key 'v' is Infinity"),
     ('{"v": -Infinity}', "key 'v' is -Infinity"),
+    # Keys are printed by `runs list`: an escape sequence or a newline would forge its output.
+    ('{"a\\u001b]0;pwned\\u0007": 1}', "key 'a\\x1b]0;pwned\\x07' has a non-printable character"),
+    ('{"a\\nforged": 1}', "key 'a\\nforged' has a non-printable character"),
 ])
 def test_invalid(tmp_path, text, needle):
     path = tmp_path / "metrics.json"

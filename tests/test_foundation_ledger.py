@@ -18,7 +18,7 @@ NOTE = '{"type": "note", "text": "hello"}'
 SHA = "a" * 64
 
 
-_SAMPLES = {"str": "x", "int": 1, "number": 1.5, "bool": True, "object": {}, "array": [],
+_SAMPLES = {"str": "x", "label": "x", "int": 1, "number": 1.5, "bool": True, "object": {}, "array": [],
             "any": 1, "sha256": SHA}
 
 
@@ -191,6 +191,22 @@ def test_append_after_torn_line_keeps_both_lines_separate(project):
     assert lines[5].endswith(b'"text":"torn')
     assert json.loads(lines[6])["text"] == "after"
     assert [r.get("text") for r in Ledger(project, "experiments").records()][-1] == "after"
+
+
+def test_run_ids_and_arms_with_control_characters_are_damage(cli, project):
+    # A hand-edited run record whose run_id held "\x1b]0;...\x07\nFORGED" was read as good and
+    # `runs list` printed the escape sequence and a forged line; it is an invalid record now.
+    started = sample_record("run.started")
+    Ledger(project, "experiments").append({**started, "run_id": "r1", "arm": "a"})
+    with paths.ledger_path(project, "experiments").open("a") as handle:
+        for run_id, arm in (("x\x1b]0;pwned\x07\nFORGED", "a"), ("r2", "a\x1b[31m")):
+            handle.write(json.dumps({**started, "v": 1, "ts": "2026-01-01T00:00:00Z",
+                                     "run_id": run_id, "arm": arm}) + "\n")
+    result = Ledger(project, "experiments").read()
+    assert [r["run_id"] for r in result.records] == ["r1"]
+    assert [(p.line, p.kind) for p in result.problems] == [(2, "invalid-record"),
+                                                           (3, "invalid-record")]
+    assert "\x1b" not in cli("runs", "list").output
 
 
 def test_log_check_exits_1_on_damage_then_repair_quarantines(cli, project):

@@ -48,3 +48,16 @@ def test_a_rewritten_ledger_is_stale_everywhere(project, cli):
         "\\input{analysis/table_main}\n\\end{document}\n")
     result = cli("paper", "audit", "--json")
     assert f"\\\\input{{analysis/table_main}}: stale: {REWRITTEN}" in result.output
+
+
+def test_hostile_lines_after_the_analysis_are_skipped_not_a_crash(project):
+    # A line nested 100,000 deep (RecursionError in json.loads) or not UTF-8, appended after
+    # `rstack analyze`, is a damaged line: status reports the rest, it does not crash.
+    summary = make_project(project)
+    path = Ledger(project, "experiments").path
+    with open(path, "ab") as handle:
+        handle.write(b"[" * 100_000 + b"]" * 100_000 + b"\n")
+        handle.write(b'{"v":1,"type":"run.finished","run_id":"\xff","status":"ok"}\n')
+    fresh = analysis_freshness(project, summary)
+    assert fresh.current and fresh.appended == 2
+    assert project_status(project).stages["analysis"].state == "ok"

@@ -90,6 +90,11 @@ BAD = [
      "program.md: trial.args: --seed is set by rstack for every run; remove it (line 5)"),
     ("budget: {max_trials: 50,", "budget: {max_trials: 0,",
      "program.md: budget.max_trials: must be an integer >= 1, got 0 (line 8)"),
+    # The seed range the plan and `rstack run --seeds` allow (a 46-digit seed is never ledgered:
+    # the baseline stopped after its first runs).
+    ("seeds: [0, 1, 2]", "seeds: [0, 1, " + "1" + "0" * 45 + "]",
+     "program.md: trial.seeds: must be a list of integers from 0 to 4294967295, got "
+     "a list (line 5)"),
 ]
 
 
@@ -255,6 +260,22 @@ def test_duplicate_code_is_refused_even_as_a_new_commit(based, cli):
     assert same.exit_code == 1
     assert "was already tried as the baseline; nothing was run" in same.output
     assert len(KnowledgeBase.read(based, "toy").candidates) == 1
+
+
+def test_a_trial_while_another_holds_the_run_lock_is_refused(based, cli):
+    # Two `program trial`s at once both read "next trial 1, not tried yet" and both recorded
+    # trial 1 and champion #1: a trial (and a baseline) holds the project's run lock.
+    from rstack.runlock import run_lock
+
+    commit_candidate(based, "offset 3", SEED_OFFSET=3)
+    runs_before = Ledger(based, "experiments").read().records
+    with run_lock(based, what="rstack program trial"):
+        result = cli("program", "trial")
+    assert result.exit_code == 1
+    assert "another `rstack program trial` is running in this project" in result.output
+    assert Ledger(based, "experiments").read().records == runs_before
+    assert len(KnowledgeBase.read(based, "toy").candidates) == 0
+    assert cli("program", "trial").exit_code == 0
 
 
 def test_scope_violation_is_refused(based, cli):

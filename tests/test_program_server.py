@@ -216,6 +216,76 @@ def test_oversized_and_malformed_bodies_get_4xx_and_change_nothing(served):
     assert _claims(served) == before
 
 
+def test_hostile_bodies_and_paths_get_4xx_not_a_server_error(served):
+    # Deep nesting (RecursionError in json.loads), a 400-digit integer (math.isfinite overflows)
+    # and a claim id beyond SQLite's 64 bits are bad input (4xx), never a 500.
+    token = joined_token(served, "hostile")
+    before = _claims(served)
+    deep = served.api("POST", "/api/claims", token, data=b"[" * 50_000 + b"]" * 50_000,
+                      headers={"Content-Type": "application/json"})
+    assert deep.status_code == 400 and "not valid JSON" in deep.json()["error"]
+    huge = "1" + "0" * 400
+    good = {"submission": "abcdefgh", "record": {
+        "verdict": "DISCARD", "metric": "val_loss", "tree": "a" * 64, "commit": "b" * 40,
+        "cost_usd": "COST", "stages": [{"name": "trial", "values": {"0": "HUGE", "1": 0.1, "2": 0.1},
+                                        "champion_values": {"0": 0.2, "1": 0.2, "2": 0.2}}]},
+        "artifacts": {}, "bundle": base64.b64encode(b"x").decode()}
+    body = json.dumps(good)
+    value = served.api("POST", "/api/claims", token, headers={"Content-Type": "application/json"},
+                       data=body.replace('"HUGE"', huge).replace('"COST"', "0"))
+    assert value.status_code == 400 and "must be a finite number" in value.json()["error"]
+    cost = served.api("POST", "/api/claims", token, headers={"Content-Type": "application/json"},
+                      data=body.replace('"HUGE"', "0.1").replace('"COST"', huge))
+    assert cost.status_code == 400 and "record.cost_usd must be a finite number" in cost.json()["error"]
+    far = served.api("GET", f"/api/claims/{huge}/bundle", token)
+    assert far.status_code == 404
+    far_verify = served.api("POST", f"/api/verify/{huge}", token, json={})
+    assert far_verify.status_code == 404
+    assert _claims(served) == before
+
+
+@pytest.mark.parametrize("runs", [5, None, {"a": 1}])
+def test_a_verification_whose_runs_are_not_a_list_is_400(tmp_path, monkeypatch, runs):
+    # `runs` was iterated unchecked: an int was a TypeError (500), a dict's keys were kept.
+    from program_fixtures import make_project
+
+    from rstack.program.server import claims
+    from rstack.program.server.store import Store
+    from rstack.program.spec import load_program
+    from rstack.program.trial import run_baseline
+
+    root = make_project(tmp_path / "toy")
+    monkeypatch.chdir(root)
+    run_baseline(root, echo=lambda text: None)
+    program = load_program(root)
+    champion = KnowledgeBase.read(root, program.name).champion
+    store = Store(tmp_path / "state.db")
+    store.add_claim("alice", "abcdefgh", tree="c" * 64, commit="d" * 40, verdict="KEEP",
+                    payload={}, status="pending")
+    claim = store.assign("bob", lease_s=60)
+    values = {str(seed): 0.1 for seed in program.confirm_seeds}
+    with pytest.raises(claims.Rejected) as refused:
+        claims.settle(root, store, program, claim["id"], "bob",
+                      {"champion_tree": champion["tree"], "candidate": values,
+                       "champion": values, "runs": runs})
+    assert (refused.value.status, refused.value.message) == (
+        400, "runs must be a list of run ids")
+    assert store.claim(claim["id"])["status"] == "pending"
+
+
+@pytest.mark.parametrize("keys", [["0", "\u0660", "1", "2"], [" 0", "1", "2"], ["0", "1", "0_2"],
+                                  ["+0", "1", "2"]])
+def test_seed_keys_are_plain_decimal_numbers(keys):
+    # int() reads "\u0660" (Arabic zero), " 0", "+0" and "0_2": a second entry for seed 0 silently
+    # replaced the first, and "0_2" named seed 2.
+    from rstack.program.server.claims import Rejected, seed_values
+
+    with pytest.raises(Rejected) as refused:
+        seed_values({k: 0.1 for k in keys}, [0, 1, 2], "record.stages[0].values")
+    assert refused.value.status == 400
+    assert refused.value.message.startswith("record.stages[0].values: seeds must be integers")
+
+
 def test_rate_limit_per_member(served):
     token = joined_token(served, "hasty")
     codes = [served.api("POST", "/api/verify/0", token, json={}).status_code for _ in range(13)]

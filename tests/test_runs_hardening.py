@@ -241,6 +241,22 @@ def test_run_index_is_incremental_and_rebuilt_after_a_rewrite(project):
     assert first.line_count == 2
 
 
+@pytest.mark.parametrize("text", ["[]", "null", "5", '"x"'])
+def test_run_index_cache_that_is_not_an_object_is_rebuilt(project, text):
+    # A cache file truncated or overwritten with valid JSON that is not an object is a cache
+    # miss, like a damaged one: the index is rebuilt from the ledger, not an AttributeError.
+    from rstack import runview
+
+    ledger = Ledger(project, "experiments")
+    ledger.append(_started("r1"))
+    ledger.append(_finished("r1"))
+    runview.load(project).runs()
+    runview.cache_path(project).write_text(text)
+    runview.rows_cache_path(project).write_text(text)
+    index = runview.load(project)
+    assert [row.run_id for row in index.runs()] == ["r1"] and index.spent_usd() == 0.5
+
+
 def test_run_index_prefix_lookup_and_torn_tail(project, cli):
     from rstack import runview
 

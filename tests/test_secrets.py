@@ -35,6 +35,10 @@ SECRET_VALUES = {
     "AWSID": "AKIAABCDEFGHIJKLMNOP",
     "HOOK": "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
     "DISCORD": "https://discord.com/api/webhooks/123456/abcdefABCDEF",
+    # A password-only userinfo (Redis's form) and connection strings with a key or password.
+    "REDIS_URL": "redis://:hunter2pass@localhost:6379/0",
+    "AZ_STORAGE": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFyYmF6cXV4MTIz==;",
+    "SQL_CONN": "Server=db;User Id=sa;Password=Sup3rS3cret;",
 }
 
 
@@ -78,6 +82,8 @@ def test_scrub_env_keeps_ordinary_and_allowed_names():
     ("xoxp-1234567890-abcdefghij", "xoxp-1234"),
     ("key AKIAABCDEFGHIJKLMNOP", "AKIAABCD"),
     ('{"token": "tok_99"}', "tok_99"),
+    ("broker redis://:hunter2pass@localhost:6379/0 refused", "hunter2pass"),
+    ("AccountName=a;AccountKey=Zm9vYmFyYmF6cXV4MTIz==;", "Zm9vYmFy"),
 ])
 def test_redact_removes_secrets(text, leaked):
     out = secrets.redact(text)

@@ -177,6 +177,29 @@ def test_preflight_state_follows_the_plans_arm_args(project):
     assert verdict("FAIL", ["--bogus"], "bad-flags").state == "failed"
 
 
+def test_local_runs_in_flight_with_no_live_rstack_run_are_not_called_running(project):
+    # `rstack run` SIGKILLed: its local runs died with it (the reaper), but status went on
+    # saying "1 running". The run lock names no live holder, so they are in flight, not running.
+    import json
+    import os
+    import socket
+
+    from rstack.runlock import lock_path
+
+    _install_marker()
+    _plan(project)
+    _runs(project, [("r1", "baseline", 0, "ok"), ("r3", "treatment", 1, None)])
+    stage = project_status(project).stages["runs"]
+    assert stage.data["arms"]["treatment"]["running"] == 1
+    assert stage.data["orphaned"] == ["r3"]
+    assert ("treatment: 0 ok, 0 failed, 1 in flight with no live `rstack run` "
+            "(rstack run --resume closes them)") in stage.detail
+    # A live holder (this process) keeps them running.
+    lock_path(project).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    stage = project_status(project).stages["runs"]
+    assert stage.data["orphaned"] == [] and "treatment: 0 ok, 0 failed, 1 running" in stage.detail
+
+
 def test_runs_per_arm_spend_and_missing_seeds(project, monkeypatch):
     _install_marker()
     _plan(project)

@@ -121,6 +121,26 @@ def _copy_code_files(root: Path, dest: Path, skip: set[Path], notes: list[str]) 
         shutil.copy2(src, target)
 
 
+_SCAN_LIMIT = 1024 * 1024  # bytes of one code file scanned for credentials
+
+
+def _note_code_secrets(bundle: Path, notes: list[str]) -> None:
+    """Name each line of the bundled code (code/, code.patch) that holds a credential-shaped
+    value (rstack.secrets). Code stays byte for byte: it is what reproduces the numbers."""
+    files = sorted(p for p in (bundle / "code").rglob("*") if p.is_file() and not p.is_symlink())
+    if (bundle / "code.patch").is_file():
+        files.append(bundle / "code.patch")
+    for path in files:
+        if path.stat().st_size > _SCAN_LIMIT:
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), start=1):
+            if secrets.is_secret_value(line):
+                notes.append(f"{path.relative_to(bundle).as_posix()}:{number}: looks like a "
+                             "credential; it is bundled as written: remove it from the code and "
+                             "rotate it")
+
+
 def _redact_logs(bundle: Path, notes: list[str]) -> list[str]:
     """Redact secrets in the bundled runs' stdout logs (rstack.secrets); returns their paths.
 
@@ -277,6 +297,7 @@ def create_bundle(root: Path, out: Path | None = None) -> BundleReport:
         for run_id, rel in sorted(runs.items()):
             shutil.copytree(root / rel, work / "results" / run_id, symlinks=True)
         redacted = _redact_logs(work, notes)
+        _note_code_secrets(work, notes)
         shutil.copytree(summary_path.parent, work / "analysis", symlinks=True)
         paper_files = sorted(p for p in root.iterdir() if p.is_file() and (
             p.suffix in _PAPER_SUFFIXES or p.name in ("paper.pdf", REVIEW_FILE, FINDINGS_FILE)))

@@ -12,6 +12,8 @@ import ast
 import math
 from dataclasses import dataclass, field
 
+from .contract import is_finite_number
+
 MAX_LENGTH = 500
 # Functions over a metric's series (its values in metrics.jsonl, in step order). `final` prefers
 # the metrics.json value, which is what analysis reports.
@@ -117,15 +119,21 @@ class _Evaluator:
         self.metrics = metrics or {}
         self.history = history or []
         self.values: dict = {}
+        self._series: dict[str, list[float]] = {}
 
     def series(self, name: str) -> list[float]:
-        return [float(rec[name]) for rec in self.history
-                if isinstance(rec, dict) and _number(rec.get(name))]
+        # Built once per name: a 500-character check can call mean(x) 60 times.
+        if name not in self._series:
+            self._series[name] = [float(rec[name]) for rec in self.history
+                                  if isinstance(rec, dict) and _number(rec.get(name))]
+        return self._series[name]
 
     def call(self, fn: str, arg: ast.AST):
         if fn == "abs":
             return abs(self.eval(arg))
         name = arg.id  # validated: a Name
+        if f"{fn}({name})" in self.values:
+            return self.values[f"{fn}({name})"]
         if fn == "final" and _number(self.metrics.get(name)):
             value = float(self.metrics[name])
         else:
@@ -180,7 +188,7 @@ class _Evaluator:
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_finite_number(value)  # a 400-digit int is not: float() of it overflows
 
 
 def evaluate(expr: str, metrics: dict | None, history: list[dict] | None) -> CheckResult:
@@ -191,6 +199,8 @@ def evaluate(expr: str, metrics: dict | None, history: list[dict] | None) -> Che
         passed = bool(ev.eval(tree))
     except _Missing as exc:
         return CheckResult(expr, False, dict(ev.values), str(exc))
+    except OverflowError:  # a 400-digit constant in float arithmetic, fsum of 1e308s
+        return CheckResult(expr, False, dict(ev.values), "a number overflows a float")
     return CheckResult(expr, passed, dict(ev.values))
 
 

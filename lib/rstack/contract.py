@@ -103,6 +103,10 @@ def validate_metrics_object(data: Any, *, where: str = METRICS_FILE) -> dict:
                             category="metrics-invalid",
                             hint="write the final metrics, e.g. {\"val_loss\": 0.41}")
     for key, value in data.items():
+        if not key.isprintable():  # printed by `runs list`: an escape sequence would forge it
+            raise ContractError(f"{where}: key {key!r} has a non-printable character",
+                                category="metrics-invalid", key=key,
+                                hint="name metrics with printable text, e.g. \"val/loss\"")
         if not is_finite_number(value):
             what = _describe(value)
             fix = ("flatten it: one key per number (e.g. \"val/loss\")" if isinstance(value, (dict, list))

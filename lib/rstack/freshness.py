@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import paths
 from .hashing import prefix_sha256
+from .ledger import strict_loads
 
 REWRITTEN = "the experiments ledger changed since `rstack analyze`"
 
@@ -57,7 +58,7 @@ def analysis_freshness(root: Path, summary: dict) -> Freshness:
             continue
         appended += 1
         try:
-            record = json.loads(line)
+            record = strict_loads(line)  # a damaged line, as the ledger reads it: skipped
         except ValueError:
             continue
         if isinstance(record, dict) and record.get("type") == "run.finished" \

@@ -66,7 +66,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
     # The runs concern (rstack run): one started + one finished per run; retries are new runs.
     RecordType(
         "run.started", ("experiments",),
-        {"run_id": "str", "arm": "str", "seed": "int", "args": "array", "command": "array",
+        {"run_id": "label", "arm": "label", "seed": "int", "args": "array", "command": "array",
          "output_dir": "str", "profile": "enum:" + ",".join(PROFILES), "host": "str",
          "plan_sha256": "sha256?", "config_hash": "sha256", "git_commit": "str?",
          "git_dirty": "bool?", "script": "str", "script_sha256": "sha256", "timeout_s": "number?",
@@ -77,7 +77,7 @@ RECORD_TYPES: dict[str, RecordType] = _types(
         doc="A run was launched: exactly what ran, where, from which code and plan."),
     RecordType(
         "run.finished", ("experiments",),
-        {"run_id": "str", "arm": "str", "seed": "int",
+        {"run_id": "label", "arm": "label", "seed": "int",
          "status": "enum:" + ",".join(STATUSES),
          "exit_code": "int?", "category": "str?", "hint": "str?", "metrics": "object?",
          "artifacts": "array", "duration_s": "number", "cost_usd": "number"},
@@ -213,6 +213,9 @@ def find_huge_int(value: Any, path: str = "") -> str | None:
 _BASE_CHECKS: dict[str, Callable[[Any], bool]] = {
     "any": lambda value: True,
     "str": lambda value: isinstance(value, str),
+    # A name readers print in tables (a run id, an arm): an escape sequence or a newline in it
+    # would forge their output.
+    "label": lambda value: isinstance(value, str) and value.isprintable(),
     "int": _is_int,
     "number": _is_number,
     "bool": lambda value: isinstance(value, bool),
@@ -247,7 +250,8 @@ def _describe_spec(spec: str) -> str:
     nullable = spec.endswith("?")
     base = spec[:-1] if nullable else spec
     text = f"one of {base[5:].replace(',', ', ')}" if base.startswith("enum:") else {
-        "str": "a string", "int": "an integer", "number": "a finite number", "bool": "true or false",
+        "str": "a string", "label": "printable text (no control characters)",
+        "int": "an integer", "number": "a finite number", "bool": "true or false",
         "object": "a JSON object", "array": "a JSON array", "any": "any value",
         "sha256": "a sha256 hex digest (64 lowercase hex chars)",
     }[base]

@@ -40,6 +40,25 @@ def _holder(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def live_holder(root: Path) -> dict | None:
+    """The holder of the run lock when one may still be alive, else None, without taking the lock
+    (status must not make a starting `rstack run` fail). A holder killed with SIGKILL leaves its
+    record behind: a pid that no longer exists on this host is no holder."""
+    holder = _holder(lock_path(root))
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    if holder.get("host") != socket.gethostname():
+        return holder  # another machine's process: it cannot be checked from here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except (PermissionError, OverflowError):
+        return holder if pid < 2 ** 31 else None
+    return holder
+
+
 @contextmanager
 def run_lock(root: Path, *, what: str = "rstack run") -> Iterator[dict]:
     """Hold the project's run lock for the block; raise RunLockError when another process holds

@@ -20,7 +20,7 @@ from typing import Iterator
 from . import paths
 from .ledger import Ledger, LineProblem
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: run ids and arms must be printable (records "label")
 CACHE_FILE = "runview.json"
 ROWS_CACHE_FILE = "runview-rows.json"
 _PROBE = 65536  # bytes hashed at the head and before the cached size
@@ -413,7 +413,7 @@ def _cached_rows(root: Path, ledger_path: Path, size_now: int) -> tuple[dict, in
     """(rows, byte offset and line number to stream on from) from the rows cache, or from 0."""
     try:
         data = json.loads(rows_cache_path(root).read_text(encoding="utf-8"))
-        if data.get("version") != CACHE_VERSION or data["size"] > size_now \
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or data["size"] > size_now \
                 or _key(ledger_path, data["size"]) != data["key"]:
             raise ValueError("stale")
         rows = {values[0]: RunRow.from_list(values) for values in data["rows"]}
@@ -436,7 +436,7 @@ def _save_rows(root: Path, ledger_path: Path, size: int, line_count: int, rows: 
 def _cached(root: Path, ledger_path: Path, size_now: int) -> RunIndex | None:
     try:
         data = json.loads(cache_path(root).read_text(encoding="utf-8"))
-        if data.get("version") != CACHE_VERSION or data["size"] > size_now:
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or data["size"] > size_now:
             return None
         if _key(ledger_path, data["size"]) != data["key"]:
             return None

@@ -63,13 +63,18 @@ _TOKEN_SHAPES = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
 ]
 # user:password@ (and token@ for DSNs) in a URL: keep the scheme and host, drop the userinfo.
-_URL_USERINFO = re.compile(r"(?<=://)[^/\s:@\"'<>]+(?::[^/\s@\"'<>]*)?@(?=[^\s/@\"'<>]+)")
-_URL_WITH_PASSWORD = re.compile(r"://[^/\s:@\"'<>]+:[^/\s@\"'<>]+@")
+# The user may be empty: redis://:password@host is Redis's own form.
+_URL_USERINFO = re.compile(r"(?<=://)(?:[^/\s:@\"'<>]+(?::[^/\s@\"'<>]*)?|:[^/\s@\"'<>]+)@"
+                           r"(?=[^\s/@\"'<>]+)")
+_URL_WITH_PASSWORD = re.compile(r"://[^/\s:@\"'<>]*:[^/\s@\"'<>]+@")
+# A password or key inside a connection string (`Server=db;Password=...`, Azure's `AccountKey=`).
+_CONNECTION_SECRET = re.compile(r"(?i)(?:^|;)\s*(?:password|pwd|account[ _]?key|"
+                                r"shared[ _]?access[ _]?key)\s*=\s*[^;\s]")
 # Secret words followed by their value: `api_key=...`, `token: ...`, `DB_PASS=...`,
 # `Authorization: Bearer ...`, `hf_token hf_...`, `the password is ...`.
 # The core word may carry a prefix (DB_, hf_) and a separator-led suffix (_url), never bare
 # letters after it: "author", "tokens" and "my_path" are not secret words.
-_SECRET_WORD = (r"[\w.-]*(?:api[_ -]?key|access[_ -]?key|token|secret|passw(?:or)?d|passwd|pwd|"
+_SECRET_WORD = (r"[\w.-]*(?:api[_ -]?key|access[_ -]?key|account[_ -]?key|token|secret|passw(?:or)?d|passwd|pwd|"
                 r"credentials?|auth|authorization|bearer|_pass|_pat|dsn|webhook|cookie)"
                 r"(?:[_.-][\w.-]*)?(?![A-Za-z0-9])")
 _ASSIGNMENT = re.compile(
@@ -98,7 +103,7 @@ _MIN_ENV_SECRET = 8  # shorter environment values are too likely to occur in ord
 def is_secret_value(value: str) -> bool:
     """True when a value is a credential whatever its variable is called (a token's shape, a URL
     with a password, a webhook URL)."""
-    if _URL_WITH_PASSWORD.search(value):
+    if _URL_WITH_PASSWORD.search(value) or _CONNECTION_SECRET.search(value):
         return True
     return any(pattern.search(value) for pattern in _TOKEN_SHAPES)
 

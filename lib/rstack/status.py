@@ -232,8 +232,20 @@ def _runs_stage(root: Path, plan, index) -> Stage:
         cap = config.get("max_cost_usd")
     data: dict[str, Any] = {"arms": per_arm, "spent_usd": spent, "cap_usd": cap,
                             "superseded": superseded}
-    summary = "; ".join(f"{arm}: {c['ok']} ok, {c['failed']} failed"
-                        + (f", {c['running']} running" if c["running"] else "")
+    # Local runs die with their `rstack run` (the reaper): with no live holder of the run lock,
+    # they are in flight in the ledger only (remote ones may still run; --resume re-attaches).
+    from .runlock import live_holder
+
+    orphaned = ([row for row in index.in_flight() if row.profile == "local"]
+                if index.inflight and live_holder(root) is None else [])
+    data["orphaned"] = [row.run_id for row in orphaned]
+
+    def running(arm: str, count: int) -> str:
+        lost = sum(1 for row in orphaned if row.arm == arm)
+        return (f", {count} in flight with no live `rstack run` (rstack run --resume closes them)"
+                if lost and lost == count else f", {count} running" if count else "")
+
+    summary = "; ".join(f"{arm}: {c['ok']} ok, {c['failed']} failed" + running(arm, c["running"])
                         for arm, c in sorted(per_arm.items())) or "no runs yet"
     if superseded:
         summary += f"; {superseded} superseded (older script)"

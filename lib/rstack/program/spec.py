@@ -87,9 +87,9 @@ class _ProgramChecker(_Checker):
         if key not in sec:
             return []
         if not isinstance(value, list) or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                  and s >= 0 for s in value):
-            self.problem(f"{sec_name}.{key}", f"must be a list of integers >= 0, got {_show(value)}",
-                         sec, key)
+                                                  and 0 <= s < 2 ** 32 for s in value):
+            self.problem(f"{sec_name}.{key}", "must be a list of integers from 0 to 4294967295, "
+                         f"got {_show(value)}", sec, key)
             return []
         if len(set(value)) != len(value):
             self.problem(f"{sec_name}.{key}", f"has a repeated seed: {value}", sec, key)

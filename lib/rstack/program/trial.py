@@ -274,11 +274,20 @@ def _stage_fields(stage: decide.Stage) -> dict:
             "ci_high": stage.ci_high, "n": stage.n}
 
 
-def run_trial(root: Path, *, hypothesis: str | None = None, reset: bool = False,
-              runner_factory=None, jobs: int | None = None, echo: Echo = _stderr,
-              member: str | None = None) -> TrialResult:
+def run_trial(root: Path, **options) -> TrialResult:
     """`rstack program trial`: HEAD is the candidate. Refuses (ProgramError) before running
-    anything when a guard fails; otherwise always ends with a recorded verdict."""
+    anything when a guard fails; otherwise always ends with a recorded verdict. Holds the
+    project's run lock (RunLockError when another run, trial or baseline holds it): two trials at
+    once would both read "next trial N, this code not tried yet" and both record trial N."""
+    from ..runlock import run_lock
+
+    with run_lock(Path(root), what="rstack program trial"):
+        return _run_trial(root, **options)
+
+
+def _run_trial(root: Path, *, hypothesis: str | None = None, reset: bool = False,
+               runner_factory=None, jobs: int | None = None, echo: Echo = _stderr,
+               member: str | None = None) -> TrialResult:
     started = time.monotonic()
     root = Path(root)
     program = load_program(root)
@@ -408,10 +417,18 @@ def run_trial(root: Path, *, hypothesis: str | None = None, reset: bool = False,
     return result
 
 
-def run_baseline(root: Path, *, ref: str | None = None, runner_factory=None,
-                 jobs: int | None = None, echo: Echo = _stderr) -> TrialResult:
+def run_baseline(root: Path, **options) -> TrialResult:
     """`rstack program baseline`: run the baseline ref on the trial seeds and make it champion 0;
-    report the seed-to-seed noise and the smallest effect the design can detect."""
+    report the seed-to-seed noise and the smallest effect the design can detect. Holds the
+    project's run lock, as a trial does."""
+    from ..runlock import run_lock
+
+    with run_lock(Path(root), what="rstack program baseline"):
+        return _run_baseline(root, **options)
+
+
+def _run_baseline(root: Path, *, ref: str | None = None, runner_factory=None,
+                  jobs: int | None = None, echo: Echo = _stderr) -> TrialResult:
     started = time.monotonic()
     root = Path(root)
     program = load_program(root)

@@ -98,6 +98,8 @@ async def _json(request: Request, limit: int = SMALL_BODY):
         return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise claims.Rejected(400, f"the body is not valid JSON ({exc})") from None
+    except RecursionError:  # [[[[... 50,000 deep fits in a small body
+        raise claims.Rejected(400, "the body is not valid JSON (nested too deeply)") from None
 
 
 def _no_constant(name: str):
@@ -276,7 +278,7 @@ def create_app(root: Path, settings: Settings | None = None) -> Starlette:
     @handle
     async def claim_bundle(request: Request):
         member = who(request)
-        claim = store.claim(int(request.path_params["claim"]))
+        claim = _claim(store, request)
         if claim is None or (member.role != "owner" and claim["assigned"] != member.name):
             raise claims.Rejected(404, "no such claim assigned to you")
         kb = KnowledgeBase.read(root, program.name)
@@ -288,8 +290,11 @@ def create_app(root: Path, settings: Settings | None = None) -> Starlette:
         member = who(request)
         limited(member)
         data = await _json(request)
-        out = await run_in_threadpool(claims.settle, root, store, program,
-                                      int(request.path_params["claim"]), member.name, data)
+        claim_id = int(request.path_params["claim"])
+        if claim_id >= 2 ** 63:  # beyond SQLite's INTEGER: no such claim
+            raise claims.Rejected(404, f"claim {claim_id} is not pending")
+        out = await run_in_threadpool(claims.settle, root, store, program, claim_id, member.name,
+                                      data)
         return JSONResponse(out)
 
     @handle
@@ -298,6 +303,10 @@ def create_app(root: Path, settings: Settings | None = None) -> Starlette:
         return JSONResponse({"claims": [{k: c[k] for k in ("id", "member", "tree", "commit", "verdict",
                                                            "status", "verifier", "trial", "verification")}
                                         for c in store.claims()]})
+
+    def _claim(store, request: Request):
+        claim_id = int(request.path_params["claim"])
+        return store.claim(claim_id) if claim_id < 2 ** 63 else None  # SQLite's INTEGER
 
     routes = [Route("/oauth/device_authorization", device_authorization, methods=["POST"]),
               Route("/oauth/token", token, methods=["POST"]),

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 import tempfile
 import threading
 from pathlib import Path
 
+from ...contract import is_finite_number
 from ...gitstate import git
 from .. import decide, gittree
 from ..kb import KnowledgeBase, ledger
@@ -25,6 +25,7 @@ from .store import Store
 
 HEX40, HEX64 = re.compile(r"^[0-9a-f]{40}$"), re.compile(r"^[0-9a-f]{64}$")
 SUBMISSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SEED_KEY = re.compile(r"^(?:0|[1-9][0-9]{0,9})\Z")
 CLAIM_REF = "refs/rstack/claims/{id}"
 _GIT_LOCK = threading.Lock()  # one writer of the owner's refs and ledger at a time
 
@@ -39,7 +40,7 @@ class Rejected(Exception):
 
 
 def _finite(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):  # a 400-digit int is not: float() of it overflows
         raise Rejected(400, f"{where} must be a finite number, got {value!r}")
     return float(value)
 
@@ -48,10 +49,11 @@ def seed_values(obj, seeds: list[int], where: str) -> dict[int, float]:
     """{"seed": value} for exactly the program's seeds, every value finite."""
     if not isinstance(obj, dict):
         raise Rejected(400, f"{where} must be an object seed -> value")
-    try:
-        values = {int(k): _finite(v, f"{where}[{k}]") for k, v in obj.items()}
-    except ValueError:
-        raise Rejected(400, f"{where}: seeds must be integers, got {sorted(obj)}") from None
+    # Plain ASCII digits only: int() also reads " 0", "+0", "0_2" and "\u0660", so two keys
+    # could name one seed (the second silently replacing the first).
+    if not all(SEED_KEY.match(k) for k in obj):
+        raise Rejected(400, f"{where}: seeds must be integers, got {sorted(obj)}")
+    values = {int(k): _finite(v, f"{where}[{k}]") for k, v in obj.items()}
     if sorted(values) != sorted(seeds):
         raise Rejected(400, f"{where}: seeds {sorted(values)} are not the program's {sorted(seeds)}")
     return values
@@ -191,6 +193,8 @@ def settle(root: Path, store: Store, program: Program, claim_id: int, verifier: 
     kept), or duplicate (that code was verified first under another claim)."""
     if not isinstance(data, dict):
         raise Rejected(400, "the body must be a JSON object")
+    if not isinstance(data.get("runs", []), list):
+        raise Rejected(400, "runs must be a list of run ids")
     with _GIT_LOCK:
         claim = store.claim(claim_id)
         if claim is None or claim["status"] != "pending":
